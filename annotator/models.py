@@ -1,0 +1,302 @@
+"""Tables of the platform. State lives here; writes go through services."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def default_labels() -> list[dict]:
+    return [
+        {"name": "negative", "key": "1"},
+        {"name": "neutral", "key": "2"},
+        {"name": "positive", "key": "3"},
+    ]
+
+
+class TextKind(models.TextChoices):
+    REVIEW = "review", "Product review"
+    DIALOGUE = "dialogue", "Customer-service dialogue"
+    QUERY = "query", "Search query"
+    AD = "ad", "Ad copy"
+    SOCIAL = "social", "Social post"
+
+
+class Strategy(models.TextChoices):
+    RANDOM = "random", "Random"
+    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+    MARGIN = "margin", "Margin (breaking ties)"
+    ENTROPY = "entropy", "Entropy"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    # Ordered label set: [{"name": "negative", "key": "1"}, ...]
+    labels = models.JSONField(default=default_labels)
+    text_kind = models.CharField(max_length=20, choices=TextKind.choices, default=TextKind.REVIEW)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # labeling
+    lease_seconds = models.PositiveIntegerField(default=600)
+    overlap_percent = models.PositiveSmallIntegerField(
+        default=0, help_text="Share of items (0-100) sent to several labelers."
+    )
+    overlap_labelers = models.PositiveSmallIntegerField(
+        default=2, help_text="How many independent labelers an overlap item gets."
+    )
+    label_gold_by_people = models.BooleanField(
+        default=False, help_text="Put gold items in the labeling queue (they stay out of training)."
+    )
+    show_suggestions = models.BooleanField(
+        default=False, help_text="Show labelers the model's suggestion (anchoring bias: off by default)."
+    )
+
+    # active learning
+    strategy = models.CharField(max_length=30, choices=Strategy.choices, default=Strategy.MARGIN)
+    random_share = models.FloatField(default=0.1, help_text="Share of random picks as a control.")
+    candidate_pool_size = models.PositiveIntegerField(default=10_000)
+
+    # training
+    model_name = models.CharField(
+        max_length=300, blank=True, help_text="Hugging Face id or local path; empty = bundled default."
+    )
+    max_length = models.PositiveIntegerField(default=128)
+    epochs = models.PositiveSmallIntegerField(default=3)
+    retrain_min_new_labels = models.PositiveIntegerField(default=50)
+    retrain_every_minutes = models.PositiveIntegerField(default=60)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label["name"] for label in self.labels]
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="unique_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project}"
+
+
+class Item(models.Model):
+    class Split(models.TextChoices):
+        POOL = "pool", "Pool"
+        GOLD = "gold", "Gold"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=200, blank=True, db_index=True)
+    raw_text = models.TextField()
+    text = models.TextField(help_text="Cleaned text: what labelers see and models read.")
+    content_hash = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20, choices=TextKind.choices, default=TextKind.REVIEW)
+    # Dialogue turns kept as structure: [{"speaker": "customer", "text": "..."}]
+    turns = models.JSONField(null=True, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.POOL)
+    gold_label = models.CharField(max_length=100, blank=True)
+    # Label imported with the data (pre-labeled), kept apart from human annotations.
+    imported_label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # queue state
+    required_labels = models.PositiveSmallIntegerField(default=1)
+    annotation_count = models.PositiveSmallIntegerField(default=0)
+    leased_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    random_key = models.FloatField(default=0.0, help_text="Fixed random order for cold start.")
+    # active-learning rank of the newest scored version (higher = ask sooner)
+    priority = models.FloatField(null=True, blank=True)
+    scored_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # adjudication of disagreements (originals stay in Annotation)
+    final_label = models.CharField(max_length=100, blank=True)
+    adjudicated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    adjudicated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="unique_item_text")
+        ]
+        indexes = [
+            models.Index(fields=["project", "split", "annotation_count"], name="item_queue_idx"),
+            models.Index(fields=["project", "random_key"], name="item_random_idx"),
+            models.Index(fields=["project", "priority"], name="item_priority_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.text[:60]}"
+
+
+class Annotation(models.Model):
+    class Picked(models.TextChoices):
+        RANDOM = "random", "Random"
+        UNCERTAINTY = "uncertainty", "Uncertainty sampling"
+        RANDOM_CONTROL = "random_control", "Random control share"
+        SEED = "seed", "Cold-start seeding"
+        OVERLAP = "overlap", "Overlap (agreement)"
+        GOLD = "gold", "Gold labeled by people"
+        IMPORT = "import", "Imported"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations"
+    )
+    label = models.CharField(max_length=100)
+    seconds_spent = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # provenance
+    picked_by = models.CharField(max_length=30, choices=Picked.choices, default=Picked.RANDOM)
+    strategy = models.CharField(max_length=30, blank=True)
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    predicted_label = models.CharField(max_length=100, blank=True)
+    predicted_confidence = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "labeler"], name="one_annotation_per_labeler")
+        ]
+        indexes = [models.Index(fields=["labeler", "created_at"], name="annotation_labeler_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.labeler} → {self.label} on item {self.item_id}"
+
+
+class ImportJob(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    filename = models.CharField(max_length=300)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    # [{"line": 12, "reason": "..."}], capped
+    report = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Admin pressed retrain"
+        SCHEDULE = "schedule", "Periodic schedule"
+        COMMAND = "command", "Management command"
+        API = "api", "API"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    # {"epoch": 1, "epochs": 3, "step": 10, "total_steps": 30, "loss": 0.7}
+    progress = models.JSONField(default=dict, blank=True)
+    # [[item_id, label], ...] the labels this run trains on
+    label_snapshot = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_training_per_project",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.project} ({self.status})"
+
+
+class ModelVersion(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    version = models.PositiveIntegerField()
+    training_run = models.OneToOneField(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_version"
+    )
+    base_model = models.CharField(max_length=300)
+    # folder inside the "artifacts" storage holding the save_pretrained files
+    artifact_path = models.CharField(max_length=500)
+    label_names = models.JSONField(default=list)
+    label_count = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    device = models.CharField(max_length=50, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="unique_model_version"),
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(is_active=True), name="one_active_model_per_project"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} v{self.version}"
+
+
+class Prediction(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="predictions"
+    )
+    label = models.CharField(max_length=100)
+    probabilities = models.JSONField()
+    uncertainty = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "model_version"], name="one_prediction_per_version")
+        ]

@@ -1,0 +1,56 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from annotator.models import Membership, Project
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def admin_user(db):
+    return get_user_model().objects.create_user(
+        "boss", password=PASSWORD, is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def project(db):
+    return Project.objects.create(name="Shoes")
+
+
+@pytest.fixture
+def other_project(db):
+    return Project.objects.create(name="Phones")
+
+
+@pytest.fixture
+def labeler(project):
+    user = get_user_model().objects.create_user("lena", password=PASSWORD)
+    Membership.objects.create(project=project, user=user)
+    return user
+
+
+@pytest.fixture
+def outsider(other_project):
+    """A labeler who belongs to another project only."""
+    user = get_user_model().objects.create_user("otto", password=PASSWORD)
+    Membership.objects.create(project=other_project, user=user)
+    return user
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def labeler_client(client, labeler):
+    client.force_login(labeler)
+    return client
+
+
+@pytest.fixture
+def outsider_client(client, outsider):
+    client.force_login(outsider)
+    return client
