@@ -1,0 +1,70 @@
+from django.contrib import admin
+
+from annotator.models import (
+    Annotation,
+    ImportJob,
+    Item,
+    Membership,
+    ModelVersion,
+    Prediction,
+    Project,
+    TrainingRun,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "text_kind", "strategy", "created_at"]
+    search_fields = ["name"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "short_text", "kind", "split", "gold_label", "annotation_count"]
+    list_filter = ["project", "split", "kind"]
+    search_fields = ["text", "external_id"]
+    raw_id_fields = ["leased_to", "scored_version", "adjudicated_by"]
+    list_select_related = ["project"]
+
+    @admin.display(description="text")
+    def short_text(self, obj: Item) -> str:
+        return obj.text[:80]
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ["id", "item_id", "labeler", "label", "picked_by", "created_at"]
+    list_filter = ["item__project", "label", "picked_by"]
+    raw_id_fields = ["item", "model_version"]
+    list_select_related = ["labeler"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "filename", "status", "imported", "duplicates", "rejected", "created_at"]
+    list_filter = ["status", "project"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "status", "trigger", "created_at", "finished_at"]
+    list_filter = ["status", "project"]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["project", "version", "is_active", "label_count", "created_at"]
+    list_filter = ["project", "is_active"]
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ["item_id", "model_version", "label", "uncertainty"]
+    raw_id_fields = ["item", "model_version"]

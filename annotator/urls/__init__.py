@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from annotator.views import core
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", core.healthz, name="healthz"),
+    path("", core.project_list, name="project_list"),
+    path("", include("annotator.urls.data")),
+    path("", include("annotator.urls.labeling")),
+    path("", include("annotator.urls.training")),
+]
