@@ -126,6 +126,8 @@ class Item(models.Model):
     scored_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # why the ranker put this item where it is: uncertainty / random_control / seed
+    queue_reason = models.CharField(max_length=30, blank=True)
 
     # adjudication of disagreements (originals stay in Annotation)
     final_label = models.CharField(max_length=100, blank=True)
