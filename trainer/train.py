@@ -1,0 +1,190 @@
+"""Fine-tune a BERT-family encoder for sequence classification."""
+
+import copy
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.config import TrainConfig
+from trainer.data import bucketed_batches, class_weights, encode_labels, pad_batch, split_train_val
+from trainer.evaluate import classification_metrics, predict_proba
+from trainer.models import load_for_training, pick_device, resolve_model_name
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    metrics: dict  # on the evaluation (gold) set when given, else on the validation split
+    val_metrics: dict
+    history: list[dict] = field(default_factory=list)  # [{epoch, step, loss}]
+    duration_seconds: float = 0.0  # training only, evaluation excluded
+    device: str = ""
+    num_train: int = 0
+    config: dict = field(default_factory=dict)
+
+
+def _set_seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _evaluate(tokenizer, model, texts, labels, label_names, config, device) -> dict:
+    if not texts:
+        return {}
+    probs = predict_proba(tokenizer, model, texts, max_length=config.max_length,
+                          batch_size=max(64, config.batch_size), device=device)
+    return classification_metrics(labels, probs.argmax(axis=1).tolist(), label_names)
+
+
+def train(
+    *,
+    texts: Sequence[str],
+    labels: Sequence,
+    label_names: list[str],
+    config: TrainConfig,
+    output_dir: str | Path,
+    eval_texts: Sequence[str] | None = None,
+    eval_labels: Sequence | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Fine-tune on (texts, labels), keep the best epoch by validation macro-F1, save it.
+
+    labels are names from label_names (or their indices). Writes save_pretrained files and
+    training.json into output_dir.
+    """
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    if len(texts) != len(labels) or not texts:
+        raise ValueError("need as many labels as texts, and at least one")
+    device = pick_device(config.device)
+    if device == "cpu":
+        torch.set_num_threads(config.num_threads or _cpu_count())
+    _set_seed(config.seed)  # before the classifier head is initialised
+
+    y = encode_labels(labels, label_names)
+    train_idx, val_idx = split_train_val(y, config.val_fraction, config.seed)
+    base = config.warm_start_from or config.model_name
+    tokenizer, model = load_for_training(base, label_names)
+    model.to(device)
+
+    encoded = tokenizer([texts[i] for i in train_idx], truncation=True,
+                        max_length=config.max_length)["input_ids"]
+    y_train = [y[i] for i in train_idx]
+    val_texts, y_val = [texts[i] for i in val_idx], [y[i] for i in val_idx]
+
+    steps_per_epoch = -(-len(encoded) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": config.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    weight = None
+    if config.class_weighting:
+        weight = torch.tensor(class_weights(y_train, len(label_names)), device=device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    use_bf16 = device.startswith("cuda")
+    pad_id = tokenizer.pad_token_id or 0
+    rng = random.Random(config.seed)
+
+    history: list[dict] = []
+    best_state, best_f1, best_val, bad_epochs = None, -1.0, {}, 0
+    step = 0
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        for batch_idx in bucketed_batches([len(s) for s in encoded], config.batch_size, rng):
+            if step >= total_steps:
+                break
+            batch = pad_batch([encoded[i] for i in batch_idx], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            target = torch.tensor([y_train[i] for i in batch_idx], device=device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(**batch).logits
+            loss = loss_fn(logits.float(), target)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            entry = {"epoch": epoch, "step": step, "loss": round(float(loss.item()), 5)}
+            history.append(entry)
+            if progress:
+                progress({**entry, "epochs": config.epochs, "total_steps": total_steps})
+
+        if val_texts:
+            val = _evaluate(tokenizer, model, val_texts, y_val, label_names, config, device)
+            logger.info("epoch %s: validation macro-F1 %.4f", epoch, val["macro_f1"])
+            if val["macro_f1"] >= best_f1:  # ties go to the later, longer-trained epoch
+                best_f1, best_val, bad_epochs = val["macro_f1"], val, 0
+                best_state = {k: v.detach().to("cpu", copy=True)
+                              for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+                if bad_epochs >= config.patience:
+                    break
+        if step >= total_steps:
+            break
+    duration = time.perf_counter() - started
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    if eval_texts:
+        metrics = _evaluate(tokenizer, model, list(eval_texts),
+                            encode_labels(eval_labels, label_names), label_names, config, device)
+        metrics["evaluated_on"] = "gold"
+    else:
+        metrics = {**copy.deepcopy(best_val), "evaluated_on": "validation"} if best_val else {}
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    result = TrainResult(
+        metrics=metrics, val_metrics=best_val, history=history,
+        duration_seconds=round(duration, 3), device=device, num_train=len(train_idx),
+        config={**config.to_dict(), "resolved_model": resolve_model_name(base)},
+    )
+    summary = {
+        "config": result.config,
+        "label_names": list(label_names),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+        "num_labels": len(label_names),
+        "num_train": len(train_idx),
+        "num_val": len(val_idx),
+        "metrics": metrics,
+        "val_metrics": best_val,
+        "duration_seconds": result.duration_seconds,
+        "device": device,
+        "history": history,
+    }
+    (output_dir / "training.json").write_text(json.dumps(summary, indent=1))
+    return result
