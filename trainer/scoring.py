@@ -1,0 +1,108 @@
+"""Batched inference over a pool: class probabilities and embeddings for selection.
+
+Texts are sorted by token length so each batch pads little, run under
+torch.inference_mode, and put back in the caller's order. One forward pass gives both
+the probabilities and the mean-pooled last hidden state (for diversity and seeding).
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of the Linear layers (CPU scoring only)."""
+    import torch
+
+    return torch.ao.quantization.quantize_dynamic(model.to("cpu"), {torch.nn.Linear},
+                                                  dtype=torch.qint8)
+
+
+def load_scorer(path: str, *, device: str = "", quantize: bool = False):
+    """(tokenizer, model) of a saved version ready for scoring; int8 only on CPU."""
+    from trainer.models import load_classifier, pick_device
+
+    device = pick_device(device)
+    tokenizer, model = load_classifier(path, device=device)
+    if quantize and device == "cpu":
+        model = quantize_int8(model)
+    return tokenizer, model
+
+
+def _forward(model, tokenizer, texts, *, batch_size, max_length, device, want_proba,
+             want_embeddings):
+    import torch
+
+    from trainer.data import pad_batch
+
+    device = device or str(next(model.parameters()).device)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    proba = emb = None
+    autocast = device.startswith("cuda")
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = pad_batch([encoded[i] for i in idx], tokenizer.pad_token_id or 0)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                out = model(**batch, output_hidden_states=want_embeddings)
+            if want_proba:
+                p = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+                if proba is None:
+                    proba = np.zeros((len(encoded), p.shape[1]), dtype=np.float32)
+                proba[idx] = p
+            if want_embeddings:
+                hidden = (out.hidden_states[-1] if hasattr(out, "hidden_states")
+                          and out.hidden_states is not None else out.last_hidden_state)
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float()
+                e = pooled.cpu().numpy()
+                if emb is None:
+                    emb = np.zeros((len(encoded), e.shape[1]), dtype=np.float32)
+                emb[idx] = e
+    return proba, emb
+
+
+def predict_proba(model, tokenizer, texts: Sequence[str], *, batch_size: int = 64,
+                  max_length: int = 128, device: str = "") -> np.ndarray:
+    """Class probabilities, len(texts) x num_labels, in the order of texts."""
+    if not texts:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    proba, _ = _forward(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                        device=device, want_proba=True, want_embeddings=False)
+    return proba
+
+
+def embed(model, tokenizer, texts: Sequence[str], *, batch_size: int = 64,
+          max_length: int = 128, device: str = "") -> np.ndarray:
+    """Mean-pooled last hidden state (padding masked out), len(texts) x hidden_size.
+
+    Works with a classifier (uses its encoder's hidden states) or a bare encoder.
+    """
+    _, emb = _forward(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                      device=device, want_proba=False, want_embeddings=True)
+    return emb if emb is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def predict_and_embed(model, tokenizer, texts: Sequence[str], *, batch_size: int = 64,
+                      max_length: int = 128, device: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and embeddings from the same forward pass."""
+    return _forward(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                    device=device, want_proba=True, want_embeddings=True)
+
+
+def embed_with_base(texts: Sequence[str], *, model_name: str = "", batch_size: int = 64,
+                    max_length: int = 128, device: str = "") -> np.ndarray:
+    """Embeddings from the base encoder, for cold-start seeding before any model exists."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from trainer.models import pick_device, resolve_model_name
+
+    path = resolve_model_name(model_name)
+    device = pick_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).to(device)
+    return embed(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                 device=device)

@@ -1,0 +1,360 @@
+"""Simulated active learning: the real loop with a labeled CSV as the oracle.
+
+Each round trains a FRESH model (trainer.train.train) on the labels so far, measures
+macro-F1 on the evaluation file, scores a random candidate subsample of the unlabeled
+pool and "asks" the oracle for the next batch picked by the strategy. Writes
+results.csv (strategy, seed, round, labels, macro_f1, accuracy, seconds),
+learning_curve.png and summary.json / summary.md.
+
+    python -m trainer.simulate --pool train.csv --eval test.csv --strategies random,margin \
+        --seeds 0,1,2 --seed-size 100 --batch-size 100 --max-labels 1000 --out-dir bench/out/al
+
+Resumable: every (strategy, seed) run keeps its own CSV and labeled-set state under
+out-dir/runs/; running the same command again continues where it stopped.
+No Django here.
+"""
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from trainer.strategies import STRATEGIES, query, select_seed
+
+FIELDS = ["strategy", "seed", "round", "labels", "macro_f1", "accuracy", "seconds"]
+
+
+@dataclass
+class SimConfig:
+    pool: str
+    eval: str
+    out_dir: str = "bench/out/al"
+    text_columns: list[str] = field(default_factory=lambda: ["text"])
+    label_column: str = "label"
+    strategies: list[str] = field(default_factory=lambda: ["random", "margin"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seed_size: int = 100
+    batch_size: int = 100
+    max_labels: int = 1000
+    rounds: int | None = None  # overrides max_labels when set
+    seed_selection: str = "random"  # random | cluster (k-means on base-model embeddings)
+    random_share: float = 0.1
+    pool_subsample: int = 4000  # candidates scored per round
+    eval_subsample: int | None = None  # fixed subsample of the eval file
+    model: str = ""
+    epochs: int = 3
+    max_length: int = 128
+    train_batch_size: int = 16
+    learning_rate: float = 5e-5
+    max_steps: int | None = None
+    device: str = ""
+    jobs: int = 1
+
+
+def read_labeled_csv(path: str, text_columns: list[str], label_column: str):
+    """(texts, labels); several text columns are joined with '. ', blanks skipped."""
+    texts, labels = [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            parts = [(row.get(c) or "").strip() for c in text_columns]
+            text = ". ".join(p for p in parts if p)
+            if text and row.get(label_column):
+                texts.append(text)
+                labels.append(row[label_column].strip())
+    return texts, labels
+
+
+def _data(cfg: SimConfig):
+    pool_x, pool_y = read_labeled_csv(cfg.pool, cfg.text_columns, cfg.label_column)
+    eval_x, eval_y = read_labeled_csv(cfg.eval, cfg.text_columns, cfg.label_column)
+    label_names = sorted(set(pool_y) | set(eval_y))
+    if cfg.eval_subsample and cfg.eval_subsample < len(eval_x):
+        keep = np.random.default_rng(12345).choice(len(eval_x), cfg.eval_subsample, replace=False)
+        eval_x, eval_y = [eval_x[i] for i in keep], [eval_y[i] for i in keep]
+    return pool_x, pool_y, eval_x, eval_y, label_names
+
+
+def _n_rounds(cfg: SimConfig) -> int:
+    if cfg.rounds is not None:
+        return cfg.rounds
+    return max(0, -(-(cfg.max_labels - cfg.seed_size) // cfg.batch_size))
+
+
+def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
+    """The same seed set for every strategy of one seed (a fair comparison)."""
+    rng = np.random.default_rng(seed)
+    if cfg.seed_selection == "cluster":
+        from trainer.scoring import embed_with_base
+
+        sample = rng.choice(len(pool_x), min(len(pool_x), cfg.pool_subsample), replace=False)
+        emb = embed_with_base([pool_x[i] for i in sample], model_name=cfg.model,
+                              max_length=cfg.max_length, device=cfg.device)
+        return [int(sample[i]) for i in select_seed(emb, cfg.seed_size, seed=seed)]
+    return [int(i) for i in rng.choice(len(pool_x), cfg.seed_size, replace=False)]
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def run_one(cfg: SimConfig, strategy: str, seed: int) -> Path:
+    """One (strategy, seed) learning curve; resumes from out_dir/runs/<strategy>-<seed>.*"""
+    from trainer.config import TrainConfig
+    from trainer.models import load_classifier
+    from trainer.scoring import predict_and_embed
+    from trainer.train import train
+
+    _quiet_transformers()
+    runs = Path(cfg.out_dir) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    rows_path, state_path = runs / f"{strategy}-{seed}.csv", runs / f"{strategy}-{seed}.json"
+    pool_x, pool_y, eval_x, eval_y, label_names = _data(cfg)
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+    else:
+        state = {"round": 0, "labeled": _initial_labels(cfg, pool_x, seed)}
+        rows_path.write_text(",".join(FIELDS) + "\n")
+    threads = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1) // max(1, cfg.jobs))
+    n_rounds = _n_rounds(cfg)
+    workdir = Path(tempfile.mkdtemp(prefix=f"al-{strategy}-{seed}-"))
+    try:
+        while state["round"] <= n_rounds:
+            r, labeled = state["round"], state["labeled"]
+            started = time.perf_counter()
+            config = TrainConfig(model_name=cfg.model, max_length=cfg.max_length,
+                                 epochs=cfg.epochs, batch_size=cfg.train_batch_size,
+                                 learning_rate=cfg.learning_rate, seed=seed,
+                                 max_steps=cfg.max_steps, device=cfg.device,
+                                 num_threads=threads)
+            out = workdir / f"round-{r}"
+            result = train(texts=[pool_x[i] for i in labeled],
+                           labels=[pool_y[i] for i in labeled], label_names=label_names,
+                           config=config, output_dir=out, eval_texts=eval_x,
+                           eval_labels=eval_y)
+            if r < n_rounds:
+                taken = set(labeled)
+                unlabeled = np.array([i for i in range(len(pool_x)) if i not in taken])
+                rng = np.random.default_rng([seed, r])
+                cand = rng.choice(unlabeled, min(len(unlabeled), cfg.pool_subsample),
+                                  replace=False)
+                proba = emb = np.zeros((len(cand), len(label_names)))
+                if strategy != "random":
+                    tokenizer, model = load_classifier(str(out), device=cfg.device)
+                    proba, emb = predict_and_embed(model, tokenizer, [pool_x[i] for i in cand],
+                                                   max_length=cfg.max_length,
+                                                   batch_size=128, device=cfg.device)
+                    del model
+                picks = query(strategy, proba, cfg.batch_size, random_share=cfg.random_share,
+                              embeddings=emb, seed=seed * 1000 + r)
+                labeled = labeled + [int(cand[p.index]) for p in picks]
+            shutil.rmtree(out, ignore_errors=True)
+            row = {"strategy": strategy, "seed": seed, "round": r, "labels": len(state["labeled"]),
+                   "macro_f1": round(result.metrics["macro_f1"], 5),
+                   "accuracy": round(result.metrics["accuracy"], 5),
+                   "seconds": round(time.perf_counter() - started, 2)}
+            with rows_path.open("a", newline="") as f:
+                csv.DictWriter(f, FIELDS).writerow(row)
+            state = {"round": r + 1, "labeled": labeled}
+            state_path.write_text(json.dumps(state))
+            print(f"[{strategy} seed {seed}] round {r}: {row['labels']} labels, "
+                  f"macro-F1 {row['macro_f1']:.4f} ({row['seconds']} s)", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows_path
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return [{**row, "seed": int(row["seed"]), "round": int(row["round"]),
+                 "labels": int(row["labels"]), "macro_f1": float(row["macro_f1"]),
+                 "accuracy": float(row["accuracy"]), "seconds": float(row["seconds"])}
+                for row in csv.DictReader(f)]
+
+
+def curves(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
+    """strategy -> labels -> macro-F1 of each seed."""
+    out: dict[str, dict[int, list[float]]] = {}
+    for row in rows:
+        out.setdefault(row["strategy"], {}).setdefault(row["labels"], []).append(row["macro_f1"])
+    return out
+
+
+def labels_to_reach(points: dict[int, list[float]], target: float) -> float | None:
+    """First label count where the mean curve reaches target, linearly interpolated."""
+    xs = sorted(points)
+    ys = [float(np.mean(points[x])) for x in xs]
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        if y >= target:
+            if i == 0:
+                return float(x)
+            x0, y0 = xs[i - 1], ys[i - 1]
+            return float(x0 + (target - y0) * (x - x0) / (y - y0))
+    return None
+
+
+def summarize(rows: list[dict], reference_labels: int | None = None) -> dict:
+    """Labels each strategy needs to reach random's mean macro-F1 at reference_labels."""
+    data = curves(rows)
+    summary: dict = {"strategies": {}}
+    for strategy, points in data.items():
+        last = max(points)
+        summary["strategies"][strategy] = {
+            "seeds": len(points[last]), "final_labels": last,
+            "final_macro_f1_mean": round(float(np.mean(points[last])), 4),
+            "final_macro_f1_std": round(float(np.std(points[last])), 4),
+        }
+    if "random" in data:
+        ref = reference_labels or max(data["random"])
+        if ref in data["random"]:
+            target = float(np.mean(data["random"][ref]))
+            summary.update(reference_labels=ref, random_macro_f1_at_reference=round(target, 4))
+            for strategy, points in data.items():
+                need = labels_to_reach(points, target)
+                entry = summary["strategies"][strategy]
+                entry["labels_to_reach_random"] = None if need is None else round(need)
+                entry["label_savings"] = None if need is None else round(1 - need / ref, 3)
+    return summary
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for strategy, points in sorted(curves(rows).items()):
+        xs = sorted(points)
+        mean = [np.mean(points[x]) for x in xs]
+        lo, hi = [min(points[x]) for x in xs], [max(points[x]) for x in xs]
+        style = "--" if strategy == "random" else "-"
+        seeds = max(len(v) for v in points.values())
+        (line,) = ax.plot(xs, mean, style, marker="o", ms=3, label=f"{strategy} (n={seeds})")
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("labels")
+    ax.set_ylabel("macro-F1 (eval)")
+    ax.set_title("Active learning vs random: mean, band = min-max over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _summary_md(summary: dict) -> str:
+    lines = ["| strategy | seeds | final labels | final macro-F1 (mean ± std) "
+             "| labels to reach random@ref | savings |", "|---|---|---|---|---|---|"]
+    for name, s in summary["strategies"].items():
+        need = s.get("labels_to_reach_random")
+        lines.append(f"| {name} | {s['seeds']} | {s['final_labels']} | "
+                     f"{s['final_macro_f1_mean']:.4f} ± {s['final_macro_f1_std']:.4f} | "
+                     f"{'not reached' if need is None else need} | "
+                     f"{'' if s.get('label_savings') is None else format(s['label_savings'], '.0%')} |")
+    if "reference_labels" in summary:
+        lines.append(f"\nreference: random's mean macro-F1 at {summary['reference_labels']} labels"
+                     f" = {summary['random_macro_f1_at_reference']:.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def _run_one_star(args) -> str:
+    return str(run_one(*args))
+
+
+def simulate(cfg: SimConfig) -> dict:
+    """All strategies x seeds; returns the summary (files written under cfg.out_dir)."""
+    from tqdm import tqdm
+
+    for strategy in cfg.strategies:
+        if strategy.removesuffix("_diverse") not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}")
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    jobs = [(cfg, s, seed) for seed in cfg.seeds for s in cfg.strategies]
+    if cfg.jobs > 1:
+        with ProcessPoolExecutor(cfg.jobs, mp_context=get_context("spawn")) as ex:
+            for _ in tqdm(ex.map(_run_one_star, jobs), total=len(jobs), desc="runs"):
+                pass
+    else:
+        for job in tqdm(jobs, desc="runs"):
+            run_one(*job)
+    rows = []
+    for _, strategy, seed in jobs:
+        rows += read_rows(out / "runs" / f"{strategy}-{seed}.csv")
+    with (out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, out / "learning_curve.png")
+    reference = cfg.max_labels if cfg.rounds is None else None
+    summary = summarize(rows, reference)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.md").write_text(_summary_md(summary))
+    return summary
+
+
+def _csv_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parse_args(argv=None) -> SimConfig:
+    p = argparse.ArgumentParser(prog="python -m trainer.simulate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pool", required=True, help="labeled CSV used as the oracle")
+    p.add_argument("--eval", required=True, help="labeled CSV to measure macro-F1 on")
+    p.add_argument("--out-dir", default="bench/out/al")
+    p.add_argument("--text-columns", default="text", help="comma-separated, joined with '. '")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--strategies", default="random,margin",
+                   help=f"comma-separated of {', '.join(STRATEGIES)} (+ '<name>_diverse')")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--seed-size", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=100, help="labels asked per round")
+    p.add_argument("--max-labels", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=None, help="rounds after the seed round")
+    p.add_argument("--seed-selection", choices=["random", "cluster"], default="random")
+    p.add_argument("--random-share", type=float, default=0.1)
+    p.add_argument("--pool-subsample", type=int, default=4000, help="candidates scored a round")
+    p.add_argument("--eval-subsample", type=int, default=None)
+    p.add_argument("--model", default="", help="HF id or local path; '' = bundled MiniLM")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--train-batch-size", type=int, default=16)
+    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--device", default="")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    a = p.parse_args(argv)
+    return SimConfig(
+        pool=a.pool, eval=a.eval, out_dir=a.out_dir, text_columns=_csv_list(a.text_columns),
+        label_column=a.label_column, strategies=_csv_list(a.strategies),
+        seeds=[int(s) for s in _csv_list(a.seeds)], seed_size=a.seed_size,
+        batch_size=a.batch_size, max_labels=a.max_labels, rounds=a.rounds,
+        seed_selection=a.seed_selection, random_share=a.random_share,
+        pool_subsample=a.pool_subsample, eval_subsample=a.eval_subsample, model=a.model,
+        epochs=a.epochs, max_length=a.max_length, train_batch_size=a.train_batch_size,
+        learning_rate=a.learning_rate, max_steps=a.max_steps, device=a.device, jobs=a.jobs)
+
+
+def main(argv=None) -> int:
+    summary = simulate(parse_args(argv))
+    print(_summary_md(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Query strategies as plain functions over probability arrays (modAL style).
+
+Scoring is separate from selection: an uncertainty function maps probabilities
+(n_items x n_classes) to one score per item, HIGHER = MORE UNCERTAIN = ask sooner;
+selection functions turn scores (and optionally embeddings) into item indices.
+`query()` puts them together for one batch, with a random control share.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+STRATEGIES = ("random", "least_confidence", "margin", "entropy")
+DEFAULT_STRATEGY = "margin"
+# Reasons recorded with every pick (Item.queue_reason / Annotation.picked_by).
+UNCERTAINTY, RANDOM_CONTROL, SEED, RANDOM = "uncertainty", "random_control", "seed", "random"
+
+
+class EmptyPoolError(ValueError):
+    """Asked to select from a pool with no unlabeled items."""
+
+
+# --- scores -------------------------------------------------------------------------------
+
+def least_confidence(proba: np.ndarray) -> np.ndarray:
+    """1 - p(most likely class) (modAL classifier_uncertainty, small-text LeastConfidence)."""
+    return 1.0 - np.asarray(proba, dtype=float).max(axis=1)
+
+
+def margin(proba: np.ndarray) -> np.ndarray:
+    """1 - (p1 - p2): a small gap between the two most likely classes is uncertain.
+
+    Breaking ties (small-text BreakingTies); modAL's classifier_margin is p1 - p2.
+    """
+    proba = np.asarray(proba, dtype=float)
+    if proba.shape[1] < 2:
+        return np.zeros(len(proba))
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def entropy(proba: np.ndarray) -> np.ndarray:
+    """Shannon entropy in nats, 0 log 0 = 0 (modAL classifier_entropy, small-text PredictionEntropy)."""
+    proba = np.asarray(proba, dtype=float)
+    logs = np.log(proba, out=np.zeros_like(proba), where=proba > 0)
+    return -(proba * logs).sum(axis=1)
+
+
+SCORERS = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
+
+
+def uncertainty(strategy: str, proba: np.ndarray) -> np.ndarray:
+    """Scores of `strategy` (random scores nothing: zeros); unknown names raise ValueError."""
+    base = strategy.removesuffix("_diverse")
+    if base == "random":
+        return np.zeros(len(proba))
+    if base not in SCORERS:
+        raise ValueError(f"unknown strategy {strategy!r}")
+    return SCORERS[base](proba)
+
+
+# --- selection ----------------------------------------------------------------------------
+
+def _check(n_pool: int, n: int) -> int:
+    if n_pool == 0:
+        raise EmptyPoolError("the pool has no unlabeled items to select from")
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    return min(n, n_pool)
+
+
+def select_top(scores: Sequence[float], n: int) -> np.ndarray:
+    """Indices of the n highest scores, highest first; equal scores keep index order."""
+    scores = np.asarray(scores, dtype=float)
+    n = _check(len(scores), n)
+    return np.argsort(-scores, kind="stable")[:n]
+
+
+def select_random(n_pool: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    n = _check(n_pool, n)
+    return rng.choice(n_pool, size=n, replace=False)
+
+
+def _kmeans(embeddings: np.ndarray, k: int, seed: int):
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, n_init=3, random_state=seed).fit(embeddings)
+
+
+def select_diverse(scores: Sequence[float], embeddings: np.ndarray, n: int, *,
+                   candidates_per_pick: int = 10, seed: int = 0) -> np.ndarray:
+    """Uncertain AND spread out: k-means (k = n) over the embeddings of the top n x
+    candidates_per_pick uncertain items; the most uncertain item of each cluster.
+
+    Picks come most uncertain first. Clusters that end up empty are filled from the
+    remaining top candidates, so exactly n indices come back.
+    """
+    scores = np.asarray(scores, dtype=float)
+    n = _check(len(scores), n)
+    top = select_top(scores, n * candidates_per_pick)
+    if n <= 1 or len(top) <= n:
+        return top[:n]
+    clusters = _kmeans(np.asarray(embeddings, dtype=np.float32)[top], n, seed).labels_
+    picks = []
+    for cluster in np.unique(clusters):
+        members = top[clusters == cluster]  # already most uncertain first
+        picks.append(members[0])
+    chosen = set(picks)
+    picks += [i for i in top if i not in chosen][: n - len(picks)]
+    return np.asarray(sorted(picks, key=lambda i: -scores[i]))
+
+
+def select_seed(embeddings: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:
+    """Cold start without a model: k-means (k = n), the item nearest each centroid.
+
+    Spread over the embedding space, the seed set reaches rare classes sooner than a
+    random draw of the same size.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    n = _check(len(embeddings), n)
+    if n == len(embeddings):
+        return np.arange(n)
+    km = _kmeans(embeddings, n, seed)
+    dist = km.transform(embeddings)  # items x centroids
+    picks: list[int] = []
+    taken = np.zeros(len(embeddings), dtype=bool)
+    for c in range(n):
+        order = np.argsort(dist[:, c], kind="stable")
+        picks.append(int(next(i for i in order if not taken[i])))
+        taken[picks[-1]] = True
+    return np.asarray(picks)
+
+
+# --- one batch ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pick:
+    index: int  # into the candidate arrays
+    reason: str  # uncertainty / random_control / random / seed
+    score: float  # uncertainty score (0 for random picks)
+
+
+def query(strategy: str, proba: np.ndarray, n: int, *, random_share: float = 0.1,
+          embeddings: np.ndarray | None = None, diverse: bool = False,
+          seed: int = 0) -> list[Pick]:
+    """The next n items to label, in the order to ask them.
+
+    `strategy` is one of STRATEGIES ("<name>_diverse" turns on `diverse`). A share of
+    random_share picks is drawn at random from the rest as an unbiased control and
+    spread evenly through the batch, so each labeler meets some. Diversity needs
+    `embeddings` (one row per candidate).
+    """
+    proba = np.asarray(proba, dtype=float)
+    n = _check(len(proba), n)
+    rng = np.random.default_rng(seed)
+    if strategy == "random":
+        return [Pick(int(i), RANDOM, 0.0) for i in select_random(len(proba), n, rng)]
+    diverse = diverse or strategy.endswith("_diverse")
+    scores = uncertainty(strategy, proba)
+    n_control = int(round(n * random_share)) if n > 1 else 0
+    n_uncertain = n - n_control
+    if diverse and embeddings is not None and n_uncertain > 1:
+        chosen = select_diverse(scores, embeddings, n_uncertain, seed=seed)
+    else:
+        chosen = select_top(scores, n_uncertain)
+    picks = [Pick(int(i), UNCERTAINTY, float(scores[i])) for i in chosen]
+    rest = np.setdiff1d(np.arange(len(proba)), chosen)
+    if n_control and len(rest):
+        control = rng.choice(rest, size=min(n_control, len(rest)), replace=False)
+        slots = np.linspace(0, n - 1, num=len(control) + 2)[1:-1].round().astype(int)
+        for slot, i in zip(slots, control, strict=True):
+            picks.insert(int(slot), Pick(int(i), RANDOM_CONTROL, float(scores[i])))
+    return picks
+
+
+# --- stopping -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StopSignal:
+    stop: bool
+    reason: str
+    kappas: list[float]  # agreement of consecutive versions on the fixed stopping sample
+    mean_uncertainty: float | None  # normalized entropy on the newest version, 0..1
+
+
+def _kappa(a: np.ndarray, b: np.ndarray, num_classes: int) -> float:
+    from sklearn.metrics import cohen_kappa_score
+
+    if np.array_equal(a, b):
+        return 1.0  # sklearn divides by zero on perfect agreement with one class
+    return float(cohen_kappa_score(a, b, labels=list(range(num_classes))))
+
+
+def stopping_signal(predictions: Sequence[np.ndarray], proba: np.ndarray | None = None, *,
+                    num_classes: int, window: int = 3, kappa: float = 0.99,
+                    uncertainty_threshold: float = 0.05) -> StopSignal:
+    """Whether more labels are likely to stop paying off, and why.
+
+    predictions: predicted class indices of consecutive model versions (oldest first) on
+    one fixed stopping sample. Stabilizing predictions (small-text KappaAverage): stop when
+    the mean Cohen's kappa of the last `window` consecutive pairs is >= kappa. Overall
+    uncertainty (small-text OverallUncertainty): stop when the mean normalized entropy of
+    the newest version's probabilities is below uncertainty_threshold.
+    """
+    preds = [np.asarray(p) for p in predictions]
+    kappas = [_kappa(a, b, num_classes) for a, b in zip(preds, preds[1:], strict=False)]
+    mean_unc = None
+    if proba is not None and len(proba) and num_classes > 1:
+        mean_unc = float(np.mean(entropy(proba) / np.log(num_classes)))
+    if len(kappas) >= window and np.mean(kappas[-window:]) >= kappa:
+        return StopSignal(True, f"predictions stable: mean kappa {np.mean(kappas[-window:]):.3f}"
+                          f" >= {kappa} over the last {window} versions", kappas, mean_unc)
+    if mean_unc is not None and mean_unc < uncertainty_threshold:
+        return StopSignal(True, f"overall uncertainty {mean_unc:.3f} < {uncertainty_threshold}",
+                          kappas, mean_unc)
+    if len(kappas) < window:
+        why = f"need {window + 1} versions to judge stability, have {len(preds)}"
+    else:
+        why = f"predictions still changing: mean kappa {np.mean(kappas[-window:]):.3f} < {kappa}"
+    return StopSignal(False, why, kappas, mean_unc)
