@@ -1,4 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from annotator.models import (
     Annotation,
@@ -20,9 +22,26 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "text_kind", "strategy", "created_at"]
+    list_display = ["name", "text_kind", "strategy", "created_at", "data_links"]
     search_fields = ["name"]
     inlines = [MembershipInline]
+    actions = ["export_labeled_csv"]
+
+    @admin.display(description="data")
+    def data_links(self, obj: Project) -> str:
+        return format_html('<a href="{}">import / export</a>', reverse("import_upload", args=[obj.pk]))
+
+    @admin.action(description="Export labeled items (CSV)")
+    def export_labeled_csv(self, request, queryset):
+        from annotator.services.exporting import export_rows
+        from annotator.views.data import export_response
+
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one project to export.", messages.ERROR)
+            return None
+        project = queryset.get()
+        rows = export_rows(project=project, fmt="csv", labeled_only=True)
+        return export_response(rows, fmt="csv", name=f"{project.name}-labeled")
 
 
 @admin.register(Item)
