@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 
 
 def default_labels() -> list[dict]:
@@ -144,15 +144,9 @@ class Item(models.Model):
             models.Index(fields=["project", "split", "annotation_count"], name="item_queue_idx"),
             models.Index(fields=["project", "random_key"], name="item_random_idx"),
             models.Index(fields=["project", "priority"], name="item_priority_idx"),
-            # the labeling queue (selectors.queue_for): unfinished items in serving order
-            models.Index(
-                F("project"),
-                F("priority").desc(nulls_last=True),
-                F("random_key"),
-                F("id"),
-                condition=Q(annotation_count__lt=F("required_labels")),
-                name="item_open_queue_idx",
-            ),
+            # The labeling queue (selectors.queue_for) also has a partial index,
+            # item_open_queue_idx, created by migration 0003 in SQL because
+            # "DESC NULLS LAST" must be spelled out on PostgreSQL and is refused by SQLite.
         ]
 
     def __str__(self) -> str:
