@@ -1,11 +1,113 @@
-"""Reads. Views and tasks ask here; nothing in this module writes."""
+"""Reads. Views and tasks ask here; nothing in this module writes, except that
+handing out the next item leases it (next_item_for), which goes through the
+labeling service."""
 
-from django.db.models import QuerySet
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime, time
 
-from annotator.models import Project
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from annotator.models import Annotation, Item, Project
+from annotator.services import labeling
 
 
 def projects_for_user(user) -> QuerySet[Project]:
     if user.is_staff:
         return Project.objects.all()
     return Project.objects.filter(members=user)
+
+
+def labelable_items(project: Project) -> QuerySet[Item]:
+    """Items people label in this project: the pool, plus gold when the admin asked for it."""
+    splits = [Item.Split.POOL]
+    if project.label_gold_by_people:
+        splits.append(Item.Split.GOLD)
+    return Item.objects.filter(project=project, split__in=splits)
+
+
+def queue_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ()) -> QuerySet[Item]:
+    """Items `labeler` may still be given, best first.
+
+    This ordering is the one place the active-learning ranker changes: highest
+    priority first, then the fixed random order (cold start: priority is empty).
+    """
+    already_labeled = Annotation.objects.filter(item=OuterRef("pk"), labeler=labeler)
+    return (
+        labelable_items(project)
+        .filter(annotation_count__lt=F("required_labels"))
+        .exclude(pk__in=list(exclude_ids))
+        .exclude(Exists(already_labeled))
+        .order_by(F("priority").desc(nulls_last=True), "random_key", "pk")
+    )
+
+
+def next_item_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ()) -> Item | None:
+    """The item `labeler` should label now, leased to them; None when nothing is left.
+
+    An item the labeler already holds comes back first (a page reload is safe).
+    """
+    queue = queue_for(labeler, project, exclude_ids=exclude_ids)
+    held = queue.filter(leased_to=labeler, lease_expires_at__gt=timezone.now()).first()
+    if held is not None:
+        return held
+    return labeling.item_lease_claim(
+        labeler=labeler, candidates=queue, lease_seconds=project.lease_seconds
+    )
+
+
+def last_annotation_of(labeler, project: Project) -> Annotation | None:
+    return (
+        Annotation.objects.filter(labeler=labeler, item__project=project)
+        .select_related("item")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def labeling_progress(labeler, project: Project) -> dict:
+    """My labels today and project labeled / total (items with all their labels)."""
+    start_of_day = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    mine_today = Annotation.objects.filter(
+        labeler=labeler, item__project=project, created_at__gte=start_of_day
+    ).count()
+    counts = labelable_items(project).aggregate(
+        total=Count("pk"), done=Count("pk", filter=Q(annotation_count__gte=F("required_labels")))
+    )
+    return {"mine_today": mine_today, "done": counts["done"], "total": counts["total"]}
+
+
+def _consensus(votes: Counter) -> str | None:
+    """Majority label; None on a tie."""
+    ranked = votes.most_common(2)
+    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
+def training_labels(project: Project) -> list[tuple[int, str, str]]:
+    """(item_id, text, label) for pool items people labeled: the data a model trains on.
+
+    The label is the adjudicated final label if any, else the majority of the
+    annotations; ties are left out. Gold items never appear here, even when
+    people labeled them.
+    """
+    votes: dict[int, Counter] = defaultdict(Counter)
+    annotations = Annotation.objects.filter(
+        item__project=project, item__split=Item.Split.POOL
+    ).values_list("item_id", "label")
+    for item_id, label in annotations.iterator(chunk_size=5000):
+        votes[item_id][label] += 1
+    items = (
+        Item.objects.filter(project=project, split=Item.Split.POOL)
+        .filter(Q(annotation_count__gt=0) | ~Q(final_label=""))
+        .order_by("pk")
+        .values_list("pk", "text", "final_label")
+    )
+    rows = []
+    for pk, text, final_label in items.iterator(chunk_size=5000):
+        label = final_label or _consensus(votes.get(pk, Counter()))
+        if label:
+            rows.append((pk, text, label))
+    return rows

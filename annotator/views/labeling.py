@@ -1,0 +1,189 @@
+"""Labeling pages: the one-item-at-a-time labeling page with its small JSON
+endpoints (next, submit, skip, undo), and the admin's agreement page."""
+
+import functools
+import time
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotator import selectors
+from annotator.models import Item, Project
+from annotator.services import agreement, labeling
+
+SKIPPED_KEPT = 500  # how many skipped ids a session remembers per project
+
+
+def _get_project_for_user(request: HttpRequest, pk: int, *, admin: bool = False) -> Project:
+    """The project if the user may see it (404 otherwise); 403 for labelers on admin pages."""
+    project = get_object_or_404(selectors.projects_for_user(request.user), pk=pk)
+    if admin and not request.user.is_staff:
+        raise PermissionDenied
+    return project
+
+
+def _server_timing(view):
+    """Server-Timing header with the view's own time, read by the load benchmark."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        started = time.perf_counter()
+        response = view(request, *args, **kwargs)
+        response["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+    return wrapper
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float_or_none(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _skipped_key(project: Project) -> str:
+    return f"skipped:{project.pk}"
+
+
+def _item_payload(item: Item, *, current_label: str = "") -> dict:
+    """What the page shows of an item. Plain data: the page puts it in with textContent."""
+    meta = [
+        [str(key), str(value)]
+        for key, value in (item.meta or {}).items()
+        if isinstance(value, str | int | float) and str(value) != ""
+    ]
+    turns = [
+        {"speaker": str(turn.get("speaker", "")), "text": str(turn.get("text", ""))}
+        for turn in (item.turns or [])
+        if isinstance(turn, dict)
+    ]
+    return {
+        "id": item.pk,
+        "kind": item.kind,
+        "text": item.text,
+        "turns": turns,
+        "meta": meta,
+        "overlap": item.required_labels > 1,
+        "gold": item.split == Item.Split.GOLD,
+        "current_label": current_label,
+    }
+
+
+def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:
+    skipped = request.session.get(_skipped_key(project), [])
+    item = selectors.next_item_for(request.user, project, exclude_ids=skipped)
+    return {
+        "item": _item_payload(item) if item else None,
+        "progress": selectors.labeling_progress(request.user, project),
+        **extra,
+    }
+
+
+@login_required
+@require_GET
+def label_page(request: HttpRequest, pk: int) -> HttpResponse:
+    project = _get_project_for_user(request, pk)
+    config = {
+        "labels": project.labels,
+        "urls": {
+            name: reverse(f"label_{name}", args=[project.pk])
+            for name in ("next", "submit", "skip", "undo")
+        },
+        "initial": _next_payload(request, project),
+    }
+    return render(request, "annotator/labeling/label.html", {"project": project, "config": config})
+
+
+@login_required
+@require_GET
+@_server_timing
+def label_next(request: HttpRequest, pk: int) -> JsonResponse:
+    project = _get_project_for_user(request, pk)
+    return JsonResponse(_next_payload(request, project))
+
+
+@login_required
+@require_POST
+@_server_timing
+def label_submit(request: HttpRequest, pk: int) -> JsonResponse:
+    project = _get_project_for_user(request, pk)
+    item = get_object_or_404(Item, pk=_int_or_none(request.POST.get("item")), project=project)
+    notice = ""
+    try:
+        labeling.annotation_submit(
+            labeler=request.user,
+            item=item,
+            label=request.POST.get("label", ""),
+            seconds_spent=_float_or_none(request.POST.get("seconds")),
+        )
+    except ValidationError as error:
+        return JsonResponse({"error": " ".join(error.messages)}, status=400)
+    except PermissionDenied as error:
+        return JsonResponse({"error": str(error) or "not allowed"}, status=403)
+    except labeling.ItemAlreadyComplete:
+        notice = "Someone else finished that item while it waited; your label was not needed."
+    return JsonResponse(_next_payload(request, project, notice=notice))
+
+
+@login_required
+@require_POST
+@_server_timing
+def label_skip(request: HttpRequest, pk: int) -> JsonResponse:
+    project = _get_project_for_user(request, pk)
+    item_id = _int_or_none(request.POST.get("item"))
+    if item_id is None:
+        return JsonResponse({"error": "which item?"}, status=400)
+    labeling.item_skip(labeler=request.user, item_id=item_id)
+    skipped = request.session.get(_skipped_key(project), [])
+    request.session[_skipped_key(project)] = [*skipped, item_id][-SKIPPED_KEPT:]
+    return JsonResponse(_next_payload(request, project))
+
+
+@login_required
+@require_GET
+def label_undo(request: HttpRequest, pk: int) -> JsonResponse:
+    """The item of my last label, to label again (submitting it changes the label)."""
+    project = _get_project_for_user(request, pk)
+    last = selectors.last_annotation_of(request.user, project)
+    if last is None:
+        return JsonResponse({"item": None, "notice": "Nothing to undo yet."}, status=404)
+    return JsonResponse(
+        {
+            "item": _item_payload(last.item, current_label=last.label),
+            "progress": selectors.labeling_progress(request.user, project),
+        }
+    )
+
+
+@login_required
+@require_GET
+def agreement_page(request: HttpRequest, pk: int) -> HttpResponse:
+    project = _get_project_for_user(request, pk, admin=True)
+    report = agreement.project_agreement(project)
+    return render(request, "annotator/labeling/agreement.html", {"project": project, "report": report})
+
+
+@login_required
+@require_POST
+def adjudicate(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    project = _get_project_for_user(request, pk, admin=True)
+    item = get_object_or_404(Item, pk=item_pk, project=project)
+    try:
+        labeling.item_adjudicate(admin=request.user, item=item, label=request.POST.get("label", ""))
+        messages.success(request, f"Item #{item.pk}: final label {item.final_label}.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect(f"{reverse('agreement', args=[project.pk])}#item-{item.pk}")

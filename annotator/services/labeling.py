@@ -1,0 +1,171 @@
+"""Writes of the labeling flow: lease an item, submit, skip, adjudicate, overlap.
+
+Concurrency model: an item is leased to at most one labeler at a time
+(Item.leased_to / lease_expires_at). A claim is a conditional UPDATE that only
+succeeds while the item is still free, so it is correct on SQLite and on
+PostgreSQL; on PostgreSQL the candidate row is also picked with
+SELECT ... FOR UPDATE SKIP LOCKED so concurrent labelers do not all race for the
+same first row. Overlap items (required_labels > 1) are served to their
+labelers one after the other, so at any moment an item is held by at most
+one labeler, which is <= required_labels - annotation_count.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from annotator.models import Annotation, Item, Membership, Project
+
+# A labeler who leaves a tab open for an hour did not spend an hour on one item.
+MAX_SECONDS_PER_ITEM = 600.0
+
+
+class ItemAlreadyComplete(Exception):
+    """The item got all its labels from others (e.g. after this labeler's lease expired)."""
+
+
+def _free_for(labeler, now) -> Q:
+    """Rows that `labeler` may claim: not leased, lease expired, or already theirs."""
+    return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=labeler)
+
+
+def item_lease_claim(*, labeler, candidates: QuerySet[Item], lease_seconds: int) -> Item | None:
+    """Lease the first free item of `candidates` (an ordered queryset) to `labeler`.
+
+    Returns the leased item, or None when no candidate is left.
+    """
+    for _attempt in range(10):
+        now = timezone.now()
+        with transaction.atomic():
+            item = (
+                candidates.filter(_free_for(labeler, now))
+                .select_for_update(skip_locked=True, of=("self",))
+                .first()
+            )
+            if item is None:
+                return None
+            expires = now + timedelta(seconds=lease_seconds)
+            claimed = (
+                Item.objects.filter(pk=item.pk, annotation_count__lt=F("required_labels"))
+                .filter(_free_for(labeler, now))
+                .update(leased_to=labeler, lease_expires_at=expires)
+            )
+        if claimed == 1:
+            item.leased_to, item.lease_expires_at = labeler, expires
+            return item
+        # someone else took it between our read and our update: try the next one
+    return None
+
+
+def item_lease_release(*, labeler, item_id: int) -> None:
+    Item.objects.filter(pk=item_id, leased_to=labeler).update(leased_to=None, lease_expires_at=None)
+
+
+def _check_can_label(labeler, item: Item) -> None:
+    project = item.project
+    if not labeler.is_staff and not Membership.objects.filter(project=project, user=labeler).exists():
+        raise PermissionDenied("not a member of this project")
+    if item.split == Item.Split.GOLD and not project.label_gold_by_people:
+        raise PermissionDenied("gold items are not labeled by people in this project")
+
+
+def _validate_label(project: Project, label: str) -> None:
+    if label not in project.label_names:
+        raise ValidationError(f"unknown label {label!r}")
+
+
+def _picked_by(item: Item) -> str:
+    if item.split == Item.Split.GOLD:
+        return Annotation.Picked.GOLD
+    if item.required_labels > 1:
+        return Annotation.Picked.OVERLAP
+    if item.queue_reason in Annotation.Picked.values:
+        return item.queue_reason
+    return Annotation.Picked.RANDOM
+
+
+def _bounded_seconds(seconds_spent: float | None) -> float | None:
+    if seconds_spent is None or not math.isfinite(seconds_spent):
+        return None
+    return min(max(float(seconds_spent), 0.0), MAX_SECONDS_PER_ITEM)
+
+
+def annotation_submit(
+    *, labeler, item: Item, label: str, seconds_spent: float | None = None
+) -> tuple[Annotation, bool]:
+    """Record `labeler`'s label for `item`; returns (annotation, created).
+
+    Idempotent: a second submit by the same labeler creates no row and does not
+    count twice; a different label on a second submit changes the label (that is
+    how "go back and change my last label" works). Releases the lease.
+    Raises ItemAlreadyComplete when the item already has all the labels it needs
+    from other people.
+    """
+    _check_can_label(labeler, item)
+    _validate_label(item.project, label)
+    seconds = _bounded_seconds(seconds_spent)
+    with transaction.atomic():
+        annotation, created = Annotation.objects.get_or_create(
+            item=item,
+            labeler=labeler,
+            defaults={
+                "label": label,
+                "seconds_spent": seconds,
+                "picked_by": _picked_by(item),
+                "model_version_id": item.scored_version_id,
+            },
+        )
+        if created:
+            counted = Item.objects.filter(
+                pk=item.pk, annotation_count__lt=F("required_labels")
+            ).update(annotation_count=F("annotation_count") + 1)
+            if counted != 1:
+                item_lease_release(labeler=labeler, item_id=item.pk)
+                raise ItemAlreadyComplete(item.pk)
+        elif annotation.label != label:
+            annotation.label = label
+            annotation.save(update_fields=["label", "updated_at"])
+        item_lease_release(labeler=labeler, item_id=item.pk)
+    return annotation, created
+
+
+def item_skip(*, labeler, item_id: int) -> None:
+    """Give the item back; the caller remembers not to serve it again this session."""
+    item_lease_release(labeler=labeler, item_id=item_id)
+
+
+def item_adjudicate(*, admin, item: Item, label: str) -> Item:
+    """Record the final label of a disagreement; the labelers' annotations stay as they are."""
+    if not admin.is_staff:
+        raise PermissionDenied("only admins adjudicate")
+    _validate_label(item.project, label)
+    item.final_label = label
+    item.adjudicated_by = admin
+    item.adjudicated_at = timezone.now()
+    item.save(update_fields=["final_label", "adjudicated_by", "adjudicated_at"])
+    return item
+
+
+def project_apply_overlap(project: Project) -> int:
+    """Send project.overlap_percent % of pool items to project.overlap_labelers people.
+
+    Deterministic: the first k% of the pool in random_key order, so raising the
+    percentage only adds items. Returns how many items are overlap items.
+    """
+    pool = Item.objects.filter(project=project, split=Item.Split.POOL)
+    labelers = max(1, project.overlap_labelers)
+    count = 0
+    if project.overlap_percent > 0 and labelers > 1:
+        count = round(pool.count() * min(project.overlap_percent, 100) / 100)
+    chosen = pool.order_by("random_key", "pk").values("pk")[:count]
+    with transaction.atomic():
+        pool.exclude(required_labels=1).update(required_labels=1)
+        if count:
+            Item.objects.filter(pk__in=chosen).update(required_labels=labelers)
+    return count

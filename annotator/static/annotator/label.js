@@ -1,0 +1,184 @@
+// Labeling page: one item at a time, keyboard first, no page reloads.
+// Item data is only ever put in the page with textContent (never innerHTML).
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("label-config").textContent);
+  const csrf = document.querySelector("#csrf-holder [name=csrfmiddlewaretoken]").value;
+  const labelByKey = new Map(config.labels.map((l) => [String(l.key).toLowerCase(), l.name]));
+  const $ = (id) => document.getElementById(id);
+  const help = $("help");
+
+  let current = null;
+  let shownAt = performance.now();
+  let busy = false;
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function showNotice(text, isError) {
+    const box = $("notice");
+    box.textContent = text || "";
+    box.classList.toggle("error", Boolean(isError));
+    box.hidden = !text;
+  }
+
+  function renderProgress(p) {
+    $("mine-today").textContent = p.mine_today;
+    $("project-done").textContent = p.done;
+    $("project-total").textContent = p.total;
+    $("project-bar").style.width = (p.total ? (100 * p.done) / p.total : 0).toFixed(1) + "%";
+  }
+
+  function renderBody(item) {
+    const body = $("item-body");
+    body.replaceChildren();
+    body.className = "item-body kind-" + item.kind;
+    if (item.turns.length) {
+      for (const turn of item.turns) {
+        const row = el("div", "turn");
+        row.dataset.speaker = turn.speaker.toLowerCase();
+        row.append(el("span", "speaker", turn.speaker || "—"), el("p", "turn-text", turn.text));
+        body.append(row);
+      }
+    } else {
+      body.append(el("p", "text", item.text));
+    }
+    if (item.kind === "query" || (item.text.length <= 60 && !item.turns.length)) {
+      body.classList.add("short");
+    }
+  }
+
+  function renderItem(item) {
+    current = item;
+    $("item").hidden = !item;
+    $("queue-done").hidden = Boolean(item);
+    document.querySelectorAll(".label-btn").forEach((b) => {
+      b.disabled = !item;
+      b.classList.toggle("chosen", Boolean(item) && b.dataset.label === item.current_label);
+    });
+    if (!item) return;
+
+    const badges = $("item-badges");
+    badges.replaceChildren(el("span", "badge", item.kind));
+    if (item.overlap) badges.append(el("span", "badge overlap", "overlap"));
+    if (item.gold) badges.append(el("span", "badge gold", "gold"));
+    if (item.current_label) {
+      badges.append(el("span", "badge changing", "changing your label: " + item.current_label));
+    }
+    badges.append(el("span", "badge muted", "#" + item.id));
+
+    renderBody(item);
+
+    const meta = $("item-meta");
+    meta.replaceChildren();
+    for (const [key, value] of item.meta) {
+      const pair = el("div");
+      pair.append(el("dt", "", key), el("dd", "", value));
+      meta.append(pair);
+    }
+    meta.hidden = !item.meta.length;
+    shownAt = performance.now();
+  }
+
+  function render(data) {
+    if (data.progress) renderProgress(data.progress);
+    showNotice(data.notice || "");
+    renderItem(data.item);
+  }
+
+  async function call(url, fields) {
+    const options = { credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (fields) {
+      options.method = "POST";
+      options.headers["X-CSRFToken"] = csrf;
+      options.body = new URLSearchParams(fields);
+    }
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (error) {
+      showNotice("Network problem: nothing was saved. Try again.", true);
+      return null;
+    }
+    let data = {};
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = {};
+    }
+    if (!response.ok) {
+      showNotice(data.error || data.notice || "Error " + response.status, true);
+      return null;
+    }
+    return data;
+  }
+
+  async function act(work) {
+    if (busy) return;
+    busy = true;
+    document.body.classList.add("busy");
+    try {
+      const data = await work();
+      if (data) render(data);
+    } finally {
+      busy = false;
+      document.body.classList.remove("busy");
+    }
+  }
+
+  function submit(label) {
+    if (!current) return;
+    const seconds = ((performance.now() - shownAt) / 1000).toFixed(1);
+    act(() => call(config.urls.submit, { item: current.id, label: label, seconds: seconds }));
+  }
+
+  function skip() {
+    if (!current) return;
+    act(() => call(config.urls.skip, { item: current.id }));
+  }
+
+  function undo() {
+    act(() => call(config.urls.undo));
+  }
+
+  function toggleHelp() {
+    if (help.open) help.close();
+    else help.showModal();
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest("input, textarea, select")) return;
+    const key = event.key.toLowerCase();
+    if (event.key === "?") {
+      event.preventDefault();
+      toggleHelp();
+      return;
+    }
+    if (help.open) return;
+    if (labelByKey.has(key)) {
+      event.preventDefault();
+      submit(labelByKey.get(key));
+    } else if (key === "s") {
+      event.preventDefault();
+      skip();
+    } else if (key === "u" || event.key === "Backspace") {
+      event.preventDefault();
+      undo();
+    }
+  });
+
+  document.querySelectorAll(".label-btn").forEach((button) => {
+    button.addEventListener("click", () => submit(button.dataset.label));
+  });
+  document.querySelector("[data-action=skip]").addEventListener("click", skip);
+  document.querySelector("[data-action=undo]").addEventListener("click", undo);
+  document.querySelector("[data-action=help]").addEventListener("click", toggleHelp);
+
+  render(config.initial);
+})();
