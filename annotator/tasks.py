@@ -10,3 +10,26 @@ def ping(payload: str = "pong") -> dict:
     import socket
 
     return {"payload": payload, "pid": os.getpid(), "host": socket.gethostname()}
+
+
+# --- training ---------------------------------------------------------------
+
+
+@shared_task(name="annotator.tasks.train_project_task", acks_late=True, reject_on_worker_lost=True)
+def train_project_task(run_id: int) -> int | None:
+    """Train one queued run (queue "training"). Redelivery of a finished run is a no-op."""
+    from annotator.models import TrainingRun
+    from annotator.services.training import training_run_execute
+
+    if not TrainingRun.objects.filter(id=run_id, status__in=["queued", "running"]).exists():
+        return None
+    version = training_run_execute(run_id=run_id)
+    return version.id if version else None
+
+
+@shared_task(name="annotator.tasks.retrain_due_projects_task")
+def retrain_due_projects_task() -> list[int]:
+    """Beat: retry or fail dead runs, queue retrains for projects with enough new labels."""
+    from annotator.services.training import retrain_due_projects
+
+    return retrain_due_projects()

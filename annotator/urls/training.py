@@ -1,3 +1,15 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from annotator.views import training
+
+urlpatterns = [
+    path("projects/<int:project_id>/models/", training.model_registry, name="model_registry"),
+    path("projects/<int:project_id>/models/retrain", training.retrain_now, name="retrain_now"),
+    path("projects/<int:project_id>/models/progress", training.training_progress,
+         name="training_progress"),
+    path("projects/<int:project_id>/models/<int:version_id>/activate", training.version_activate,
+         name="version_activate"),
+    path("projects/<int:project_id>/models/<int:version_id>/download", training.version_download,
+         name="version_download"),
+    path("api/projects/<int:project_id>/retrain", training.api_retrain, name="api_retrain"),
+]

@@ -1,0 +1,127 @@
+"""Model registry, retrain triggers, live progress and version download (staff only)."""
+
+import zipfile
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import storages
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator.models import ModelVersion, Project, TrainingRun
+from annotator.services.training import artifact_files, model_version_activate, training_request
+
+
+def staff_required(view):
+    """Logged-in staff only: others get 403 (anonymous users go to the login page)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _run_state(run: TrainingRun | None) -> dict:
+    if run is None:
+        return {"run": None}
+    return {"run": run.id, "status": run.status, "trigger": run.trigger,
+            "progress": run.progress, "error": run.error[:500], "attempts": run.attempts}
+
+
+@require_GET
+@staff_required
+def model_registry(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_object_or_404(Project, id=project_id)
+    versions = ModelVersion.objects.filter(project=project).select_related(
+        "training_run__triggered_by"
+    )
+    runs = TrainingRun.objects.filter(project=project).select_related("triggered_by")[:10]
+    return render(request, "annotator/training/registry.html", {
+        "project": project, "versions": versions, "runs": runs,
+    })
+
+
+@require_POST
+@staff_required
+def retrain_now(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_object_or_404(Project, id=project_id)
+    run = training_request(project=project, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+    messages.info(request, f"Training run {run.id} is {run.status}." if run else "Nothing queued.")
+    return redirect("model_registry", project_id=project.id)
+
+
+@require_POST
+@staff_required
+def version_activate(request: HttpRequest, project_id: int, version_id: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
+    model_version_activate(version=version)
+    messages.info(request, f"Version {version.version} is now active.")
+    return redirect("model_registry", project_id=project_id)
+
+
+@require_GET
+@staff_required
+def training_progress(request: HttpRequest, project_id: int) -> JsonResponse:
+    project = get_object_or_404(Project, id=project_id)
+    return JsonResponse(_run_state(TrainingRun.objects.filter(project=project).first()))
+
+
+class _Pipe:
+    """Write-only buffer for zipfile: the response drains it after each file chunk."""
+
+    def __init__(self):
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+def _zip_stream(version: ModelVersion):
+    storage, pipe = storages["artifacts"], _Pipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for rel in artifact_files(version):
+            with storage.open(f"{version.artifact_path}/{rel}") as src, archive.open(rel, "w") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+                    yield pipe.drain()
+    yield pipe.drain()
+
+
+@require_GET
+@staff_required
+def version_download(request: HttpRequest, project_id: int, version_id: int):
+    version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
+    response = StreamingHttpResponse(_zip_stream(version), content_type="application/zip")
+    name = f"project{project_id}-v{version.version}.zip"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@api_view(["POST"])
+@permission_classes([IsAdminUser])
+def api_retrain(request: Request, project_id: int) -> Response:
+    """Queue a retrain (or return the one already queued/running): {"run_id", "status"}."""
+    project = get_object_or_404(Project, id=project_id)
+    run = training_request(project=project, trigger=TrainingRun.Trigger.API, user=request.user)
+    if run is None:
+        return Response({"detail": "could not queue a run"}, status=409)
+    return Response({"run_id": run.id, "status": run.status}, status=202)

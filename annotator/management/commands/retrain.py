@@ -1,0 +1,50 @@
+"""Retrain a project's model now: in this process with a progress bar, or --enqueue."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from annotator.models import Project, TrainingRun
+from annotator.services.training import training_request, training_run_execute
+
+
+class Command(BaseCommand):
+    help = "Retrain a project's model (by id or name). Runs here unless --enqueue."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", help="project id or name")
+        parser.add_argument("--enqueue", action="store_true",
+                            help="queue the run for a Celery worker instead of training here")
+
+    def handle(self, *args, project: str, enqueue: bool, **options):
+        found = Project.objects.filter(id=int(project)) if project.isdigit() else None
+        found = found or Project.objects.filter(name=project)
+        if not found:
+            raise CommandError(f"no project {project!r}")
+        project = found.get()
+        with transaction.atomic():
+            run = training_request(project=project, trigger=TrainingRun.Trigger.COMMAND,
+                                   enqueue=enqueue)
+        if run is None:
+            raise CommandError("could not queue a run")
+        if enqueue:
+            self.stdout.write(f"run {run.id} {run.status}")
+            return
+        bar = tqdm(total=0, unit="step", desc=f"run {run.id}")
+
+        def progress(state: dict) -> None:
+            bar.total = state["total_steps"]
+            bar.set_postfix(epoch=f"{state['epoch']}/{state['epochs']}", loss=state["loss"])
+            bar.update(state["step"] - bar.n)
+
+        version = training_run_execute(run_id=run.id, progress=progress)
+        bar.close()
+        run.refresh_from_db()
+        if version is None:
+            raise CommandError(f"run {run.id} {run.status}: {run.error.splitlines()[0] if run.error else 'taken by another worker'}")
+        metrics = version.metrics
+        self.stdout.write(self.style.SUCCESS(
+            f"v{version.version} active: {version.label_count} labels, "
+            f"macro-F1 {metrics.get('macro_f1', float('nan')):.3f} on {metrics.get('evaluated_on', '-')}, "
+            f"{version.duration_seconds:.1f} s on {version.device}"
+        ))

@@ -1,0 +1,369 @@
+"""Training runs: request, claim and execute, version and activate models.
+
+The path of a retrain: `training_request` (one queued run per project, enforced by a
+partial unique constraint) -> after commit `train_project_task.delay(run_id)` ->
+`training_run_execute` claims the run with a conditional UPDATE, snapshots the labels,
+fine-tunes with `trainer.train`, copies the folder into the "artifacts" storage and
+activates the new ModelVersion in one transaction. A failed or killed run never touches
+the active model; a run whose heartbeat stopped is reclaimed (retried) or marked failed.
+"""
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import storages
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+ACTIVE = [TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
+
+
+class RunLost(Exception):
+    """Another worker reclaimed the run, or it was marked failed, while we trained."""
+
+
+# --- reads used here ------------------------------------------------------------
+
+try:  # the labeling side's consensus rule, when present
+    from annotator.selectors import training_labels
+except ImportError:  # pragma: no cover - fallback until the selector exists
+
+    def training_labels(project: Project) -> list[tuple[int, str, str]]:
+        """(item_id, text, label) for pool items with an agreed label; gold excluded."""
+        rows: dict[int, list] = {}
+        items = Item.objects.filter(project=project, split=Item.Split.POOL)
+        for item_id, text, final in items.exclude(final_label="").values_list(
+            "id", "text", "final_label"
+        ):
+            rows[item_id] = [text, final]
+        votes: dict[int, list] = {}
+        for item_id, text, label in Annotation.objects.filter(
+            item__project=project, item__split=Item.Split.POOL
+        ).values_list("item_id", "item__text", "label"):
+            votes.setdefault(item_id, [text, []])[1].append(label)
+        for item_id, (text, labels) in votes.items():
+            if item_id in rows:
+                continue
+            top = max(set(labels), key=labels.count)
+            if labels.count(top) * 2 > len(labels):  # strict majority
+                rows[item_id] = [text, top]
+        return [(item_id, text, label) for item_id, (text, label) in sorted(rows.items())]
+
+
+def _gold(project: Project) -> tuple[list[str], list[str]]:
+    rows = Item.objects.filter(project=project, split=Item.Split.GOLD).exclude(gold_label="")
+    pairs = [(t, g) for t, g in rows.values_list("text", "gold_label") if g in project.label_names]
+    return [t for t, _ in pairs], [g for _, g in pairs]
+
+
+def _config(project: Project, warm_start_from: str | None):
+    from trainer.config import TrainConfig
+
+    config = TrainConfig(
+        model_name=project.model_name or settings.DEFAULT_MODEL_NAME,
+        max_length=project.max_length,
+        epochs=project.epochs,
+        device=settings.TRAINING_DEVICE,
+        warm_start_from=warm_start_from,
+    )
+    # Deployment or test overrides, e.g. {"max_steps": 4, "num_threads": 2}
+    for key, value in getattr(settings, "TRAINING_OVERRIDES", {}).items():
+        setattr(config, key, value)
+    return config
+
+
+# --- artifacts ------------------------------------------------------------------
+
+
+def _artifacts():
+    return storages["artifacts"]
+
+
+def artifact_files(version: ModelVersion) -> list[str]:
+    """Paths (relative to the version folder) of every stored file of a version."""
+    storage, found = _artifacts(), []
+
+    def walk(rel: str) -> None:
+        dirs, files = storage.listdir(f"{version.artifact_path}/{rel}".rstrip("/"))
+        found.extend(f"{rel}{name}" for name in files)
+        for name in dirs:
+            walk(f"{rel}{name}/")
+
+    walk("")
+    return sorted(found)
+
+
+def _store_folder(folder: Path, prefix: str) -> None:
+    storage = _artifacts()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = f"{prefix}/{path.relative_to(folder).as_posix()}"
+        if storage.exists(name):  # left by an attempt killed after copying
+            storage.delete(name)
+        with open(path, "rb") as fh:
+            storage.save(name, File(fh))
+
+
+def model_version_local_path(version: ModelVersion) -> Path:
+    """A local folder with the version's save_pretrained files (for loading models).
+
+    The file system storage is used in place; other storages are copied once into
+    VAR_DIR/model-cache.
+    """
+    storage = _artifacts()
+    try:
+        return Path(storage.path(version.artifact_path))
+    except NotImplementedError:
+        target = Path(settings.VAR_DIR) / "model-cache" / version.artifact_path
+        if not (target / "config.json").exists():
+            for rel in artifact_files(version):
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                with storage.open(f"{version.artifact_path}/{rel}") as src, open(
+                    target / rel, "wb"
+                ) as dst:
+                    shutil.copyfileobj(src, dst)
+        return target
+
+
+# --- writes ----------------------------------------------------------------------
+
+
+def training_request(
+    *, project: Project, trigger: str, user=None, enqueue: bool = True
+) -> TrainingRun | None:
+    """Queue a training run, or return the project's queued/running one.
+
+    A second concurrent request hits the partial unique constraint and gets the
+    existing run. The task is enqueued only after the transaction commits.
+    """
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project, trigger=trigger, triggered_by=user if user and user.pk else None
+            )
+    except IntegrityError:
+        return TrainingRun.objects.filter(project=project, status__in=ACTIVE).first()
+    if enqueue:
+        from annotator.tasks import train_project_task
+
+        transaction.on_commit(lambda: train_project_task.delay(run.id))
+    return run
+
+
+def _claim(run_id: int) -> int | None:
+    """Conditional UPDATE: queued -> running, or reclaim a stale running run.
+
+    Returns the attempt number we own, or None when someone else has the run.
+    """
+    now = timezone.now()
+    stale = Q(heartbeat_at__lt=now - timedelta(seconds=settings.TRAINING_STALE_SECONDS)) | Q(
+        heartbeat_at__isnull=True
+    )
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    fields = dict(
+        status=TrainingRun.Status.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1,
+        worker=worker, progress={}, error="",
+    )
+    runs = TrainingRun.objects.filter(id=run_id)
+    claimed = runs.filter(status=TrainingRun.Status.QUEUED).update(started_at=now, **fields)
+    if not claimed:
+        claimed = runs.filter(stale, status=TrainingRun.Status.RUNNING,
+                              attempts__lt=MAX_ATTEMPTS).update(**fields)
+    if not claimed:
+        runs.filter(stale, status=TrainingRun.Status.RUNNING).update(
+            status=TrainingRun.Status.FAILED, finished_at=now,
+            error=f"gave up after {MAX_ATTEMPTS} attempts: the worker stopped sending heartbeats",
+        )
+        return None
+    return TrainingRun.objects.values_list("attempts", flat=True).get(id=run_id)
+
+
+def _progress_writer(run_id: int, attempt: int, extra: Callable | None):
+    last = [0.0]
+
+    def write(state: dict) -> None:
+        if extra:
+            extra(state)
+        now = time.monotonic()
+        if state["step"] != 1 and state["step"] < state["total_steps"] and now - last[0] < 1.0:
+            return
+        last[0] = now
+        updated = TrainingRun.objects.filter(
+            id=run_id, status=TrainingRun.Status.RUNNING, attempts=attempt
+        ).update(progress=state, heartbeat_at=timezone.now())
+        if not updated:
+            raise RunLost(f"run {run_id} attempt {attempt} was taken over or stopped")
+
+    return write
+
+
+def training_run_execute(*, run_id: int, progress: Callable[[dict], None] | None = None):
+    """Claim and execute one run. Returns the new active ModelVersion, or None.
+
+    Safe to call again for the same run (redelivery): a finished run or one another
+    worker is training is left alone.
+    """
+    from trainer.train import train
+
+    attempt = _claim(run_id)
+    if attempt is None:
+        return None
+    run = TrainingRun.objects.select_related("project").get(id=run_id)
+    project = run.project
+    logger.info("training run %s of project %s, attempt %s", run.id, project.id, attempt)
+    try:
+        rows = [r for r in training_labels(project) if r[2] in project.label_names]
+        if len({label for _, _, label in rows}) < 2:
+            raise ValueError("need labeled examples of at least two classes to train")
+        run.label_snapshot = [[item_id, label] for item_id, _, label in rows]
+        TrainingRun.objects.filter(id=run.id).update(label_snapshot=run.label_snapshot)
+        gold_texts, gold_labels = _gold(project)
+        active = ModelVersion.objects.filter(project=project, is_active=True).first()
+        warm = (
+            str(model_version_local_path(active))
+            if active and getattr(settings, "TRAINING_WARM_START", False)
+            else None
+        )
+        config = _config(project, warm)
+        with tempfile.TemporaryDirectory(prefix="train-") as tmp:
+            result = train(
+                texts=[t for _, t, _ in rows], labels=[label for _, _, label in rows],
+                label_names=project.label_names, config=config, output_dir=tmp,
+                eval_texts=gold_texts or None, eval_labels=gold_labels or None,
+                progress=_progress_writer(run.id, attempt, progress),
+            )
+            number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("version"))["n"]
+                      or 0) + 1
+            prefix = f"projects/{project.id}/v{number}"
+            _store_folder(Path(tmp), prefix)
+        with transaction.atomic():
+            Project.objects.select_for_update().get(id=project.id)
+            finished = TrainingRun.objects.filter(
+                id=run.id, status=TrainingRun.Status.RUNNING, attempts=attempt
+            ).update(status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(),
+                     heartbeat_at=timezone.now())
+            if not finished:
+                raise RunLost(f"run {run.id} attempt {attempt} was taken over or stopped")
+            version = ModelVersion.objects.create(
+                project=project, version=number, training_run=run,
+                base_model=config.warm_start_from or result.config["resolved_model"],
+                artifact_path=prefix, label_names=project.label_names, label_count=len(rows),
+                metrics=result.metrics, duration_seconds=result.duration_seconds,
+                device=result.device,
+            )
+            _activate(version)
+        return version
+    except RunLost:
+        logger.warning("run %s attempt %s lost to another worker", run_id, attempt)
+        return None
+    except Exception as exc:
+        logger.exception("training run %s failed", run_id)
+        TrainingRun.objects.filter(
+            id=run_id, status=TrainingRun.Status.RUNNING, attempts=attempt
+        ).update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+                 error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=5)}"[:5000])
+        return None
+
+
+def _activate(version: ModelVersion) -> None:
+    """Inside a transaction holding the project row: make `version` the only active one."""
+    ModelVersion.objects.filter(project_id=version.project_id, is_active=True).exclude(
+        id=version.id
+    ).update(is_active=False)
+    ModelVersion.objects.filter(id=version.id).update(is_active=True)
+    version.is_active = True
+    transaction.on_commit(lambda: on_model_activated(version))
+
+
+def model_version_activate(*, version: ModelVersion) -> ModelVersion:
+    """Make an earlier (or any) version the active one: rollback."""
+    with transaction.atomic():
+        Project.objects.select_for_update().get(id=version.project_id)
+        _activate(version)
+    return version
+
+
+def on_model_activated(version: ModelVersion) -> None:
+    """Hook after a version became active: have the pool scored with it, if scoring exists."""
+    from annotator import tasks
+
+    score = getattr(tasks, "score_pool_task", None)
+    if score is not None:
+        score.delay(version.id)
+
+
+def training_runs_sweep_stale() -> int:
+    """Runs whose worker died: retry (re-enqueue) them, or mark failed after MAX_ATTEMPTS."""
+    from annotator.tasks import train_project_task
+
+    cutoff = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_SECONDS)
+    stale = TrainingRun.objects.filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True), status=TrainingRun.Status.RUNNING
+    )
+    count = stale.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+        error=f"gave up after {MAX_ATTEMPTS} attempts: the worker stopped sending heartbeats",
+    )
+    for run_id in stale.values_list("id", flat=True):
+        transaction.on_commit(lambda run_id=run_id: train_project_task.delay(run_id))
+        count += 1
+    return count
+
+
+def _new_labels(project: Project):
+    """(number of annotations since the last finished run began, reference time)."""
+    last = (
+        TrainingRun.objects.filter(project=project)
+        .exclude(status__in=ACTIVE)
+        .order_by("-created_at")
+        .first()
+    )
+    annotations = Annotation.objects.filter(item__project=project, item__split=Item.Split.POOL)
+    if last:
+        since = last.started_at or last.created_at
+        annotations = annotations.filter(created_at__gt=since)
+    else:
+        since = annotations.order_by("created_at").values_list("created_at", flat=True).first()
+    return annotations.count(), since
+
+
+def project_retrain_due(project: Project) -> bool:
+    """At least N new labels since the last run, or any new label and T minutes passed.
+
+    A setting of 0 switches its rule off.
+    """
+    new, since = _new_labels(project)
+    if not new:
+        return False
+    if project.retrain_min_new_labels and new >= project.retrain_min_new_labels:
+        return True
+    minutes = project.retrain_every_minutes
+    return bool(minutes and since and timezone.now() - since >= timedelta(minutes=minutes))
+
+
+def retrain_due_projects() -> list[int]:
+    """Periodic: sweep dead runs, then queue a retrain for every project that is due."""
+    training_runs_sweep_stale()
+    busy = set(TrainingRun.objects.filter(status__in=ACTIVE).values_list("project_id", flat=True))
+    queued = []
+    for project in Project.objects.exclude(id__in=busy):
+        if project_retrain_due(project):
+            run = training_request(project=project, trigger=TrainingRun.Trigger.SCHEDULE)
+            if run:
+                queued.append(run.id)
+    return queued

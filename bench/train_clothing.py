@@ -1,0 +1,87 @@
+"""Benchmark: fine-tune on N random clothing-review labels, evaluate on test.csv.
+
+    python bench/train_clothing.py --threads 2            # CPU, 2 threads
+    python bench/train_clothing.py --device cuda          # same run on a GPU
+
+Prints one JSON line: train wall time (excludes evaluation), examples/s
+(training examples x epochs run / train time), macro-F1 and accuracy on the test file.
+"""
+
+import argparse
+import csv
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.train import train  # noqa: E402
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clothing_reviews"
+LABELS = ["negative", "neutral", "positive"]
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def review_text(row: dict) -> str:
+    title, text = (row.get("title") or "").strip(), (row.get("text") or "").strip()
+    return f"{title}. {text}" if title else text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the label draw")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--no-class-weighting", action="store_true")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--device", default="")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default="")
+    args = parser.parse_args()
+
+    import torch
+
+    rows = random.Random(args.seed).sample(read_rows(args.data / "train.csv"), args.n)
+    test = read_rows(args.data / "test.csv")
+    config = TrainConfig(
+        model_name=args.model, max_length=args.max_length, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, device=args.device,
+        class_weighting=not args.no_class_weighting, val_fraction=args.val_fraction,
+        num_threads=args.threads,
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        result = train(
+            texts=[review_text(r) for r in rows], labels=[r["label"] for r in rows],
+            label_names=LABELS, config=config, output_dir=out,
+            eval_texts=[review_text(r) for r in test], eval_labels=[r["label"] for r in test],
+        )
+    total = time.perf_counter() - started
+    epochs_run = max(h["epoch"] for h in result.history)
+    print(json.dumps({
+        "n_labels": args.n, "num_train": result.num_train, "epochs_run": epochs_run,
+        "device": result.device, "threads": torch.get_num_threads(),
+        "train_seconds": result.duration_seconds,
+        "examples_per_second": round(result.num_train * epochs_run / result.duration_seconds, 1),
+        "total_seconds_incl_load_eval_save": round(total, 1),
+        "test_rows": len(test), "test_macro_f1": round(result.metrics["macro_f1"], 4),
+        "test_accuracy": round(result.metrics["accuracy"], 4),
+        "per_class_f1": {k: round(v["f1"], 3) for k, v in result.metrics["per_class"].items()},
+        "config": {k: v for k, v in result.config.items() if k != "resolved_model"},
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+import random
+from collections import Counter
+
+import pytest
+
+from trainer.data import bucketed_batches, class_weights, encode_labels, split_train_val
+
+
+def test_labels_encode_from_names_or_indices():
+    assert encode_labels(["pos", "neg", 0], ["neg", "pos"]) == [1, 0, 0]
+    with pytest.raises(KeyError):
+        encode_labels(["maybe"], ["neg", "pos"])
+
+
+def test_validation_split_is_stratified_and_disjoint():
+    labels = [0] * 50 + [1] * 30 + [2] * 20
+    train, val = split_train_val(labels, 0.1, seed=1)
+    assert not set(train) & set(val)
+    assert sorted(train + val) == list(range(100))
+    assert Counter(labels[i] for i in val) == {0: 5, 1: 3, 2: 2}
+
+
+def test_validation_split_keeps_at_least_one_training_example_per_class():
+    labels = [0, 0, 1, 1, 2, 2, 2, 2, 2, 2]
+    train, val = split_train_val(labels, 0.3, seed=3)
+    assert {labels[i] for i in train} == {0, 1, 2}
+
+
+def test_no_validation_split_when_disabled_or_too_small():
+    assert split_train_val([0, 1, 0, 1], 0.0, seed=1) == ([0, 1, 2, 3], [])
+    assert split_train_val([0, 1], 0.1, seed=1) == ([0, 1], [])
+
+
+def test_class_weights_favour_rare_classes():
+    weights = class_weights([0, 0, 0, 1], num_labels=3)
+    assert weights[1] == pytest.approx(3 * weights[0])
+    assert weights[2] == 1.0  # absent class: neutral weight
+
+
+def test_bucketed_batches_cover_every_index_once_with_similar_lengths():
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 300) for _ in range(1000)]
+    batches = bucketed_batches(lengths, 16, random.Random(1), chunk_batches=10)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(1000))
+    assert all(len(b) <= 16 for b in batches)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    assert spread / len(batches) < 40  # unsorted batches would spread over ~250 tokens

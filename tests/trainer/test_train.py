@@ -1,0 +1,85 @@
+"""A real fine-tune of the bundled model on 24 short texts (a few seconds on one thread)."""
+
+import json
+import statistics
+
+import pytest
+
+from tests.trainer.tiny import LABELS, tiny_config, tiny_dataset
+from trainer.evaluate import predict_proba
+from trainer.models import load_classifier, resolve_model_name
+from trainer.train import train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    texts, labels = tiny_dataset()
+    out = tmp_path_factory.mktemp("model")
+    seen = []
+    result = train(
+        texts=texts, labels=labels, label_names=LABELS, output_dir=out,
+        config=tiny_config(epochs=5, learning_rate=5e-4, warmup_ratio=0.0),
+        eval_texts=texts[:6], eval_labels=labels[:6], progress=seen.append,
+    )
+    return result, out, seen
+
+
+def test_default_model_is_the_bundled_minilm():
+    assert resolve_model_name("").endswith("model")
+    assert resolve_model_name("bert-base-uncased") == "bert-base-uncased"
+
+
+def test_training_loss_falls(trained):
+    result, _, _ = trained
+    by_epoch = {}
+    for entry in result.history:
+        by_epoch.setdefault(entry["epoch"], []).append(entry["loss"])
+    first, last = statistics.mean(by_epoch[1]), statistics.mean(by_epoch[max(by_epoch)])
+    assert len(by_epoch) == 5
+    assert last < 0.7 * first, by_epoch
+
+
+def test_progress_reports_every_step(trained):
+    result, _, seen = trained
+    assert [s["step"] for s in seen] == list(range(1, 16))  # 24 texts / 8 per batch x 5 epochs
+    assert seen[-1]["total_steps"] == 15 and seen[-1]["epochs"] == 5
+
+
+def test_saved_folder_has_weights_and_training_json(trained):
+    result, out, _ = trained
+    info = json.loads((out / "training.json").read_text())
+    assert info["label_names"] == LABELS and info["num_labels"] == 3
+    assert info["metrics"]["evaluated_on"] == "gold"
+    assert info["config"]["max_length"] == 32
+    assert info["device"] == "cpu" and info["duration_seconds"] > 0
+    assert len(info["history"]) == 15
+    assert result.metrics["support"] == 6
+
+
+def test_saved_model_loads_back_and_predicts_a_label(trained):
+    _, out, _ = trained
+    tokenizer, model = load_classifier(str(out), device="cpu")
+    assert model.config.id2label == dict(enumerate(LABELS))
+    probs = predict_proba(tokenizer, model, ["love it", "hate it"], max_length=32)
+    assert probs.shape == (2, 3)
+    assert probs.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
+
+
+def test_saved_model_loads_in_a_transformers_pipeline(trained):
+    from transformers import pipeline
+
+    _, out, _ = trained
+    prediction = pipeline("text-classification", model=str(out), device="cpu")("love it")
+    assert prediction[0]["label"] in LABELS
+
+
+def test_max_steps_caps_training_and_validation_split_is_used(tmp_path):
+    texts, labels = tiny_dataset()
+    result = train(texts=texts, labels=labels, label_names=LABELS, output_dir=tmp_path,
+                   config=tiny_config(epochs=3, max_steps=2, val_fraction=0.25))
+    assert [h["step"] for h in result.history] == [1, 2]
+    assert result.num_train == 18
+    assert result.val_metrics["support"] == 6
+    assert result.metrics["evaluated_on"] == "validation"
