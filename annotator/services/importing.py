@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from annotator.cleaning import clean_text
@@ -252,13 +252,15 @@ class _Importer:
         self.kind_column = kind_column or None
         self.turns_column = turns_column or None
         self.split = split
+        self.gold = split == Item.Split.GOLD
+        self.kinds = list(TextKind.values)
         self.skip_invalid = skip_invalid
         self.labels = project.label_names
         self.max_chars = settings.IMPORT_MAX_TEXT_CHARS
         self.imported = self.duplicates = self.rejected = 0
         self.report: list[dict] = []
         self.seen: set[bytes] = set()
-        self.batch: list[tuple[int, Item]] = []
+        self.batch: list[tuple[int, dict]] = []  # (line, Item field values)
 
     def required_columns(self) -> list[str]:
         named = [self.text_column, self.label_column, self.id_column, self.kind_column, *self.meta_columns]
@@ -294,29 +296,28 @@ class _Importer:
                 f"label {label!r} is not in the project's label set ({', '.join(self.labels)})", line=line
             )
         kind = self.value(row, self.kind_column) or (TextKind.DIALOGUE if turns else self.project.text_kind)
-        if kind not in TextKind.values:
-            raise ImportRejected(f"kind {kind!r} is not one of {', '.join(TextKind.values)}", line=line)
+        if kind not in self.kinds:
+            raise ImportRejected(f"kind {kind!r} is not one of {', '.join(self.kinds)}", line=line)
         digest = hashlib.sha256(clean.encode("utf-8")).digest()
         if digest[:16] in self.seen:
             self.duplicates += 1
             return self.note(line, "duplicate: same clean text earlier in the file")
         self.seen.add(digest[:16])
-        gold = self.split == Item.Split.GOLD
-        item = Item(
-            project=self.project,
-            external_id=self.value(row, self.id_column)[:200],
-            raw_text=raw,
-            text=clean,
-            content_hash=digest.hex(),
-            kind=kind,
-            turns=turns,
-            meta=self.meta_of(line, row),
-            split=self.split,
-            gold_label=label if gold else "",
-            imported_label="" if gold else label,
-            random_key=random.random(),
-        )
-        self.batch.append((line, item))
+        values = {
+            "project_id": self.project.pk,
+            "external_id": self.value(row, self.id_column)[:200],
+            "raw_text": raw,
+            "text": clean,
+            "content_hash": digest.hex(),
+            "kind": kind,
+            "turns": turns,
+            "meta": self.meta_of(line, row),
+            "split": self.split,
+            "gold_label": label if self.gold else "",
+            "imported_label": "" if self.gold else label,
+            "random_key": random.random(),
+        }
+        self.batch.append((line, values))
 
     def invalid(self, line: int, reason: str) -> None:
         if not self.skip_invalid:
@@ -383,22 +384,50 @@ class _Importer:
     def flush(self) -> None:
         if not self.batch:
             return
-        hashes = [item.content_hash for _, item in self.batch]
+        hashes = [values["content_hash"] for _, values in self.batch]
         existing = set(
             Item.objects.filter(project=self.project, content_hash__in=hashes).values_list(
                 "content_hash", flat=True
             )
         )
         new = []
-        for line, item in self.batch:
-            if item.content_hash in existing:
+        for line, values in self.batch:
+            if values["content_hash"] in existing:
                 self.duplicates += 1
                 self.note(line, "duplicate: the project already has this text")
             else:
-                new.append(item)
-        Item.objects.bulk_create(new, batch_size=1000)
+                new.append(values)
+        _insert(new)
         self.imported += len(new)
         self.batch = []
+
+
+def _insert(rows: list[dict]) -> None:
+    """bulk_create, or on PostgreSQL a COPY (about twice as fast for big files).
+
+    Fields a row does not name get the model's defaults, so new Item fields
+    with a default need no change here."""
+    if connection.vendor != "postgresql":
+        Item.objects.bulk_create([Item(**values) for values in rows], batch_size=1000)
+        return
+    now = timezone.now()
+    fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
+    defaults = {}
+    for field in fields:
+        auto = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        defaults[field.attname] = now if auto else field.get_default()
+    json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    sql = f"COPY {connection.ops.quote_name(Item._meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for values in rows:
+            row = []
+            for name, default in defaults.items():
+                value = values.get(name, default)
+                if name in json_fields and value is not None:
+                    value = json.dumps(value, ensure_ascii=False)
+                row.append(value)
+            copy.write_row(row)
 
 
 def import_file(
