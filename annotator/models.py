@@ -58,6 +58,10 @@ class Project(models.Model):
     strategy = models.CharField(max_length=30, choices=Strategy.choices, default=Strategy.MARGIN)
     random_share = models.FloatField(default=0.1, help_text="Share of random picks as a control.")
     candidate_pool_size = models.PositiveIntegerField(default=10_000)
+    diverse_batches = models.BooleanField(
+        default=False,
+        help_text="Spread the head of the queue over k-means clusters of the uncertain items.",
+    )
 
     # training
     model_name = models.CharField(
