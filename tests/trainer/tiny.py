@@ -27,3 +27,37 @@ def tiny_config(**overrides) -> TrainConfig:
                   val_fraction=0, seed=7, device="cpu")
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def train_tiny(output_dir, **overrides):
+    """A real (two-step) fine-tune of the bundled model into output_dir."""
+    from trainer.train import train
+
+    texts, labels = tiny_dataset()
+    return train(texts=texts, labels=labels, label_names=LABELS, output_dir=output_dir,
+                 config=tiny_config(max_steps=2, **overrides))
+
+
+def fake_train_copying(model_dir, calls: list | None = None, fail: Exception | None = None):
+    """A stand-in for trainer.train.train that copies a ready model (keeps DB tests fast)."""
+    import shutil
+
+    from trainer.train import TrainResult
+
+    def fake(*, texts, labels, label_names, config, output_dir, eval_texts=None,
+             eval_labels=None, progress=None):
+        if calls is not None:
+            calls.append(dict(texts=list(texts), labels=list(labels), config=config,
+                              eval_texts=eval_texts, eval_labels=eval_labels))
+        for step in (1, 2):
+            if progress:
+                progress({"epoch": 1, "epochs": 1, "step": step, "total_steps": 2, "loss": 1.0})
+        if fail:
+            raise fail
+        shutil.copytree(model_dir, output_dir, dirs_exist_ok=True)
+        metrics = {"macro_f1": 0.5, "accuracy": 0.6, "per_class": {}, "evaluated_on": "gold"}
+        return TrainResult(metrics=metrics, val_metrics={}, history=[], duration_seconds=1.5,
+                           device="cpu", num_train=len(texts),
+                           config={"resolved_model": "tiny"})
+
+    return fake
