@@ -1,0 +1,51 @@
+"""A labeling process for the concurrency test: set up Django against the given
+database, then run a few labeler threads that loop next_item_for + submit.
+
+Run in a spawned process (multiprocessing); imports Django models only after setup.
+"""
+
+import os
+
+
+def run(database_url: str, labeler_ids: list[int], project_id: int) -> list[tuple[int, int]]:
+    """Returns the (labeler_id, item_id) pairs this process submitted."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    import threading
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from annotator.models import Project
+    from annotator.selectors import next_item_for
+    from annotator.services.labeling import ItemAlreadyComplete, annotation_submit
+
+    submitted: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def labeler_loop(user_id: int) -> None:
+        user = get_user_model().objects.get(pk=user_id)
+        project = Project.objects.get(pk=project_id)
+        try:
+            while True:
+                item = next_item_for(user, project)
+                if item is None:
+                    return
+                try:
+                    annotation_submit(labeler=user, item=item, label="positive", seconds_spent=1)
+                except ItemAlreadyComplete:
+                    continue
+                with lock:
+                    submitted.append((user_id, item.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=labeler_loop, args=(uid,)) for uid in labeler_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return submitted

@@ -1,0 +1,178 @@
+"""Assignment: leases, expiry, the already-labeled rule, gold, and concurrency."""
+
+import multiprocessing
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+
+from annotator.models import Annotation, Item, Membership
+from annotator.selectors import next_item_for, queue_for
+from annotator.services.labeling import (
+    ItemAlreadyComplete,
+    annotation_submit,
+    item_lease_claim,
+)
+from tests.annotator.labeling_factories import make_item, make_items
+
+
+def _member(project, name):
+    user = get_user_model().objects.create_user(name)
+    Membership.objects.create(project=project, user=user)
+    return user
+
+
+@pytest.fixture
+def second(project):
+    return _member(project, "sam")
+
+
+def test_two_labelers_never_get_the_same_item(project, labeler, second):
+    make_items(project, 2)
+    first = next_item_for(labeler, project)
+    other = next_item_for(second, project)
+    assert first.pk != other.pk
+    assert next_item_for(_member(project, "third"), project) is None
+
+
+def test_a_reload_gives_back_the_item_already_held(project, labeler):
+    make_items(project, 5)
+    first = next_item_for(labeler, project)
+    assert next_item_for(labeler, project).pk == first.pk
+    assert Item.objects.filter(leased_to=labeler).count() == 1
+
+
+def test_an_expired_lease_frees_the_item(project, labeler, second):
+    item = make_item(project, "only one")
+    assert next_item_for(labeler, project).pk == item.pk
+    assert next_item_for(second, project) is None
+    Item.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert next_item_for(second, project).pk == item.pk
+    item.refresh_from_db()
+    assert item.leased_to == second
+
+
+def test_lease_lasts_the_project_lease_time(project, labeler):
+    project.lease_seconds = 120
+    make_item(project, "timed")
+    before = timezone.now()
+    item = next_item_for(labeler, project)
+    item.refresh_from_db()
+    assert before + timedelta(seconds=119) <= item.lease_expires_at <= timezone.now() + timedelta(seconds=121)
+
+
+def test_nobody_gets_an_item_they_already_labeled(project, labeler, second):
+    item = make_item(project, "shared", required_labels=2)
+    annotation_submit(labeler=labeler, item=next_item_for(labeler, project), label="neutral")
+    assert next_item_for(labeler, project) is None
+    assert next_item_for(second, project).pk == item.pk
+
+
+def test_overlap_item_goes_to_the_required_number_of_labelers(project, labeler, second):
+    item = make_item(project, "shared", required_labels=2)
+    third = _member(project, "third")
+    for user in (labeler, second):
+        annotation_submit(labeler=user, item=next_item_for(user, project), label="neutral")
+    assert next_item_for(third, project) is None
+    item.refresh_from_db()
+    assert item.annotation_count == 2
+
+
+def test_submit_releases_the_lease(project, labeler):
+    make_item(project, "one")
+    item = next_item_for(labeler, project)
+    annotation_submit(labeler=labeler, item=item, label="neutral")
+    item.refresh_from_db()
+    assert item.leased_to is None and item.lease_expires_at is None
+
+
+def test_late_submit_after_someone_else_finished_is_refused(project, labeler, second):
+    item = make_item(project, "contested")
+    next_item_for(labeler, project)
+    Item.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    annotation_submit(labeler=second, item=next_item_for(second, project), label="positive")
+    with pytest.raises(ItemAlreadyComplete):
+        annotation_submit(labeler=labeler, item=item, label="negative")
+    assert list(Annotation.objects.values_list("labeler", flat=True)) == [second.pk]
+
+
+def test_double_submit_counts_once(project, labeler):
+    item = make_item(project, "twice")
+    _, created_first = annotation_submit(labeler=labeler, item=item, label="neutral")
+    _, created_again = annotation_submit(labeler=labeler, item=item, label="neutral")
+    assert (created_first, created_again) == (True, False)
+    item.refresh_from_db()
+    assert item.annotation_count == 1
+    assert Annotation.objects.count() == 1
+
+
+def test_gold_items_stay_out_of_the_queue_by_default(project, labeler):
+    make_item(project, "gold", split=Item.Split.GOLD, gold_label="positive")
+    assert next_item_for(labeler, project) is None
+
+
+def test_gold_items_are_queued_when_the_admin_asks(project, labeler):
+    gold = make_item(project, "gold", split=Item.Split.GOLD, gold_label="positive")
+    project.label_gold_by_people = True
+    project.save()
+    item = next_item_for(labeler, project)
+    assert item.pk == gold.pk
+    annotation, _ = annotation_submit(labeler=labeler, item=item, label="positive")
+    assert annotation.picked_by == Annotation.Picked.GOLD
+
+
+def test_higher_priority_comes_first_then_random_order(project, labeler):
+    low = make_item(project, "low", priority=0.1, random_key=0.0)
+    high = make_item(project, "high", priority=0.9, random_key=0.9)
+    unscored = make_item(project, "unscored", priority=None, random_key=0.0)
+    assert list(queue_for(labeler, project)) == [high, low, unscored]
+
+
+def test_claim_skips_a_candidate_taken_in_between(project, labeler, second):
+    taken, free = make_item(project, "taken", random_key=0.1), make_item(project, "free", random_key=0.2)
+    Item.objects.filter(pk=taken.pk).update(
+        leased_to=second, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    # a stale candidate list that still contains the taken item
+    candidates = Item.objects.filter(pk__in=[taken.pk, free.pk]).order_by("random_key")
+    assert item_lease_claim(labeler=labeler, candidates=candidates, lease_seconds=60).pk == free.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("required_labels", [1, 3])
+def test_concurrent_processes_never_share_an_item_nor_lose_a_label(project, required_labels):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL to a postgres:// URL)")
+    items = make_items(project, 200, required_labels=required_labels)
+    users = [_member(project, f"worker{i}") for i in range(12)]
+    settings = connection.settings_dict
+    url = (
+        f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST']}:"
+        f"{settings['PORT'] or 5432}/{settings['NAME']}"
+    )
+    from tests.annotator import lease_worker
+
+    batches = [[u.pk for u in users[i::4]] for i in range(4)]  # 4 processes x 3 labelers
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.starmap(lease_worker.run, [(url, batch, project.pk) for batch in batches])
+    submits = [pair for result in results for pair in result]
+
+    annotations = list(Annotation.objects.values_list("labeler_id", "item_id"))
+    assert len(annotations) == len(submits)  # zero lost annotations
+    assert Counter(annotations) == Counter(submits)  # and none invented
+    per_item = Counter(item_id for _, item_id in annotations)
+    assert set(per_item) == {item.pk for item in items}  # everything got labeled
+    assert set(per_item.values()) == {required_labels}  # never more labelers than required
+    counts = set(Item.objects.values_list("annotation_count", flat=True))
+    assert counts == {required_labels}
+    assert not Item.objects.filter(leased_to__isnull=False).exists()
+
+
+@pytest.fixture(autouse=True)
+def _db(db):
+    pass
