@@ -44,7 +44,7 @@ def clean_text(raw: str) -> str:
     text = raw
     if "<" in text:
         text = _SCRIPT_STYLE.sub(" ", text)
-        text = _COMMENT.sub(" ", text)
+        text = _COMMENT.sub("", text)
         text = _BLOCK_TAG.sub(" ", text)
         text = _TAG.sub("", text)
     if "&" in text:

@@ -128,8 +128,10 @@ def child_export(path: str, project_name: str) -> dict:
 def run_child(kind: str, path: Path, project_name: str, env: dict) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "_child", kind, str(path), project_name],
-        env=env, check=True, capture_output=True, text=True,
+        env=env, capture_output=True, text=True,
     )
+    if out.returncode:
+        sys.exit(f"{kind} child failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

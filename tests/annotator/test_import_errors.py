@@ -1,0 +1,176 @@
+"""Bad input: each gets a clear error naming the line, and nothing is written."""
+
+import json
+
+import pytest
+
+from annotator.models import ImportJob, Item
+from annotator.services import importing
+from annotator.services.importing import ImportRejected, import_file
+
+
+def write(tmp_path, name, content, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
+    return path
+
+
+def rejected(project, path, **options) -> str:
+    """Import, expect a rejection; check nothing was written and the job records the error."""
+    with pytest.raises(ImportRejected) as info:
+        import_file(project=project, path=path, **options)
+    assert Item.objects.count() == 0
+    job = ImportJob.objects.get()
+    assert (job.status, job.imported, job.error) == ("failed", 0, str(info.value))
+    assert info.value.job == job
+    return str(info.value)
+
+
+@pytest.fixture
+def small_batches(settings):
+    """Several batches are written before the bad row, so atomicity is really tested."""
+    settings.IMPORT_BATCH_SIZE = 2
+
+
+def test_malformed_csv_quote_names_the_line(project, tmp_path, small_batches):
+    path = write(tmp_path, "bad.csv", 'text\nok 1\nok 2\nok 3\n"broken" quote\nok 4\n')
+    assert rejected(project, path) == "line 5: malformed CSV: ',' expected after '\"'"
+
+
+def test_csv_row_with_extra_fields_names_the_line(project, tmp_path, small_batches):
+    path = write(tmp_path, "bad.csv", "text,label\na,positive\nb,positive\nc,neutral\nd,e,f\n")
+    message = rejected(project, path, label_column="label")
+    assert message == "line 5: malformed CSV: 3 fields where the header has 2"
+
+
+def test_unclosed_quote_at_the_end_of_a_csv_is_malformed(project, tmp_path):
+    path = write(tmp_path, "bad.csv", 'text\nfine\n"never closed\nmore\n')
+    assert rejected(project, path).startswith("line 4: malformed CSV: unexpected end of data")
+
+
+def test_a_binary_file_is_rejected(project, tmp_path):
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00"
+    message = rejected(project, write(tmp_path, "photo.csv", png))
+    assert message == "line 3: binary data (NUL byte): expected a UTF-8 or GB18030 text file"
+
+
+def test_a_nul_byte_after_the_sniffed_sample_is_rejected(project, tmp_path, small_batches):
+    rows = "".join(f"row {i}\n" for i in range(20_000))
+    path = write(tmp_path, "late.csv", ("text\n" + rows).encode() + b"bad\x00row\n")
+    assert rejected(project, path) == "line 20002: binary data (NUL byte) in a text file"
+
+
+def test_bytes_in_no_known_encoding_are_rejected(project, tmp_path):
+    path = write(tmp_path, "latin.csv", "text\nnice\ncafé au lait\n", "latin-1")
+    message = rejected(project, path)
+    assert message == (
+        "line 3: bytes are neither UTF-8 nor GB18030 (byte 0xe9); declare the encoding (--encoding)"
+    )
+
+
+def test_a_wrong_declared_encoding_names_the_line(project, tmp_path, small_batches):
+    path = write(tmp_path, "gbk.csv", "text\nok 1\nok 2\nok 3\n质量很好\n", "gbk")
+    message = rejected(project, path, encoding="utf-8")
+    assert message.startswith("line 5: cannot decode bytes as utf-8 (invalid")
+    assert "declare the right encoding" in message
+
+
+def test_wrong_encoding_later_in_the_file_names_the_line(project, tmp_path, small_batches):
+    head = "text\n" + "".join(f"好评 {i}\n" for i in range(10_000))
+    path = write(tmp_path, "mixed.csv", head.encode() + "差评\n".encode("gbk"))
+    assert rejected(project, path).startswith("line 10002: cannot decode bytes as utf-8")
+
+
+def test_a_missing_text_column_is_rejected(project, tmp_path):
+    path = write(tmp_path, "nocol.csv", "body,label\nnice,positive\n")
+    assert rejected(project, path) == "line 1: no column 'text' in the header (columns: body, label)"
+
+
+def test_a_missing_mapped_column_is_rejected(project, tmp_path):
+    path = write(tmp_path, "nocol.csv", "text\nnice\n")
+    assert rejected(project, path, label_column="label") == (
+        "line 1: no column 'label' in the header (columns: text)"
+    )
+
+
+def test_a_jsonl_row_without_text_names_the_line(project, tmp_path, small_batches):
+    lines = [{"text": "a"}, {"text": "b"}, {"text": "c"}, {"body": "d"}]
+    path = write(tmp_path, "rows.jsonl", "\n".join(json.dumps(row) for row in lines))
+    assert rejected(project, path) == "line 4: no 'text' field"
+
+
+def test_empty_text_after_cleaning_names_the_line(project, tmp_path, small_batches):
+    path = write(tmp_path, "e.csv", "text\na\nb\nc\n<p>&nbsp;</p>\n")
+    assert rejected(project, path) == (
+        "line 5: empty text after cleaning (fix the row, or skip such rows with --skip-invalid)"
+    )
+
+
+def test_a_one_megabyte_text_names_the_line(project, tmp_path, small_batches):
+    path = write(tmp_path, "big.csv", "text\na\nb\nc\n" + "x" * 1_000_000 + "\n")
+    assert rejected(project, path) == (
+        "line 5: text is 1,000,000 characters, over the limit of 20,000 "
+        "(fix the row, or skip such rows with --skip-invalid)"
+    )
+
+
+def test_a_label_outside_the_label_set_names_the_line(project, tmp_path, small_batches):
+    path = write(tmp_path, "l.csv", "text,label\na,positive\nb,negative\nc,neutral\nd,great\n")
+    assert rejected(project, path, label_column="label") == (
+        "line 5: label 'great' is not in the project's label set (negative, neutral, positive)"
+    )
+
+
+def test_a_label_outside_the_label_set_fails_even_with_skip_invalid(project, tmp_path):
+    path = write(tmp_path, "l.csv", "text,label\na,positive\nb,Positive\n")
+    message = rejected(project, path, label_column="label", skip_invalid=True)
+    assert message.startswith("line 3: label 'Positive' is not in the project's label set")
+
+
+def test_an_unknown_kind_names_the_line(project, tmp_path):
+    path = write(tmp_path, "k.csv", "text,kind\na,review\nb,tweet\n")
+    assert rejected(project, path, kind_column="kind") == (
+        "line 3: kind 'tweet' is not one of review, dialogue, query, ad, social"
+    )
+
+
+def test_invalid_jsonl_names_the_line(project, tmp_path):
+    path = write(tmp_path, "j.jsonl", '{"text": "a"}\n{"text": "b",}\n')
+    assert rejected(project, path) == "line 2: invalid JSON: Expecting property name enclosed in double quotes (column 14)"
+
+
+def test_a_jsonl_line_that_is_not_an_object_names_the_line(project, tmp_path):
+    path = write(tmp_path, "j.jsonl", '{"text": "a"}\n["b"]\n')
+    assert rejected(project, path) == "line 2: expected one JSON object per line"
+
+
+def test_invalid_json_array_names_the_line(project, tmp_path, monkeypatch, small_batches):
+    monkeypatch.setattr(importing, "CHUNK_BYTES", 5)
+    body = '[\n  {"text": "a"},\n  {"text": "b"},\n  {"text": "c"},\n  {"text": "d" "e"}\n]'
+    path = write(tmp_path, "j.json", body)
+    assert rejected(project, path) == "line 5: invalid JSON: Expecting ',' delimiter"
+
+
+def test_a_json_file_that_is_not_an_array_is_rejected(project, tmp_path):
+    path = write(tmp_path, "j.json", '{"text": "a"}')
+    assert rejected(project, path) == "line 1: a .json file must hold an array of objects ([{...}, ...])"
+
+
+def test_an_unclosed_json_array_is_rejected(project, tmp_path):
+    path = write(tmp_path, "j.json", '[{"text": "a"},\n{"text": "b"}\n')
+    assert rejected(project, path) == "line 3: invalid JSON: expected ',' or ']' after an object"
+
+
+def test_malformed_dialogue_turns_name_the_line(project, tmp_path):
+    path = write(tmp_path, "d.jsonl", '{"turns": [{"speaker": "agent", "text": "hi"}]}\n{"turns": ["hi"]}\n')
+    message = rejected(project, path)
+    assert message.startswith("line 2: 'turns' must be a list of turns like")
+
+
+def test_an_empty_file_is_rejected(project, tmp_path):
+    assert rejected(project, write(tmp_path, "empty.csv", "")) == "line 1: the file is empty"
+
+
+def test_utf16_is_rejected_with_advice(project, tmp_path):
+    path = write(tmp_path, "u16.csv", "text\nhi\n", "utf-16")
+    assert rejected(project, path) == "line 1: UTF-16 files are not supported; save the file as UTF-8"
