@@ -48,9 +48,8 @@
     } else {
       body.append(el("p", "text", item.text));
     }
-    if (item.kind === "query" || (item.text.length <= 60 && !item.turns.length)) {
-      body.classList.add("short");
-    }
+    if (!item.turns.length && item.kind === "query") body.classList.add("short");
+    else if (!item.turns.length && item.text.length <= 120) body.classList.add("brief");
   }
 
   function renderItem(item) {
