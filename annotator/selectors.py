@@ -111,3 +111,72 @@ def training_labels(project: Project) -> list[tuple[int, str, str]]:
         if label:
             rows.append((pk, text, label))
     return rows
+
+
+# --- active learning ---------------------------------------------------------------
+
+
+def suggestion_for(item: Item) -> tuple[str, float] | None:
+    """(label, confidence) of the active model for `item`, only if the project shows them.
+
+    Off by default (Project.show_suggestions): a visible suggestion anchors labelers.
+    """
+    from annotator.models import Prediction
+
+    if not item.project.show_suggestions:
+        return None
+    prediction = (
+        Prediction.objects.filter(item=item, model_version__is_active=True)
+        .values_list("label", "probabilities")
+        .first()
+    )
+    if prediction is None:
+        return None
+    label, probabilities = prediction
+    return label, float(max(probabilities))
+
+
+def stale_ranked_count(project: Project) -> int:
+    """Ranked items whose rank came from a version that is no longer the active one."""
+    from annotator.models import ModelVersion
+
+    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    ranked = Item.objects.filter(project=project, priority__isnull=False)
+    if active is None:
+        return ranked.exclude(scored_version__isnull=True).count()
+    return ranked.exclude(scored_version=active).count()
+
+
+def stopping_signal_for(project: Project, *, window: int = 3, kappa: float = 0.99):
+    """Should labeling stop? trainer.strategies.StopSignal over the project's versions.
+
+    Compares the predictions of consecutive versions on the fixed stopping sample (pool
+    items with the lowest random_key, predicted by every version) and the newest
+    version's overall uncertainty. None until a version has predictions.
+    """
+    import numpy as np
+
+    from annotator.models import ModelVersion, Prediction
+    from trainer.strategies import stopping_signal
+
+    names = project.label_names
+    versions = list(
+        ModelVersion.objects.filter(project=project, predictions__isnull=False)
+        .distinct()
+        .order_by("-version")[: window + 1]
+    )[::-1]
+    if not versions:
+        return None
+    per_version = []
+    for version in versions:
+        rows = Prediction.objects.filter(model_version=version).values_list(
+            "item_id", "label", "probabilities"
+        )
+        per_version.append({item_id: (label, probs) for item_id, label, probs in rows})
+    common = sorted(set.intersection(*(set(v) for v in per_version)))
+    index = {name: i for i, name in enumerate(names)}
+    predictions = [np.array([index.get(v[i][0], -1) for i in common]) for v in per_version]
+    newest = np.array([per_version[-1][i][1] for i in common]) if common else None
+    return stopping_signal(
+        predictions, newest, num_classes=len(names), window=window, kappa=kappa
+    )

@@ -33,3 +33,22 @@ def retrain_due_projects_task() -> list[int]:
     from annotator.services.training import retrain_due_projects
 
     return retrain_due_projects()
+
+
+# --- active learning ----------------------------------------------------------
+
+
+@shared_task(name="annotator.tasks.score_pool_task", acks_late=True, reject_on_worker_lost=True)
+def score_pool_task(model_version_id: int) -> dict:
+    """Score the pool with a version and rank the queue (queue "scoring"); idempotent."""
+    from annotator.services.scoring import pool_score
+
+    return pool_score(model_version_id=model_version_id)
+
+
+@shared_task(name="annotator.tasks.seed_pool_task", queue="scoring", acks_late=True)
+def seed_pool_task(project_id: int) -> dict:
+    """Cold-start seeding before the first model (k-means over base embeddings)."""
+    from annotator.services.scoring import pool_seed
+
+    return pool_seed(project_id=project_id)

@@ -21,6 +21,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, Membership, Project
+from annotator.services import scoring
 
 # A labeler who leaves a tab open for an hour did not spend an hour on one item.
 MAX_SECONDS_PER_ITEM = 600.0
@@ -119,6 +120,8 @@ def annotation_submit(
                 "seconds_spent": seconds,
                 "picked_by": _picked_by(item),
                 "model_version_id": item.scored_version_id,
+                # strategy and the model's prediction when the item was served
+                **scoring.annotation_provenance(item),
             },
         )
         if created:

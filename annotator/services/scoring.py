@@ -1,0 +1,182 @@
+"""Score the pool with the active model and rank the labeling queue.
+
+After a version becomes active (training's `on_model_activated` enqueues
+`score_pool_task`), `pool_score` predicts a random candidate subsample of the open
+pool (project.candidate_pool_size, so selection time does not grow with the pool) plus
+a fixed stopping sample, stores Prediction rows tagged with the version, and writes the
+ranking into Item.priority (higher = ask sooner), Item.scored_version and
+Item.queue_reason. Ranks left by older versions are cleared in the same transaction.
+
+Idempotent: the predictions and the ranking of one version are written in one
+transaction, so a version that has predictions is fully scored and a re-run is a no-op.
+"""
+
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from annotator.models import Annotation, Item, ModelVersion, Prediction, Project, Strategy
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SIZE = 500  # ranked items per version; the rest of the pool keeps its random order
+STOP_SAMPLE = 500  # fixed pool items (lowest random_key) every version predicts
+SEED_SIZE = 50  # cold-start picks before the first model
+
+
+def _open_pool(project: Project):
+    return Item.objects.filter(project=project, split=Item.Split.POOL,
+                               annotation_count__lt=F("required_labels"))
+
+
+def _candidate_ids(project: Project, seed: int) -> list[int]:
+    ids = list(_open_pool(project).order_by("pk").values_list("pk", flat=True))
+    size = min(len(ids), project.candidate_pool_size)
+    if size == len(ids):
+        return ids
+    rng = np.random.default_rng(seed)
+    return sorted(int(ids[i]) for i in rng.choice(len(ids), size, replace=False))
+
+
+def _stop_sample_ids(project: Project) -> list[int]:
+    pool = Item.objects.filter(project=project, split=Item.Split.POOL)
+    return list(pool.order_by("random_key", "pk").values_list("pk", flat=True)[:STOP_SAMPLE])
+
+
+def _texts(ids: list[int]) -> list[str]:
+    by_id = dict(Item.objects.filter(pk__in=ids).values_list("pk", "text"))
+    return [by_id[i] for i in ids]
+
+
+def _clear_ranks(project: Project) -> int:
+    """Forget every earlier ranking (older versions, cold-start seeds) of the project."""
+    ranked = Item.objects.filter(project=project, priority__isnull=False)
+    return ranked.update(priority=None, queue_reason="")
+
+
+def _write_ranking(version: ModelVersion | None, picks, ids) -> None:
+    n = len(picks)
+    items = [Item(pk=ids[p.index], priority=float(n - rank), scored_version=version,
+                  queue_reason=p.reason) for rank, p in enumerate(picks)]
+    Item.objects.bulk_update(items, ["priority", "scored_version", "queue_reason"],
+                             batch_size=1000)
+
+
+def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
+               quantize: bool | None = None) -> dict:
+    """Predict the candidates with the version, store predictions, rank the queue.
+
+    Only the active version scores; anything else returns quietly with a reason.
+    """
+    from trainer.scoring import load_scorer, predict_and_embed
+    from trainer.strategies import margin, query, uncertainty
+
+    from annotator.services.training import model_version_local_path
+
+    version = ModelVersion.objects.select_related("project").filter(pk=model_version_id).first()
+    if version is None or not version.is_active:
+        return {"skipped": "not the active version"}
+    if Prediction.objects.filter(model_version=version).exists():
+        return {"skipped": "already scored"}
+    project = version.project
+    started = time.perf_counter()
+    candidates = _candidate_ids(project, seed=version.pk)
+    stop_ids = [i for i in _stop_sample_ids(project) if i not in set(candidates)]
+    ids = candidates + stop_ids
+    if not ids:
+        with transaction.atomic():
+            _clear_ranks(project)
+        return {"scored": 0, "ranked": 0}
+
+    if quantize is None:
+        quantize = getattr(settings, "SCORING_INT8", False)
+    device = getattr(settings, "TRAINING_DEVICE", "")
+    tokenizer, model = load_scorer(str(model_version_local_path(version)), device=device,
+                                   quantize=quantize)
+    proba, emb = predict_and_embed(model, tokenizer, _texts(ids), max_length=project.max_length,
+                                   device="cpu" if quantize else device)
+    names = version.label_names or project.label_names
+    strategy = project.strategy
+    scores = margin(proba) if strategy == Strategy.RANDOM else uncertainty(strategy, proba)
+
+    picks = []
+    if candidates:
+        n_cand = len(candidates)
+        picks = query(strategy, proba[:n_cand], min(queue_size, n_cand),
+                      random_share=project.random_share, embeddings=emb[:n_cand],
+                      diverse=project.diverse_batches, seed=version.pk)
+    predictions = [
+        Prediction(item_id=item_id, model_version=version, label=names[int(p.argmax())],
+                   probabilities=[round(float(x), 6) for x in p], uncertainty=float(s))
+        for item_id, p, s in zip(ids, proba, scores, strict=True)
+    ]
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        if not ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
+            return {"skipped": "another version became active while scoring"}
+        Prediction.objects.bulk_create(predictions, batch_size=1000, ignore_conflicts=True)
+        cleared = _clear_ranks(project)
+        _write_ranking(version, picks, candidates)
+    seconds = round(time.perf_counter() - started, 2)
+    logger.info("scored %s items with %s in %ss, ranked %s", len(ids), version, seconds,
+                len(picks))
+    return {"scored": len(ids), "ranked": len(picks), "cleared": cleared, "seconds": seconds}
+
+
+def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
+    """Cold start: before any model, queue items spread over the embedding space first.
+
+    K-means over base-encoder embeddings of a candidate subsample; the item nearest each
+    centroid gets a priority and queue_reason "seed". Does nothing once a model exists.
+    """
+    from trainer.scoring import embed_with_base
+    from trainer.strategies import SEED, Pick, select_seed
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None or project.model_versions.filter(is_active=True).exists():
+        return {"skipped": "no project, or it already has a model"}
+    candidates = _candidate_ids(project, seed=project.pk)
+    if not candidates:
+        return {"seeded": 0}
+    emb = embed_with_base(_texts(candidates), model_name=project.model_name
+                          or settings.DEFAULT_MODEL_NAME, max_length=project.max_length,
+                          device=getattr(settings, "TRAINING_DEVICE", ""))
+    picks = [Pick(int(i), SEED, 0.0) for i in select_seed(emb, min(size, len(candidates)),
+                                                         seed=project.pk)]
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        if project.model_versions.filter(is_active=True).exists():
+            return {"skipped": "a model became active while seeding"}
+        _clear_ranks(project)
+        _write_ranking(None, picks, candidates)
+    return {"seeded": len(picks)}
+
+
+# --- provenance and suggestions (reads used by labeling) ----------------------------------
+
+def _active_prediction(item: Item) -> Prediction | None:
+    version_id = item.scored_version_id
+    if version_id is None:
+        version_id = (ModelVersion.objects.filter(project_id=item.project_id, is_active=True)
+                      .values_list("pk", flat=True).first())
+    if version_id is None:
+        return None
+    return Prediction.objects.filter(item=item, model_version_id=version_id).first()
+
+
+def annotation_provenance(item: Item) -> dict:
+    """Extra Annotation fields: the strategy and the model's prediction at labeling time."""
+    fields: dict = {}
+    if item.queue_reason in (Annotation.Picked.UNCERTAINTY, Annotation.Picked.RANDOM_CONTROL,
+                             Annotation.Picked.SEED):
+        fields["strategy"] = item.project.strategy if item.queue_reason != "seed" else "seed"
+    prediction = _active_prediction(item)
+    if prediction is not None:
+        fields["model_version_id"] = prediction.model_version_id
+        fields["predicted_label"] = prediction.label
+        fields["predicted_confidence"] = float(max(prediction.probabilities))
+    return fields
