@@ -29,7 +29,8 @@ class ProjectAdmin(admin.ModelAdmin):
 
     @admin.display(description="data")
     def data_links(self, obj: Project) -> str:
-        return format_html('<a href="{}">import / export</a>', reverse("import_upload", args=[obj.pk]))
+        url = reverse("import_upload", args=[obj.pk])
+        return format_html('<a href="{}">import / export</a>', url)
 
     @admin.action(description="Export labeled items (CSV)")
     def export_labeled_csv(self, request, queryset):

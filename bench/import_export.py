@@ -27,14 +27,58 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 EN_OPENERS = ["Honestly", "Overall", "Well", "So far", "After a week", "To be fair", "Sadly", "Wow"]
-EN_PRODUCTS = ["running shoes", "phone case", "rice cooker", "desk lamp", "backpack", "earbuds",
-               "water bottle", "wool scarf", "coffee grinder", "keyboard", "yoga mat", "kettle"]
-EN_VERDICTS = ["works great", "broke after two days", "is okay for the price", "arrived late",
-               "feels cheap", "exceeded my expectations", "does what it says", "smells strange",
-               "is exactly as pictured", "stopped charging", "fits perfectly", "is too small"]
-ZH_PRODUCTS = ["运动鞋", "手机壳", "电饭煲", "台灯", "双肩包", "蓝牙耳机", "保温杯", "围巾", "咖啡机", "键盘"]
-ZH_VERDICTS = ["质量很好", "用了两天就坏了", "性价比一般", "物流太慢", "做工粗糙", "超出预期",
-               "和图片一样", "有异味", "尺码偏小", "客服态度很好"]
+EN_PRODUCTS = [
+    "running shoes",
+    "phone case",
+    "rice cooker",
+    "desk lamp",
+    "backpack",
+    "earbuds",
+    "water bottle",
+    "wool scarf",
+    "coffee grinder",
+    "keyboard",
+    "yoga mat",
+    "kettle",
+]
+EN_VERDICTS = [
+    "works great",
+    "broke after two days",
+    "is okay for the price",
+    "arrived late",
+    "feels cheap",
+    "exceeded my expectations",
+    "does what it says",
+    "smells strange",
+    "is exactly as pictured",
+    "stopped charging",
+    "fits perfectly",
+    "is too small",
+]
+ZH_PRODUCTS = [
+    "运动鞋",
+    "手机壳",
+    "电饭煲",
+    "台灯",
+    "双肩包",
+    "蓝牙耳机",
+    "保温杯",
+    "围巾",
+    "咖啡机",
+    "键盘",
+]
+ZH_VERDICTS = [
+    "质量很好",
+    "用了两天就坏了",
+    "性价比一般",
+    "物流太慢",
+    "做工粗糙",
+    "超出预期",
+    "和图片一样",
+    "有异味",
+    "尺码偏小",
+    "客服态度很好",
+]
 ZH_TAILS = ["推荐购买", "不会再买了", "还可以", "下次还来", "差评", "五星好评"]
 EMOJI = ["", "", "", " 👍", " 😡", " 😍", " 🙂"]
 
@@ -42,11 +86,15 @@ EMOJI = ["", "", "", " 👍", " 😡", " 😍", " 🙂"]
 def synthetic_text(i: int) -> str:
     rng = random.Random(i)
     if rng.random() < 0.5:
-        text = (f"{rng.choice(EN_OPENERS)}, the {rng.choice(EN_PRODUCTS)} {rng.choice(EN_VERDICTS)}"
-                f"{rng.choice(EMOJI)} (order {i})")
+        text = (
+            f"{rng.choice(EN_OPENERS)}, the {rng.choice(EN_PRODUCTS)} {rng.choice(EN_VERDICTS)}"
+            f"{rng.choice(EMOJI)} (order {i})"
+        )
     else:
-        text = (f"{rng.choice(ZH_PRODUCTS)}{rng.choice(ZH_VERDICTS)}，{rng.choice(ZH_TAILS)}"
-                f"{rng.choice(EMOJI)}（订单{i}）")
+        text = (
+            f"{rng.choice(ZH_PRODUCTS)}{rng.choice(ZH_VERDICTS)}，{rng.choice(ZH_TAILS)}"
+            f"{rng.choice(EMOJI)}（订单{i}）"
+        )
     if rng.random() < 0.05:
         text = f"<p>{text}</p>"
     return text
@@ -59,8 +107,13 @@ def write_csv(path: Path, rows: int, seed: int = 0) -> None:
         writer.writerow(["id", "text", "brand"])
         for i in range(rows):
             source = rng.randrange(i) if i > 10 and rng.random() < 0.01 else i  # ~1% duplicates
-            writer.writerow([f"r{i}", synthetic_text(source + seed * rows),
-                             rng.choice(["acme", "zenith", "小米", "north"])])
+            writer.writerow(
+                [
+                    f"r{i}",
+                    synthetic_text(source + seed * rows),
+                    rng.choice(["acme", "zenith", "小米", "north"]),
+                ]
+            )
 
 
 def setup_django() -> None:
@@ -90,9 +143,15 @@ def child_import(path: str, project_name: str) -> dict:
     job = import_file(project=project, path=path, id_column="id", meta_columns=["brand"])
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     rows = job.imported + job.duplicates + job.rejected
-    return {"rows": rows, "imported": job.imported, "duplicates": job.duplicates,
-            "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds),
-            "importer_cpu_s": round(cpu, 1), "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "rows": rows,
+        "imported": job.imported,
+        "duplicates": job.duplicates,
+        "seconds": round(seconds, 1),
+        "rows_per_s": round(rows / seconds),
+        "importer_cpu_s": round(cpu, 1),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def child_export(path: str, project_name: str) -> dict:
@@ -108,10 +167,21 @@ def child_export(path: str, project_name: str) -> dict:
     user = get_user_model().objects.create_user(f"bench-{project_name}")
     labels = project.label_names
     batch = []
-    for n, item_id in enumerate(Item.objects.filter(project=project).values_list("id", flat=True).iterator()):
-        batch.append(Annotation(item_id=item_id, labeler=user, label=labels[n % len(labels)],
-                                picked_by="uncertainty", strategy="margin", predicted_label=labels[0],
-                                predicted_confidence=0.61, seconds_spent=4.2))
+    for n, item_id in enumerate(
+        Item.objects.filter(project=project).values_list("id", flat=True).iterator()
+    ):
+        batch.append(
+            Annotation(
+                item_id=item_id,
+                labeler=user,
+                label=labels[n % len(labels)],
+                picked_by="uncertainty",
+                strategy="margin",
+                predicted_label=labels[0],
+                predicted_confidence=0.61,
+                seconds_spent=4.2,
+            )
+        )
         if len(batch) == 5000:
             Annotation.objects.bulk_create(batch)
             batch = []
@@ -125,8 +195,12 @@ def child_export(path: str, project_name: str) -> dict:
             size += len(piece)
         seconds = time.perf_counter() - started
         rows = count - (1 if fmt == "csv" else 0)
-        result[fmt] = {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds),
-                       "mb": round(size / 1e6, 1)}
+        result[fmt] = {
+            "rows": rows,
+            "seconds": round(seconds, 1),
+            "rows_per_s": round(rows / seconds),
+            "mb": round(size / 1e6, 1),
+        }
     result["peak_rss_mb"] = round(peak_rss_mb())
     return result
 
@@ -134,7 +208,9 @@ def child_export(path: str, project_name: str) -> dict:
 def run_child(kind: str, path: Path, project_name: str, env: dict) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "_child", kind, str(path), project_name],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if out.returncode:
         sys.exit(f"{kind} child failed:\n{out.stderr[-3000:]}")
@@ -142,7 +218,9 @@ def run_child(kind: str, path: Path, project_name: str, env: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--export-rows", type=int, default=100_000)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test")
@@ -158,11 +236,19 @@ def main() -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{args.db_name}"')
         conn.execute(f'CREATE DATABASE "{args.db_name}"')
     tmp = Path(tempfile.mkdtemp(prefix="bench-import-"))
-    env = {**os.environ, "DATABASE_URL": bench_url, "SECRET_KEY": "bench", "DEBUG": "0",
-           "ANNOTATOR_VAR_DIR": str(tmp / "var"), "DJANGO_SETTINGS_MODULE": "annotator.settings",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": bench_url,
+        "SECRET_KEY": "bench",
+        "DEBUG": "0",
+        "ANNOTATOR_VAR_DIR": str(tmp / "var"),
+        "DJANGO_SETTINGS_MODULE": "annotator.settings",
+        "PYTHONPATH": str(ROOT),
+    }
     try:
-        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True
+        )
         for rows in args.rows:
             path = tmp / f"rows-{rows}.csv"
             write_csv(path, rows)

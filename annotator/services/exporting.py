@@ -26,19 +26,52 @@ from annotator.models import Annotation, Item, Project
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = [
-    "item_id", "external_id", "text", "label", "labels", "labelers", "annotated_at",
-    "picked_by", "strategy", "model_version", "predicted_label", "predicted_confidence",
-    "split", "gold_label", "imported_label", "kind", "adjudicated_by", "meta", "turns",
+    "item_id",
+    "external_id",
+    "text",
+    "label",
+    "labels",
+    "labelers",
+    "annotated_at",
+    "picked_by",
+    "strategy",
+    "model_version",
+    "predicted_label",
+    "predicted_confidence",
+    "split",
+    "gold_label",
+    "imported_label",
+    "kind",
+    "adjudicated_by",
+    "meta",
+    "turns",
 ]  # JSONL rows add "annotations": every annotation with its own provenance
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 _ITEM_FIELDS = [
-    "id", "external_id", "text", "split", "gold_label", "imported_label", "kind", "meta", "turns",
-    "final_label", "adjudicated_by__username",
+    "id",
+    "external_id",
+    "text",
+    "split",
+    "gold_label",
+    "imported_label",
+    "kind",
+    "meta",
+    "turns",
+    "final_label",
+    "adjudicated_by__username",
 ]
 _ANNOTATION_FIELDS = [
-    "item_id", "label", "labeler__username", "created_at", "seconds_spent", "picked_by",
-    "strategy", "model_version__version", "predicted_label", "predicted_confidence",
+    "item_id",
+    "label",
+    "labeler__username",
+    "created_at",
+    "seconds_spent",
+    "picked_by",
+    "strategy",
+    "model_version__version",
+    "predicted_label",
+    "predicted_confidence",
 ]
 
 
@@ -75,7 +108,7 @@ def export_rows(
     until: datetime | None = None,
     chunk_size: int = 2000,
 ) -> Iterator[str]:
-    """Yield the export as text pieces (CSV: header then one line per item; JSONL: one line per item).
+    """Yield the export in pieces: a CSV header and one line per item, or one JSONL line per item.
 
     labeler / since / until select annotations (since inclusive, until
     exclusive); with any of them only items with a selected annotation are

@@ -32,7 +32,14 @@ from annotator.cleaning import clean_text
 from annotator.models import ImportJob, Item, Project, TextKind
 
 FORMATS = ("csv", "tsv", "json", "jsonl")
-EXTENSIONS = {"csv": "csv", "tsv": "tsv", "tab": "tsv", "json": "json", "jsonl": "jsonl", "ndjson": "jsonl"}
+EXTENSIONS = {
+    "csv": "csv",
+    "tsv": "tsv",
+    "tab": "tsv",
+    "json": "json",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+}
 REPORT_LIMIT = 1000  # report entries kept on the ImportJob; counts stay exact
 SAMPLE_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
@@ -78,7 +85,9 @@ def detect_encoding(sample: bytes, declared: str | None = None) -> str:
     nul = sample.find(b"\x00")
     if nul >= 0:
         line = sample.count(b"\n", 0, nul) + 1
-        raise ImportRejected("binary data (NUL byte): expected a UTF-8 or GB18030 text file", line=line)
+        raise ImportRejected(
+            "binary data (NUL byte): expected a UTF-8 or GB18030 text file", line=line
+        )
     if declared:
         try:
             return codecs.lookup(declared).name
@@ -111,7 +120,8 @@ def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterat
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             raise ImportRejected(
-                f"cannot decode bytes as {encoding} ({exc.reason} at byte {exc.start + 1} of the line); "
+                f"cannot decode bytes as {encoding} "
+                f"({exc.reason} at byte {exc.start + 1} of the line); "
                 "declare the right encoding (--encoding)",
                 line=number,
             ) from None
@@ -120,7 +130,9 @@ def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterat
         yield text.removeprefix("\ufeff") if number == 1 else text
 
 
-def _csv_rows(lines: Iterable[str], delimiter: str, required: list[str]) -> Iterator[tuple[int, dict]]:
+def _csv_rows(
+    lines: Iterable[str], delimiter: str, required: list[str]
+) -> Iterator[tuple[int, dict]]:
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader)]
@@ -131,7 +143,8 @@ def _csv_rows(lines: Iterable[str], delimiter: str, required: list[str]) -> Iter
     missing = [name for name in required if name not in header]
     if missing:
         raise ImportRejected(
-            f"no column {', '.join(map(repr, missing))} in the header (columns: {', '.join(header)})",
+            f"no column {', '.join(map(repr, missing))} in the header "
+            f"(columns: {', '.join(header)})",
             line=1,
         )
     while True:
@@ -146,7 +159,8 @@ def _csv_rows(lines: Iterable[str], delimiter: str, required: list[str]) -> Iter
             continue  # blank line
         if len(values) != len(header):
             raise ImportRejected(
-                f"malformed CSV: {len(values)} fields where the header has {len(header)}", line=start
+                f"malformed CSV: {len(values)} fields where the header has {len(header)}",
+                line=start,
             )
         yield start, dict(zip(header, values, strict=True))
 
@@ -158,13 +172,17 @@ def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ImportRejected(f"invalid JSON: {exc.msg} (column {exc.colno})", line=number) from None
+            raise ImportRejected(
+                f"invalid JSON: {exc.msg} (column {exc.colno})", line=number
+            ) from None
         if not isinstance(obj, dict):
             raise ImportRejected("expected one JSON object per line", line=number)
         yield number, obj
 
 
-def _json_array_rows(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterator[tuple[int, dict]]:
+def _json_array_rows(
+    fileobj: IO[bytes], encoding: str, counter: _Bytes
+) -> Iterator[tuple[int, dict]]:
     """Stream the objects of a top-level JSON array with raw_decode over chunks."""
     decoder = json.JSONDecoder()
     text_decoder = codecs.getincrementaldecoder(encoding)()
@@ -192,7 +210,9 @@ def _json_array_rows(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iter
                 line=here() + buf.count("\n", pos),
             ) from None
         if "\x00" in text:
-            raise ImportRejected("binary data (NUL byte) in a text file", line=here() + buf.count("\n", pos))
+            raise ImportRejected(
+                "binary data (NUL byte) in a text file", line=here() + buf.count("\n", pos)
+            )
         if first:
             text, first = text.removeprefix("\ufeff"), False
         here()
@@ -211,7 +231,9 @@ def _json_array_rows(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iter
                 return ""
 
     if skip_ws() != "[":
-        raise ImportRejected("a .json file must hold an array of objects ([{...}, ...])", line=here())
+        raise ImportRejected(
+            "a .json file must hold an array of objects ([{...}, ...])", line=here()
+        )
     pos += 1
     if skip_ws() == "]":
         return
@@ -239,9 +261,19 @@ def _json_array_rows(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iter
 
 
 class _Importer:
-    def __init__(self, *, project: Project, text_column: str, label_column: str | None,
-                 id_column: str | None, meta_columns: Iterable[str], kind_column: str | None,
-                 turns_column: str | None, split: str, skip_invalid: bool) -> None:
+    def __init__(
+        self,
+        *,
+        project: Project,
+        text_column: str,
+        label_column: str | None,
+        id_column: str | None,
+        meta_columns: Iterable[str],
+        kind_column: str | None,
+        turns_column: str | None,
+        split: str,
+        skip_invalid: bool,
+    ) -> None:
         if split not in Item.Split.values:
             raise ImportRejected(f"unknown split {split!r}; use pool or gold")
         self.project = project
@@ -263,7 +295,13 @@ class _Importer:
         self.batch: list[tuple[int, dict]] = []  # (line, Item field values)
 
     def required_columns(self) -> list[str]:
-        named = [self.text_column, self.label_column, self.id_column, self.kind_column, *self.meta_columns]
+        named = [
+            self.text_column,
+            self.label_column,
+            self.id_column,
+            self.kind_column,
+            *self.meta_columns,
+        ]
         return [c for c in named if c]
 
     def note(self, line: int, reason: str) -> None:
@@ -293,9 +331,12 @@ class _Importer:
         label = self.value(row, self.label_column)
         if label and label not in self.labels:
             raise ImportRejected(
-                f"label {label!r} is not in the project's label set ({', '.join(self.labels)})", line=line
+                f"label {label!r} is not in the project's label set ({', '.join(self.labels)})",
+                line=line,
             )
-        kind = self.value(row, self.kind_column) or (TextKind.DIALOGUE if turns else self.project.text_kind)
+        kind = self.value(row, self.kind_column) or (
+            TextKind.DIALOGUE if turns else self.project.text_kind
+        )
         if kind not in self.kinds:
             raise ImportRejected(f"kind {kind!r} is not one of {', '.join(self.kinds)}", line=line)
         digest = hashlib.sha256(clean.encode("utf-8")).digest()
@@ -321,7 +362,9 @@ class _Importer:
 
     def invalid(self, line: int, reason: str) -> None:
         if not self.skip_invalid:
-            raise ImportRejected(f"{reason} (fix the row, or skip such rows with --skip-invalid)", line=line)
+            raise ImportRejected(
+                f"{reason} (fix the row, or skip such rows with --skip-invalid)", line=line
+            )
         self.rejected += 1
         self.note(line, reason)
 
@@ -350,7 +393,9 @@ class _Importer:
                 for t in turns
             ]
             cleaned = [t for t in cleaned if t["text"]]
-            text = "\n".join(f"{t['speaker']}: {t['text']}" if t["speaker"] else t["text"] for t in cleaned)
+            text = "\n".join(
+                f"{t['speaker']}: {t['text']}" if t["speaker"] else t["text"] for t in cleaned
+            )
             return json.dumps(turns, ensure_ascii=False), text, cleaned
         if self.text_column not in row:
             raise ImportRejected(f"no {self.text_column!r} field", line=line)
@@ -466,9 +511,15 @@ def import_file(
                 fileobj = stack.enter_context(open(path, "rb"))  # noqa: SIM115
             kind = detect_format(name, fmt)
             importer = _Importer(
-                project=project, text_column=text_column, label_column=label_column,
-                id_column=id_column, meta_columns=meta_columns, kind_column=kind_column,
-                turns_column=turns_column, split=split, skip_invalid=skip_invalid,
+                project=project,
+                text_column=text_column,
+                label_column=label_column,
+                id_column=id_column,
+                meta_columns=meta_columns,
+                kind_column=kind_column,
+                turns_column=turns_column,
+                split=split,
+                skip_invalid=skip_invalid,
             )
             sample = fileobj.read(SAMPLE_BYTES)
             fileobj.seek(0)
@@ -479,8 +530,9 @@ def import_file(
                 rows = _jsonl_rows(_decoded_lines(fileobj, enc, counter))
             else:
                 delimiter = "\t" if kind == "tsv" else ","
-                rows = _csv_rows(_decoded_lines(fileobj, enc, counter), delimiter,
-                                 importer.required_columns())
+                rows = _csv_rows(
+                    _decoded_lines(fileobj, enc, counter), delimiter, importer.required_columns()
+                )
             with transaction.atomic():
                 importer.run(rows, (lambda: progress(counter.read)) if progress else None)
     except Exception as exc:
@@ -492,7 +544,11 @@ def import_file(
             exc.job = job
         raise
     job.status = ImportJob.Status.SUCCEEDED
-    job.imported, job.duplicates, job.rejected = importer.imported, importer.duplicates, importer.rejected
+    job.imported, job.duplicates, job.rejected = (
+        importer.imported,
+        importer.duplicates,
+        importer.rejected,
+    )
     job.report = importer.report
     job.finished_at = timezone.now()
     job.save()

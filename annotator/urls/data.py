@@ -4,6 +4,8 @@ from annotator.views import data
 
 urlpatterns = [
     path("projects/<int:project_id>/import/", data.import_upload, name="import_upload"),
-    path("projects/<int:project_id>/import/<int:job_id>/", data.import_report, name="import_report"),
+    path(
+        "projects/<int:project_id>/import/<int:job_id>/", data.import_report, name="import_report"
+    ),
     path("projects/<int:project_id>/export", data.export_download, name="export_download"),
 ]

@@ -31,7 +31,9 @@ def _staff_only(view):
 class ImportForm(forms.Form):
     file = forms.FileField(help_text="CSV, TSV, JSON (array of objects) or JSONL")
     fmt = forms.ChoiceField(
-        label="Format", required=False, choices=[("", "from the extension")] + [(f, f) for f in FORMATS]
+        label="Format",
+        required=False,
+        choices=[("", "from the extension")] + [(f, f) for f in FORMATS],
     )
     encoding = forms.CharField(required=False, help_text="empty: UTF-8 (BOM or not), else GB18030")
     text_column = forms.CharField(initial="text")
@@ -39,10 +41,13 @@ class ImportForm(forms.Form):
     id_column = forms.CharField(required=False, help_text="-> external id")
     meta_columns = forms.CharField(required=False, help_text="comma-separated, kept in meta")
     kind_column = forms.CharField(required=False)
-    turns_column = forms.CharField(initial="turns", required=False, help_text="dialogue turns (JSON)")
+    turns_column = forms.CharField(
+        initial="turns", required=False, help_text="dialogue turns (JSON)"
+    )
     split = forms.ChoiceField(choices=Item.Split.choices, initial=Item.Split.POOL)
     skip_invalid = forms.BooleanField(
-        required=False, help_text="reject empty or too long texts into the report instead of failing"
+        required=False,
+        help_text="reject empty or too long texts into the report instead of failing",
     )
 
 
@@ -57,25 +62,39 @@ def import_upload(request: HttpRequest, project_id: int) -> HttpResponse:
         upload.seek(0)
         try:
             job = import_file(
-                project=project, fileobj=upload.file, filename=upload.name, fmt=data["fmt"] or None,
-                encoding=data["encoding"] or None, text_column=data["text_column"],
-                label_column=data["label_column"] or None, id_column=data["id_column"] or None,
+                project=project,
+                fileobj=upload.file,
+                filename=upload.name,
+                fmt=data["fmt"] or None,
+                encoding=data["encoding"] or None,
+                text_column=data["text_column"],
+                label_column=data["label_column"] or None,
+                id_column=data["id_column"] or None,
                 meta_columns=[c.strip() for c in data["meta_columns"].split(",") if c.strip()],
-                kind_column=data["kind_column"] or None, turns_column=data["turns_column"] or None,
-                split=data["split"], skip_invalid=data["skip_invalid"], user=request.user,
+                kind_column=data["kind_column"] or None,
+                turns_column=data["turns_column"] or None,
+                split=data["split"],
+                skip_invalid=data["skip_invalid"],
+                user=request.user,
             )
         except ImportRejected as exc:
             job = exc.job
         return redirect("import_report", project_id=project.pk, job_id=job.pk)
     jobs = project.imports.all()[:10]
-    return render(request, "annotator/data/import.html", {"project": project, "form": form, "jobs": jobs})
+    return render(
+        request, "annotator/data/import.html", {"project": project, "form": form, "jobs": jobs}
+    )
 
 
 @_staff_only
 @require_GET
 def import_report(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
-    job = get_object_or_404(ImportJob.objects.select_related("project"), pk=job_id, project_id=project_id)
-    return render(request, "annotator/data/import_report.html", {"job": job, "project": job.project})
+    job = get_object_or_404(
+        ImportJob.objects.select_related("project"), pk=job_id, project_id=project_id
+    )
+    return render(
+        request, "annotator/data/import_report.html", {"job": job, "project": job.project}
+    )
 
 
 @_staff_only
@@ -98,8 +117,12 @@ def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
     except ValueError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
     rows = export_rows(
-        project=project, fmt=fmt, labeled_only=params.get("labeled_only") in ("1", "true", "on"),
-        gold_only=params.get("gold_only") in ("1", "true", "on"), labeler=labeler, since=since,
+        project=project,
+        fmt=fmt,
+        labeled_only=params.get("labeled_only") in ("1", "true", "on"),
+        gold_only=params.get("gold_only") in ("1", "true", "on"),
+        labeler=labeler,
+        since=since,
         until=until,
     )
     return export_response(rows, fmt=fmt, name=project.name)

@@ -30,7 +30,9 @@ def test_it_collapses_whitespace_and_trims():
 
 def test_cjk_text_and_emoji_survive_cleaning():
     assert clean_text("质量很好 推荐购买 👍🏽😍") == "质量很好 推荐购买 👍🏽😍"
-    assert clean_text("物流太慢了😡 もう買わない 배송 느림") == "物流太慢了😡 もう買わない 배송 느림"
+    assert (
+        clean_text("物流太慢了😡 もう買わない 배송 느림") == "物流太慢了😡 もう買わない 배송 느림"
+    )
 
 
 def test_emoji_joined_by_zero_width_joiner_stay_whole():

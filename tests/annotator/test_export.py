@@ -16,26 +16,44 @@ from annotator.services.importing import import_file
 
 
 def make_item(project, text, **fields):
-    return Item.objects.create(project=project, raw_text=text, text=text, content_hash=content_hash(text), **fields)
+    return Item.objects.create(
+        project=project, raw_text=text, text=text, content_hash=content_hash(text), **fields
+    )
 
 
 @pytest.fixture
 def data(project, labeler):
     max_ = get_user_model().objects.create_user("max")
-    version = ModelVersion.objects.create(project=project, version=3, base_model="m", artifact_path="p")
+    version = ModelVersion.objects.create(
+        project=project, version=3, base_model="m", artifact_path="p"
+    )
     items = {
         "agree": make_item(project, "Great shoes 👍", external_id="A1", meta={"brand": "acme"}),
         "tie": make_item(project, "质量一般", external_id="A2"),
         "adjudicated": make_item(project, "Okay I guess", final_label="neutral"),
         "gold": make_item(project, "Terrible", split="gold", gold_label="negative"),
         "unlabeled": make_item(project, "Not seen yet"),
-        "dialogue": make_item(project, "customer: hi\nagent: hello", kind="dialogue",
-                              turns=[{"speaker": "customer", "text": "hi"}, {"speaker": "agent", "text": "hello"}]),
+        "dialogue": make_item(
+            project,
+            "customer: hi\nagent: hello",
+            kind="dialogue",
+            turns=[{"speaker": "customer", "text": "hi"}, {"speaker": "agent", "text": "hello"}],
+        ),
     }
-    Annotation.objects.create(item=items["agree"], labeler=labeler, label="positive", picked_by="uncertainty",
-                              strategy="margin", model_version=version, predicted_label="positive",
-                              predicted_confidence=0.61, seconds_spent=4.5)
-    Annotation.objects.create(item=items["agree"], labeler=max_, label="positive", picked_by="overlap")
+    Annotation.objects.create(
+        item=items["agree"],
+        labeler=labeler,
+        label="positive",
+        picked_by="uncertainty",
+        strategy="margin",
+        model_version=version,
+        predicted_label="positive",
+        predicted_confidence=0.61,
+        seconds_spent=4.5,
+    )
+    Annotation.objects.create(
+        item=items["agree"], labeler=max_, label="positive", picked_by="overlap"
+    )
     Annotation.objects.create(item=items["tie"], labeler=labeler, label="negative")
     Annotation.objects.create(item=items["tie"], labeler=max_, label="positive")
     Annotation.objects.create(item=items["adjudicated"], labeler=labeler, label="negative")
@@ -58,11 +76,23 @@ def test_jsonl_has_one_row_per_item_with_provenance(project, data):
     assert [row["item_id"] for row in rows] == sorted(item.pk for item in data.values())
     agree = by_text(rows)["Great shoes 👍"]
     assert {k: v for k, v in agree.items() if k not in ("annotated_at", "annotations")} == {
-        "item_id": data["agree"].pk, "external_id": "A1", "text": "Great shoes 👍",
-        "label": "positive", "labels": ["positive", "positive"], "labelers": ["lena", "max"],
-        "picked_by": "uncertainty", "strategy": "margin", "model_version": 3,
-        "predicted_label": "positive", "predicted_confidence": 0.61, "split": "pool", "gold_label": "",
-        "imported_label": "", "kind": "review", "adjudicated_by": "", "meta": '{"brand": "acme"}',
+        "item_id": data["agree"].pk,
+        "external_id": "A1",
+        "text": "Great shoes 👍",
+        "label": "positive",
+        "labels": ["positive", "positive"],
+        "labelers": ["lena", "max"],
+        "picked_by": "uncertainty",
+        "strategy": "margin",
+        "model_version": 3,
+        "predicted_label": "positive",
+        "predicted_confidence": 0.61,
+        "split": "pool",
+        "gold_label": "",
+        "imported_label": "",
+        "kind": "review",
+        "adjudicated_by": "",
+        "meta": '{"brand": "acme"}',
         "turns": [],
     }
     first = Annotation.objects.filter(item=data["agree"]).earliest("created_at")
@@ -70,8 +100,14 @@ def test_jsonl_has_one_row_per_item_with_provenance(project, data):
     assert [a["labeler"] for a in agree["annotations"]] == ["lena", "max"]
     assert agree["annotations"][0]["seconds_spent"] == 4.5
     assert agree["annotations"][1] | {"created_at": ""} == {
-        "labeler": "max", "label": "positive", "created_at": "", "seconds_spent": None,
-        "picked_by": "overlap", "strategy": "", "model_version": None, "predicted_label": "",
+        "labeler": "max",
+        "label": "positive",
+        "created_at": "",
+        "seconds_spent": None,
+        "picked_by": "overlap",
+        "strategy": "",
+        "model_version": None,
+        "predicted_label": "",
         "predicted_confidence": None,
     }
 
@@ -80,8 +116,19 @@ def test_every_jsonl_row_has_the_same_keys_and_types(project, data):
     rows = jsonl(project=project)
     for row in rows:
         assert list(row) == [*COLUMNS, "annotations"]
-        for key in ("external_id", "text", "label", "annotated_at", "picked_by", "strategy",
-                    "predicted_label", "gold_label", "imported_label", "adjudicated_by", "meta"):
+        for key in (
+            "external_id",
+            "text",
+            "label",
+            "annotated_at",
+            "picked_by",
+            "strategy",
+            "predicted_label",
+            "gold_label",
+            "imported_label",
+            "adjudicated_by",
+            "meta",
+        ):
             assert isinstance(row[key], str), key
         assert isinstance(row["labels"], list) and isinstance(row["turns"], list)
 
@@ -106,9 +153,12 @@ def test_csv_has_a_header_and_joins_lists(project, data):
     assert list(rows[0]) == COLUMNS
     assert len(rows) == len(data)
     agree = {row["text"]: row for row in rows}["Great shoes 👍"]
-    assert (agree["labels"], agree["labelers"], agree["model_version"], agree["predicted_confidence"]) == (
-        "positive;positive", "lena;max", "3", "0.61"
-    )
+    assert (
+        agree["labels"],
+        agree["labelers"],
+        agree["model_version"],
+        agree["predicted_confidence"],
+    ) == ("positive;positive", "lena;max", "3", "0.61")
     dialogue = {row["text"]: row for row in rows}["customer: hi\nagent: hello"]
     assert json.loads(dialogue["turns"])[1] == {"speaker": "agent", "text": "hello"}
     assert {row["text"]: row for row in rows}["质量一般"]["model_version"] == ""
@@ -122,7 +172,9 @@ def test_labeled_only_skips_items_without_labels(project, data):
 
 def test_gold_only_keeps_the_gold_slice(project, data):
     rows = jsonl(project=project, gold_only=True)
-    assert [(row["text"], row["gold_label"], row["split"]) for row in rows] == [("Terrible", "negative", "gold")]
+    assert [(row["text"], row["gold_label"], row["split"]) for row in rows] == [
+        ("Terrible", "negative", "gold")
+    ]
 
 
 def test_the_labeler_filter_keeps_that_labelers_annotations(project, data, labeler):
@@ -164,26 +216,44 @@ def test_the_jsonl_loads_with_the_datasets_json_loader(project, data, tmp_path):
     datasets = pytest.importorskip("datasets")
     path = tmp_path / "export.jsonl"
     path.write_text("".join(export_rows(project=project, fmt="jsonl")), encoding="utf-8")
-    dataset = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "c"))
+    dataset = datasets.load_dataset(
+        "json", data_files=str(path), split="train", cache_dir=str(tmp_path / "c")
+    )
     assert dataset.num_rows == len(data)
     assert dataset.column_names == [*COLUMNS, "annotations"]
     row = next(r for r in dataset if r["text"] == "Great shoes 👍")
-    assert (row["label"], row["labels"], row["model_version"]) == ("positive", ["positive", "positive"], 3)
+    assert (row["label"], row["labels"], row["model_version"]) == (
+        "positive",
+        ["positive", "positive"],
+        3,
+    )
     assert row["annotations"][0]["predicted_confidence"] == 0.61
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_round_trip_export_then_import_gives_the_same_items_and_labels(project, data, tmp_path, fmt):
+def test_round_trip_export_then_import_gives_the_same_items_and_labels(
+    project, data, tmp_path, fmt
+):
     path = tmp_path / f"export.{fmt}"
-    path.write_text("".join(export_rows(project=project, fmt=fmt, labeled_only=True)), encoding="utf-8")
+    path.write_text(
+        "".join(export_rows(project=project, fmt=fmt, labeled_only=True)), encoding="utf-8"
+    )
     copy = Project.objects.create(name="Copy")
-    job = import_file(project=copy, path=path, label_column="label", id_column="external_id",
-                      meta_columns=["meta"], kind_column="kind")
+    job = import_file(
+        project=copy,
+        path=path,
+        label_column="label",
+        id_column="external_id",
+        meta_columns=["meta"],
+        kind_column="kind",
+    )
     original = Item.objects.filter(project=project).exclude(pk=data["unlabeled"].pk)
     assert job.imported == original.count()
 
     def summary(items, label):
         return sorted((i.text, i.external_id, i.kind, i.meta, i.turns, label(i)) for i in items)
 
-    expected = summary(original, lambda i: consensus(i.final_label, [a.label for a in i.annotations.all()]))
+    expected = summary(
+        original, lambda i: consensus(i.final_label, [a.label for a in i.annotations.all()])
+    )
     assert summary(Item.objects.filter(project=copy), lambda i: i.imported_label) == expected

@@ -17,7 +17,9 @@ from annotator.services.exporting import COLUMNS
 def items(project, labeler):
     made = []
     for text, label in [("Great", "positive"), ("Awful", "negative"), ("Unseen", None)]:
-        item = Item.objects.create(project=project, raw_text=text, text=text, content_hash=content_hash(text))
+        item = Item.objects.create(
+            project=project, raw_text=text, text=text, content_hash=content_hash(text)
+        )
         if label:
             Annotation.objects.create(item=item, labeler=labeler, label=label)
         made.append(item)
@@ -51,17 +53,30 @@ def test_admin_streams_jsonl_by_default(admin_client, project, items):
     assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="shoes.jsonl"'
     rows = [json.loads(line) for line in body(response).splitlines()]
-    assert [(row["text"], row["label"]) for row in rows] == [("Great", "positive"), ("Awful", "negative"), ("Unseen", "")]
+    assert [(row["text"], row["label"]) for row in rows] == [
+        ("Great", "positive"),
+        ("Awful", "negative"),
+        ("Unseen", ""),
+    ]
 
 
 def test_admin_streams_labeled_csv_with_filters(admin_client, project, items, labeler):
-    response = admin_client.get(export_url(project, format="csv", labeled_only=1, labeler="lena",
-                                           since="2000-01-01", until="2999-01-01"))
+    response = admin_client.get(
+        export_url(
+            project,
+            format="csv",
+            labeled_only=1,
+            labeler="lena",
+            since="2000-01-01",
+            until="2999-01-01",
+        )
+    )
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(body(response))))
     assert list(rows[0]) == COLUMNS
     assert [(row["text"], row["label"], row["labelers"]) for row in rows] == [
-        ("Great", "positive", "lena"), ("Awful", "negative", "lena")
+        ("Great", "positive", "lena"),
+        ("Awful", "negative", "lena"),
     ]
 
 
@@ -71,27 +86,39 @@ def test_gold_only_filter(admin_client, project, items):
     assert [json.loads(row)["text"] for row in rows] == ["Unseen"]
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"format": "xlsx"}, "format must be csv or jsonl"),
-    ({"labeler": "nobody"}, "no such labeler"),
-    ({"since": "yesterday"}, "not a date or datetime: 'yesterday' (use YYYY-MM-DD)"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"format": "xlsx"}, "format must be csv or jsonl"),
+        ({"labeler": "nobody"}, "no such labeler"),
+        ({"since": "yesterday"}, "not a date or datetime: 'yesterday' (use YYYY-MM-DD)"),
+    ],
+)
 def test_bad_parameters_get_400(admin_client, project, params, message):
     response = admin_client.get(export_url(project, **params))
     assert (response.status_code, response.content.decode()) == (400, message)
 
 
 def test_the_admin_action_exports_labeled_items_as_csv(admin_client, project, items):
-    response = admin_client.post(reverse("admin:annotator_project_changelist"), {
-        "action": "export_labeled_csv", "_selected_action": [project.pk],
-    })
+    response = admin_client.post(
+        reverse("admin:annotator_project_changelist"),
+        {
+            "action": "export_labeled_csv",
+            "_selected_action": [project.pk],
+        },
+    )
     assert response["Content-Disposition"] == 'attachment; filename="shoes-labeled.csv"'
     rows = list(csv.DictReader(io.StringIO(body(response))))
     assert [row["text"] for row in rows] == ["Great", "Awful"]
 
 
 def test_the_admin_action_wants_exactly_one_project(admin_client, project, other_project):
-    response = admin_client.post(reverse("admin:annotator_project_changelist"), {
-        "action": "export_labeled_csv", "_selected_action": [project.pk, other_project.pk],
-    }, follow=True)
+    response = admin_client.post(
+        reverse("admin:annotator_project_changelist"),
+        {
+            "action": "export_labeled_csv",
+            "_selected_action": [project.pk, other_project.pk],
+        },
+        follow=True,
+    )
     assert "Select exactly one project to export." in response.content.decode()

@@ -33,7 +33,8 @@ def test_it_imports_tsv(project, tmp_path):
     path = write(tmp_path, "reviews.tsv", "id\ttext\n1\tgood, really\n2\tbad\n")
     import_file(project=project, path=path, id_column="id")
     assert list(Item.objects.order_by("pk").values_list("external_id", "text")) == [
-        ("1", "good, really"), ("2", "bad")
+        ("1", "good, really"),
+        ("2", "bad"),
     ]
 
 
@@ -42,7 +43,8 @@ def test_it_imports_jsonl(project, tmp_path):
     path = write(tmp_path, "reviews.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
     import_file(project=project, path=path, meta_columns=["sku"])
     assert list(Item.objects.order_by("pk").values_list("text", "meta")) == [
-        ("nice", {"sku": 12}), ("awful", {"sku": 13})
+        ("nice", {"sku": 12}),
+        ("awful", {"sku": 13}),
     ]
 
 
@@ -68,10 +70,13 @@ def test_it_reads_utf8_with_a_byte_order_mark(project, tmp_path):
 
 
 def test_it_detects_a_gbk_file(project, tmp_path):
-    path = write(tmp_path, "gbk.csv", "text,label\n质量很好，推荐购买,positive\n物流太慢,negative\n", "gbk")
+    path = write(
+        tmp_path, "gbk.csv", "text,label\n质量很好，推荐购买,positive\n物流太慢,negative\n", "gbk"
+    )
     import_file(project=project, path=path, label_column="label")
     assert list(Item.objects.order_by("pk").values_list("text", "imported_label")) == [
-        ("质量很好,推荐购买", "positive"), ("物流太慢", "negative")
+        ("质量很好,推荐购买", "positive"),
+        ("物流太慢", "negative"),
     ]
 
 
@@ -86,7 +91,8 @@ def test_a_label_column_fills_gold_labels_for_the_gold_split(project, tmp_path):
     import_file(project=project, path=path, label_column="label", split="gold")
     items = Item.objects.order_by("pk")
     assert [(i.split, i.gold_label, i.imported_label) for i in items] == [
-        ("gold", "positive", ""), ("gold", "", "")
+        ("gold", "positive", ""),
+        ("gold", "", ""),
     ]
 
 
@@ -99,10 +105,21 @@ def test_a_label_column_is_kept_as_pre_label_in_the_pool(project, tmp_path):
 
 def test_it_maps_id_meta_and_kind_columns(project, tmp_path):
     path = write(tmp_path, "m.csv", "sku,body,brand,shop,kind\nA1,hello,acme,,query\n")
-    import_file(project=project, path=path, text_column="body", id_column="sku",
-                meta_columns=["brand", "shop"], kind_column="kind")
+    import_file(
+        project=project,
+        path=path,
+        text_column="body",
+        id_column="sku",
+        meta_columns=["brand", "shop"],
+        kind_column="kind",
+    )
     item = Item.objects.get()
-    assert (item.external_id, item.text, item.meta, item.kind) == ("A1", "hello", {"brand": "acme"}, "query")
+    assert (item.external_id, item.text, item.meta, item.kind) == (
+        "A1",
+        "hello",
+        {"brand": "acme"},
+        "query",
+    )
 
 
 def test_items_take_the_projects_text_kind_by_default(project, tmp_path):
@@ -113,12 +130,17 @@ def test_items_take_the_projects_text_kind_by_default(project, tmp_path):
 
 
 def test_dialogue_rows_keep_their_turns_and_build_the_text(project, tmp_path):
-    row = {"id": "c1", "turns": [
-        {"speaker": "customer", "text": "<b>Where</b> is my   order?"},
-        {"speaker": "agent", "text": "It ships today 📦"},
-        {"speaker": "agent", "text": "\u200b"},
-    ]}
-    import_file(project=project, path=write(tmp_path, "chat.jsonl", json.dumps(row) + "\n"), id_column="id")
+    row = {
+        "id": "c1",
+        "turns": [
+            {"speaker": "customer", "text": "<b>Where</b> is my   order?"},
+            {"speaker": "agent", "text": "It ships today 📦"},
+            {"speaker": "agent", "text": "\u200b"},
+        ],
+    }
+    import_file(
+        project=project, path=write(tmp_path, "chat.jsonl", json.dumps(row) + "\n"), id_column="id"
+    )
     item = Item.objects.get()
     assert item.turns == [
         {"speaker": "customer", "text": "Where is my order?"},
@@ -130,7 +152,9 @@ def test_dialogue_rows_keep_their_turns_and_build_the_text(project, tmp_path):
 
 
 def test_dialogue_turns_in_a_csv_column_are_read_as_json(project, tmp_path):
-    turns = json.dumps([{"speaker": "customer", "text": "退货"}, {"speaker": "agent", "text": "好的"}])
+    turns = json.dumps(
+        [{"speaker": "customer", "text": "退货"}, {"speaker": "agent", "text": "好的"}]
+    )
     path = write(tmp_path, "chat.csv", f'text,turns\n,"{turns.replace(chr(34), chr(34) * 2)}"\n')
     import_file(project=project, path=path)
     assert Item.objects.get().text == "customer: 退货\nagent: 好的"
@@ -188,7 +212,7 @@ def test_the_report_is_capped_but_counts_stay_exact(project, tmp_path, monkeypat
 
 
 def test_it_reads_an_uploaded_file_object(project, admin_user):
-    upload = io.BytesIO("text\nfrom memory\n".encode())
+    upload = io.BytesIO(b"text\nfrom memory\n")
     job = import_file(project=project, fileobj=upload, filename="up.csv", user=admin_user)
     assert texts(project) == ["from memory"]
     assert (job.filename, job.created_by) == ("up.csv", admin_user)

@@ -83,7 +83,9 @@ def test_wrong_encoding_later_in_the_file_names_the_line(project, tmp_path, smal
 
 def test_a_missing_text_column_is_rejected(project, tmp_path):
     path = write(tmp_path, "nocol.csv", "body,label\nnice,positive\n")
-    assert rejected(project, path) == "line 1: no column 'text' in the header (columns: body, label)"
+    assert (
+        rejected(project, path) == "line 1: no column 'text' in the header (columns: body, label)"
+    )
 
 
 def test_a_missing_mapped_column_is_rejected(project, tmp_path):
@@ -136,7 +138,10 @@ def test_an_unknown_kind_names_the_line(project, tmp_path):
 
 def test_invalid_jsonl_names_the_line(project, tmp_path):
     path = write(tmp_path, "j.jsonl", '{"text": "a"}\n{"text": "b",}\n')
-    assert rejected(project, path) == "line 2: invalid JSON: Expecting property name enclosed in double quotes (column 14)"
+    assert (
+        rejected(project, path)
+        == "line 2: invalid JSON: Expecting property name enclosed in double quotes (column 14)"
+    )
 
 
 def test_a_jsonl_line_that_is_not_an_object_names_the_line(project, tmp_path):
@@ -153,7 +158,10 @@ def test_invalid_json_array_names_the_line(project, tmp_path, monkeypatch, small
 
 def test_a_json_file_that_is_not_an_array_is_rejected(project, tmp_path):
     path = write(tmp_path, "j.json", '{"text": "a"}')
-    assert rejected(project, path) == "line 1: a .json file must hold an array of objects ([{...}, ...])"
+    assert (
+        rejected(project, path)
+        == "line 1: a .json file must hold an array of objects ([{...}, ...])"
+    )
 
 
 def test_an_unclosed_json_array_is_rejected(project, tmp_path):
@@ -162,7 +170,9 @@ def test_an_unclosed_json_array_is_rejected(project, tmp_path):
 
 
 def test_malformed_dialogue_turns_name_the_line(project, tmp_path):
-    path = write(tmp_path, "d.jsonl", '{"turns": [{"speaker": "agent", "text": "hi"}]}\n{"turns": ["hi"]}\n')
+    path = write(
+        tmp_path, "d.jsonl", '{"turns": [{"speaker": "agent", "text": "hi"}]}\n{"turns": ["hi"]}\n'
+    )
     message = rejected(project, path)
     assert message.startswith("line 2: 'turns' must be a list of turns like")
 
@@ -173,4 +183,6 @@ def test_an_empty_file_is_rejected(project, tmp_path):
 
 def test_utf16_is_rejected_with_advice(project, tmp_path):
     path = write(tmp_path, "u16.csv", "text\nhi\n", "utf-16")
-    assert rejected(project, path) == "line 1: UTF-16 files are not supported; save the file as UTF-8"
+    assert (
+        rejected(project, path) == "line 1: UTF-16 files are not supported; save the file as UTF-8"
+    )

@@ -26,14 +26,18 @@ def test_anonymous_users_are_sent_to_the_login_page(client, project):
 def test_non_staff_users_get_403_and_cannot_upload(request, who, project):
     client = request.getfixturevalue(who)
     assert client.get(upload_url(project)).status_code == 403
-    response = client.post(upload_url(project), {"file": csv_file(), "text_column": "text", "split": "pool"})
+    response = client.post(
+        upload_url(project), {"file": csv_file(), "text_column": "text", "split": "pool"}
+    )
     assert response.status_code == 403
     assert Item.objects.count() == 0
 
 
 def test_non_staff_users_cannot_read_import_reports(labeler_client, project):
     job = ImportJob.objects.create(project=project, filename="x.csv")
-    assert labeler_client.get(reverse("import_report", args=[project.pk, job.pk])).status_code == 403
+    assert (
+        labeler_client.get(reverse("import_report", args=[project.pk, job.pk])).status_code == 403
+    )
 
 
 def test_admin_sees_the_upload_form(admin_client, project):
@@ -43,11 +47,19 @@ def test_admin_sees_the_upload_form(admin_client, project):
     assert b"negative, neutral, positive" in response.content
 
 
-def test_admin_uploads_with_a_column_mapping_and_reads_the_report(admin_client, admin_user, project):
-    response = admin_client.post(upload_url(project), {
-        "file": csv_file("body,verdict\nGreat shoes,positive\nGreat shoes,positive\n"),
-        "text_column": "body", "label_column": "verdict", "split": "gold", "turns_column": "turns",
-    })
+def test_admin_uploads_with_a_column_mapping_and_reads_the_report(
+    admin_client, admin_user, project
+):
+    response = admin_client.post(
+        upload_url(project),
+        {
+            "file": csv_file("body,verdict\nGreat shoes,positive\nGreat shoes,positive\n"),
+            "text_column": "body",
+            "label_column": "verdict",
+            "split": "gold",
+            "turns_column": "turns",
+        },
+    )
     job = ImportJob.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("import_report", args=[project.pk, job.pk])
@@ -60,13 +72,22 @@ def test_admin_uploads_with_a_column_mapping_and_reads_the_report(admin_client, 
 
 
 def test_a_rejected_upload_shows_the_error_and_writes_nothing(admin_client, project):
-    response = admin_client.post(upload_url(project), {
-        "file": csv_file("text,label\nfine,positive\nbad,great\n"),
-        "text_column": "text", "label_column": "label", "split": "pool",
-    }, follow=True)
+    response = admin_client.post(
+        upload_url(project),
+        {
+            "file": csv_file("text,label\nfine,positive\nbad,great\n"),
+            "text_column": "text",
+            "label_column": "label",
+            "split": "pool",
+        },
+        follow=True,
+    )
     assert Item.objects.count() == 0
     assert ImportJob.objects.get().status == "failed"
-    assert "Nothing was imported: line 3: label &#x27;great&#x27; is not in" in response.content.decode()
+    assert (
+        "Nothing was imported: line 3: label &#x27;great&#x27; is not in"
+        in response.content.decode()
+    )
 
 
 def test_the_upload_post_requires_a_csrf_token(admin_user, project):
@@ -79,7 +100,9 @@ def test_the_upload_post_requires_a_csrf_token(admin_user, project):
 
     client.get(upload_url(project))  # sets the csrftoken cookie
     token = client.cookies["csrftoken"].value
-    response = client.post(upload_url(project), {**data, "file": csv_file(), "csrfmiddlewaretoken": token})
+    response = client.post(
+        upload_url(project), {**data, "file": csv_file(), "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
     assert Item.objects.count() == 2
 

@@ -36,10 +36,19 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         rows = export_rows(
-            project=project, fmt=opts["fmt"], labeled_only=opts["labeled_only"],
-            gold_only=opts["gold_only"], labeler=labeler, since=since, until=until,
+            project=project,
+            fmt=opts["fmt"],
+            labeled_only=opts["labeled_only"],
+            gold_only=opts["gold_only"],
+            labeler=labeler,
+            since=since,
+            until=until,
         )
-        out = open(opts["output"], "w", encoding="utf-8", newline="") if opts["output"] else sys.stdout
+        out = (
+            open(opts["output"], "w", encoding="utf-8", newline="")
+            if opts["output"]
+            else sys.stdout
+        )
         count = -1 if opts["fmt"] == "csv" else 0
         try:
             for piece in rows:

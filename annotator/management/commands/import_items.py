@@ -15,18 +15,32 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project", help="project name or id")
         parser.add_argument("path")
-        parser.add_argument("--format", dest="fmt", choices=FORMATS, help="default: from the extension")
+        parser.add_argument(
+            "--format", dest="fmt", choices=FORMATS, help="default: from the extension"
+        )
         parser.add_argument("--encoding", help="default: UTF-8 (with or without BOM), else GB18030")
         parser.add_argument("--text-column", default="text")
-        parser.add_argument("--label-column", help="labels -> gold_label (--split gold) or imported_label")
+        parser.add_argument(
+            "--label-column", help="labels -> gold_label (--split gold) or imported_label"
+        )
         parser.add_argument("--id-column", help="-> external_id")
-        parser.add_argument("--meta-column", action="append", default=[], dest="meta_columns",
-                            help="copy this column into meta (repeatable)")
+        parser.add_argument(
+            "--meta-column",
+            action="append",
+            default=[],
+            dest="meta_columns",
+            help="copy this column into meta (repeatable)",
+        )
         parser.add_argument("--kind-column")
-        parser.add_argument("--turns-column", default="turns", help="dialogue turns [{speaker, text}]")
+        parser.add_argument(
+            "--turns-column", default="turns", help="dialogue turns [{speaker, text}]"
+        )
         parser.add_argument("--split", choices=Item.Split.values, default=Item.Split.POOL)
-        parser.add_argument("--skip-invalid", action="store_true",
-                            help="reject empty / too long texts into the report instead of failing")
+        parser.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="reject empty / too long texts into the report instead of failing",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
@@ -34,15 +48,27 @@ class Command(BaseCommand):
         path = opts["path"]
         if not os.path.isfile(path):
             raise CommandError(f"no such file: {path}")
-        bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, disable=opts["no_progress"],
-                   desc="import")
+        bar = tqdm(
+            total=os.path.getsize(path),
+            unit="B",
+            unit_scale=True,
+            disable=opts["no_progress"],
+            desc="import",
+        )
         try:
             job = import_file(
-                project=project, path=path, fmt=opts["fmt"], encoding=opts["encoding"],
-                text_column=opts["text_column"], label_column=opts["label_column"],
-                id_column=opts["id_column"], meta_columns=opts["meta_columns"],
-                kind_column=opts["kind_column"], turns_column=opts["turns_column"],
-                split=opts["split"], skip_invalid=opts["skip_invalid"],
+                project=project,
+                path=path,
+                fmt=opts["fmt"],
+                encoding=opts["encoding"],
+                text_column=opts["text_column"],
+                label_column=opts["label_column"],
+                id_column=opts["id_column"],
+                meta_columns=opts["meta_columns"],
+                kind_column=opts["kind_column"],
+                turns_column=opts["turns_column"],
+                split=opts["split"],
+                skip_invalid=opts["skip_invalid"],
                 progress=lambda done: bar.update(done - bar.n),
             )
         except ImportRejected as exc:
