@@ -49,12 +49,16 @@ def main() -> None:
     parser.add_argument("--device", default="")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="")
+    parser.add_argument("--dev", type=int, default=0,
+                        help="tune: evaluate on N other train.csv rows instead of test.csv")
     args = parser.parse_args()
 
     import torch
 
-    rows = random.Random(args.seed).sample(read_rows(args.data / "train.csv"), args.n)
-    test = read_rows(args.data / "test.csv")
+    pool = read_rows(args.data / "train.csv")
+    drawn = random.Random(args.seed).sample(range(len(pool)), args.n + args.dev)
+    rows = [pool[i] for i in drawn[:args.n]]
+    test = [pool[i] for i in drawn[args.n:]] if args.dev else read_rows(args.data / "test.csv")
     config = TrainConfig(
         model_name=args.model, max_length=args.max_length, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, device=args.device,
@@ -67,6 +71,9 @@ def main() -> None:
             texts=[review_text(r) for r in rows], labels=[r["label"] for r in rows],
             label_names=LABELS, config=config, output_dir=out,
             eval_texts=[review_text(r) for r in test], eval_labels=[r["label"] for r in test],
+            progress=lambda s: s["step"] % 10 == 0 and print(
+                f"epoch {s['epoch']} step {s['step']}/{s['total_steps']} loss {s['loss']:.3f} "
+                f"{time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True),
         )
     total = time.perf_counter() - started
     epochs_run = max(h["epoch"] for h in result.history)
@@ -76,6 +83,7 @@ def main() -> None:
         "train_seconds": result.duration_seconds,
         "examples_per_second": round(result.num_train * epochs_run / result.duration_seconds, 1),
         "total_seconds_incl_load_eval_save": round(total, 1),
+        "evaluated_on": f"{args.dev} held-out train.csv rows" if args.dev else "test.csv",
         "test_rows": len(test), "test_macro_f1": round(result.metrics["macro_f1"], 4),
         "test_accuracy": round(result.metrics["accuracy"], 4),
         "per_class_f1": {k: round(v["f1"], 3) for k, v in result.metrics["per_class"].items()},
