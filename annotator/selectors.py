@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime, time
 
+from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -66,15 +67,31 @@ def last_annotation_of(labeler, project: Project) -> Annotation | None:
     )
 
 
+# Counting a 100k-item project on every request costs more than the rest of the
+# request; the project-wide figures may be a few seconds old.
+PROJECT_PROGRESS_CACHE_SECONDS = 5
+
+
+def project_progress(project: Project) -> dict:
+    """Items with all their labels / items people label; cached a few seconds."""
+
+    def count() -> dict:
+        return labelable_items(project).aggregate(
+            total=Count("pk"), done=Count("pk", filter=Q(annotation_count__gte=F("required_labels")))
+        )
+
+    return cache.get_or_set(
+        f"labeling-progress:{project.pk}", count, PROJECT_PROGRESS_CACHE_SECONDS
+    )
+
+
 def labeling_progress(labeler, project: Project) -> dict:
-    """My labels today and project labeled / total (items with all their labels)."""
+    """My labels today (exact) and project labeled / total (a few seconds old at most)."""
     start_of_day = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
     mine_today = Annotation.objects.filter(
         labeler=labeler, item__project=project, created_at__gte=start_of_day
     ).count()
-    counts = labelable_items(project).aggregate(
-        total=Count("pk"), done=Count("pk", filter=Q(annotation_count__gte=F("required_labels")))
-    )
+    counts = project_progress(project)
     return {"mine_today": mine_today, "done": counts["done"], "total": counts["total"]}
 
 

@@ -121,6 +121,7 @@ def label_next(request: HttpRequest, pk: int) -> JsonResponse:
 def label_submit(request: HttpRequest, pk: int) -> JsonResponse:
     project = _get_project_for_user(request, pk)
     item = get_object_or_404(Item, pk=_int_or_none(request.POST.get("item")), project=project)
+    item.project = project  # already loaded and checked
     notice = ""
     try:
         labeling.annotation_submit(

@@ -1,0 +1,335 @@
+"""Load test of "submit a label and get the next item".
+
+Creates a database of its own (PostgreSQL: CREATE DATABASE; SQLite: a temp file),
+migrates it, seeds N items and L labelers, starts the app under gunicorn on
+127.0.0.1, then L simulated labelers (threads, each with its own login session
+and CSRF token) loop POST /projects/<id>/label/submit, which answers with the
+next item. Reports p50/p95/p99 of the time measured in the client and of the
+view's own time (Server-Timing header), the error count, and checks afterwards
+that no item got more labels than it needed and no submit was lost.
+
+    python bench/labeling_load.py                       # PostgreSQL bench_labeling
+    python bench/labeling_load.py --database-url sqlite:////tmp/bench_labeling.sqlite3
+
+Loopback only; the database is dropped at the end unless --keep-db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "bench-password-123"
+LABELS = ["negative", "neutral", "positive"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/bench_labeling",
+        help="postgres://.../<db> (created and dropped) or sqlite:////path (file replaced)",
+    )
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--labelers", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60, help="how long the labelers loop")
+    parser.add_argument("--max-per-labeler", type=int, default=100_000)
+    parser.add_argument("--think-ms", type=float, default=0, help="pause between items (0 = flat out)")
+    parser.add_argument("--overlap-percent", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser.parse_args()
+
+
+# --- database ---------------------------------------------------------------
+
+
+def create_database(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme.startswith("sqlite"):
+        path = Path(parsed.path)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    import psycopg
+
+    name = parsed.path.lstrip("/")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise SystemExit(f"refusing odd database name {name!r}")
+    admin = parsed._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme.startswith("sqlite"):
+        create_database(url)  # removes the files
+        return
+    import psycopg
+
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def server_env(args: argparse.Namespace, var_dir: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=args.database_url,
+        DJANGO_SETTINGS_MODULE="annotator.settings",
+        SECRET_KEY="bench-only-secret",
+        DEBUG="0",
+        ANNOTATOR_VAR_DIR=var_dir,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def seed(args: argparse.Namespace) -> tuple[int, list[str]]:
+    """Runs inside this process after django.setup(); returns (project id, usernames)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.db import connections
+
+    from annotator.models import Item, Membership, Project
+    from annotator.services.labeling import project_apply_overlap
+
+    project = Project.objects.create(
+        name="Bench shoes", overlap_percent=args.overlap_percent, overlap_labelers=2
+    )
+    rng = random.Random(7)
+    words = "great bad fine sole size colour delivery refund comfy cheap broke love".split()
+    batch = []
+    for i in range(args.items):
+        text = f"review {i}: " + " ".join(rng.choices(words, k=rng.randint(8, 40)))
+        batch.append(
+            Item(
+                project=project,
+                raw_text=text,
+                text=text,
+                content_hash=hashlib.sha256(text.encode()).hexdigest(),
+                random_key=rng.random(),
+                meta={"product": f"SKU-{i % 500}", "source": "bench"},
+            )
+        )
+        if len(batch) == 5000:
+            Item.objects.bulk_create(batch)
+            batch = []
+    Item.objects.bulk_create(batch)
+    project_apply_overlap(project)
+    password = make_password(PASSWORD)
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        [User(username=f"labeler{i:02d}", password=password) for i in range(args.labelers)]
+    )
+    users = User.objects.filter(username__in=[u.username for u in users])
+    Membership.objects.bulk_create([Membership(project=project, user=u) for u in users])
+    if connections["default"].vendor == "postgresql":
+        with connections["default"].cursor() as cursor:
+            cursor.execute("ANALYZE")  # what autovacuum does after a bulk import
+    connections.close_all()
+    return project.pk, [u.username for u in users]
+
+
+# --- load -------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+class Labeler(threading.Thread):
+    def __init__(self, base: str, username: str, project_id: int, deadline: float, args):
+        super().__init__(daemon=True)
+        self.base, self.username, self.project_id = base, username, project_id
+        self.deadline, self.args = deadline, args
+        self.client_ms: list[float] = []
+        self.server_ms: list[float] = []
+        self.errors: list[str] = []
+        self.submitted = 0
+        self.rng = random.Random(username)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as error:  # counted, not raised: the report shows it
+            self.errors.append(f"{type(error).__name__}: {error}")
+
+    def _run(self) -> None:
+        session = requests.Session()
+        login = f"{self.base}/accounts/login/"
+        session.get(login, timeout=30)
+        response = session.post(
+            login,
+            data={
+                "username": self.username,
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": login},
+            timeout=30,
+        )
+        if "sessionid" not in session.cookies:
+            raise RuntimeError(f"login failed ({response.status_code})")
+        urls = f"{self.base}/projects/{self.project_id}/label"
+        item = session.get(f"{urls}/next", timeout=30).json()["item"]
+        headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{urls}/"}
+        while item and time.monotonic() < self.deadline and self.submitted < self.args.max_per_labeler:
+            data = {"item": item["id"], "label": self.rng.choice(LABELS), "seconds": "2.5"}
+            started = time.perf_counter()
+            response = session.post(f"{urls}/submit", data=data, headers=headers, timeout=30)
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code != 200:
+                self.errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                item = session.get(f"{urls}/next", timeout=30).json()["item"]
+                continue
+            self.client_ms.append(elapsed)
+            timing = re.search(r"dur=([\d.]+)", response.headers.get("Server-Timing", ""))
+            if timing:
+                self.server_ms.append(float(timing.group(1)))
+            payload = response.json()
+            if not payload.get("notice"):
+                self.submitted += 1
+            item = payload["item"]
+            if self.args.think_ms:
+                time.sleep(self.args.think_ms / 1000)
+
+
+def wait_until_up(base: str, process: subprocess.Popen) -> None:
+    for _ in range(120):
+        if process.poll() is not None:
+            raise SystemExit("gunicorn exited early")
+        try:
+            if requests.get(f"{base}/healthz", timeout=10).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("gunicorn did not come up")
+
+
+def check_invariants(project_id: int) -> dict:
+    from django.db import connections
+    from django.db.models import Count, F
+
+    from annotator.models import Annotation, Item
+
+    over = Item.objects.filter(project_id=project_id, annotation_count__gt=F("required_labels")).count()
+    mismatched = (
+        Item.objects.filter(project_id=project_id)
+        .annotate(n=Count("annotations"))
+        .exclude(n=F("annotation_count"))
+        .count()
+    )
+    total = Annotation.objects.filter(item__project_id=project_id).count()
+    connections.close_all()
+    return {"annotations": total, "items_over_required": over, "count_mismatches": mismatched}
+
+
+def main() -> None:
+    args = parse_args()
+    var_dir = tempfile.mkdtemp(prefix="bench-labeling-")
+    env = server_env(args, var_dir)
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+
+    print(f"database: {args.database_url}", flush=True)
+    create_database(args.database_url)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    import django
+
+    django.setup()
+    started = time.monotonic()
+    project_id, usernames = seed(args)
+    print(f"seeded {args.items} items, {len(usernames)} labelers in {time.monotonic() - started:.1f}s", flush=True)
+
+    if not args.port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            args.port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{args.port}"
+    gunicorn = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "annotator.wsgi",
+            "--bind", f"127.0.0.1:{args.port}",
+            "--workers", str(args.workers),
+            "--threads", str(args.threads),
+            "--log-level", "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )  # fmt: skip
+    try:
+        wait_until_up(base, gunicorn)
+        deadline = time.monotonic() + args.seconds
+        labelers = [Labeler(base, name, project_id, deadline, args) for name in usernames]
+        load_started = time.monotonic()
+        for labeler in labelers:
+            labeler.start()
+        for labeler in labelers:
+            labeler.join()
+        wall = time.monotonic() - load_started
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(timeout=30)
+
+    client = [ms for lab in labelers for ms in lab.client_ms]
+    server = [ms for lab in labelers for ms in lab.server_ms]
+    errors = [err for lab in labelers for err in lab.errors]
+    submitted = sum(lab.submitted for lab in labelers)
+    invariants = check_invariants(project_id)
+    results = {
+        "database": urlparse(args.database_url).scheme,
+        "items": args.items,
+        "labelers": args.labelers,
+        "gunicorn": f"{args.workers} workers x {args.threads} threads",
+        "think_ms": args.think_ms,
+        "requests": len(client),
+        "submits_counted": submitted,
+        "errors": len(errors),
+        "throughput_per_s": round(len(client) / wall, 1),
+        "client_ms": {q: round(percentile(client, q) or 0, 1) for q in (50, 95, 99)},
+        "server_ms": {q: round(percentile(server, q) or 0, 1) for q in (50, 95, 99)},
+        "client_mean_ms": round(statistics.fmean(client), 1) if client else None,
+        **invariants,
+        "lost_annotations": submitted - invariants["annotations"],
+    }
+    print(json.dumps(results, indent=2))
+    for error in errors[:5]:
+        print("error:", error)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if not args.keep_db:
+        drop_database(args.database_url)
+
+
+if __name__ == "__main__":
+    main()
