@@ -93,15 +93,14 @@ def detect_encoding(sample: bytes, declared: str | None = None) -> str:
             return codecs.lookup(declared).name
         except LookupError:
             raise ImportRejected(f"unknown encoding {declared!r}") from None
-    if len(sample) == SAMPLE_BYTES and b"\n" in sample:
-        sample = sample[: sample.rfind(b"\n")]  # do not cut a multi-byte character
+    final = len(sample) < SAMPLE_BYTES  # else the sample may end inside a character
     try:
-        sample.decode("utf-8")
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=final)
         return "utf-8"
     except UnicodeDecodeError as exc:
         utf8_error = exc
     try:
-        sample.decode("gb18030")
+        codecs.getincrementaldecoder("gb18030")().decode(sample, final=final)
         return "gb18030"
     except UnicodeDecodeError:
         pass

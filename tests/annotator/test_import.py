@@ -230,3 +230,24 @@ def test_an_unknown_format_must_be_declared(project, tmp_path, name):
     with pytest.raises(importing.ImportRejected, match="declare one of csv, tsv, json, jsonl"):
         import_file(project=project, path=write(tmp_path, name, "text\nhi\n"))
     assert ImportJob.objects.get().status == "failed"
+
+
+def test_a_minified_json_array_cut_inside_a_character_is_still_utf8(project, tmp_path):
+    rows = [{"text": "好" * 5000 + str(i)} for i in range(10)]
+    for pad in range(3):  # one of three paddings puts byte 65,536 inside a character
+        data = json.dumps([{"text": "x" * pad}, *rows], ensure_ascii=False).encode()
+        try:
+            data[: importing.SAMPLE_BYTES].decode("utf-8")
+        except UnicodeDecodeError:
+            break
+    path = write(tmp_path, "min.json", data)
+    assert import_file(project=project, path=path).imported == 11
+    assert Item.objects.filter(text__startswith="好").count() == 10
+
+
+def test_a_gbk_json_array_is_detected(project, tmp_path):
+    path = write(
+        tmp_path, "gbk.json", json.dumps([{"text": "尺码偏小"}], ensure_ascii=False), "gbk"
+    )
+    import_file(project=project, path=path)
+    assert texts(project) == ["尺码偏小"]
