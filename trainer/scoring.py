@@ -12,10 +12,14 @@ import numpy as np
 
 def quantize_int8(model):
     """Dynamic int8 quantization of the Linear layers (CPU scoring only)."""
+    import warnings
+
     import torch
 
-    return torch.ao.quantization.quantize_dynamic(model.to("cpu"), {torch.nn.Linear},
-                                                  dtype=torch.qint8)
+    with warnings.catch_warnings():  # torch.ao.quantization warns it moves to torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model.to("cpu"), {torch.nn.Linear},
+                                                      dtype=torch.qint8)
 
 
 def load_scorer(path: str, *, device: str = "", quantize: bool = False):

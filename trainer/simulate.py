@@ -145,9 +145,9 @@ def run_one(cfg: SimConfig, strategy: str, seed: int) -> Path:
                            labels=[pool_y[i] for i in labeled], label_names=label_names,
                            config=config, output_dir=out, eval_texts=eval_x,
                            eval_labels=eval_y)
-            if r < n_rounds:
-                taken = set(labeled)
-                unlabeled = np.array([i for i in range(len(pool_x)) if i not in taken])
+            taken = set(labeled)
+            unlabeled = np.array([i for i in range(len(pool_x)) if i not in taken])
+            if r < n_rounds and len(unlabeled):
                 rng = np.random.default_rng([seed, r])
                 cand = rng.choice(unlabeled, min(len(unlabeled), cfg.pool_subsample),
                                   replace=False)

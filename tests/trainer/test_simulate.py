@@ -1,0 +1,76 @@
+"""The simulation CLI end to end on a tiny synthetic CSV, and its summary arithmetic."""
+
+import csv
+import random
+
+import pytest
+
+from trainer.simulate import labels_to_reach, main, read_rows, summarize
+
+WORDS = {"positive": ["great", "love", "perfect"], "negative": ["awful", "hate", "broken"],
+         "neutral": ["okay", "fine", "average"]}
+
+
+def _write_csv(path, n, seed):
+    rng = random.Random(seed)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "title", "text", "label"])
+        for i in range(n):
+            label = rng.choice(list(WORDS))
+            writer.writerow([i, f"review {i}", f"this dress is {rng.choice(WORDS[label])}", label])
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sim")
+    _write_csv(root / "pool.csv", 60, 1)
+    _write_csv(root / "eval.csv", 15, 2)
+    argv = ["--pool", str(root / "pool.csv"), "--eval", str(root / "eval.csv"),
+            "--text-columns", "title,text", "--out-dir", str(root / "out"),
+            "--strategies", "random,margin_diverse", "--seeds", "0",
+            "--seed-size", "6", "--batch-size", "4", "--rounds", "1",
+            "--max-length", "16", "--epochs", "1", "--max-steps", "2",
+            "--pool-subsample", "20", "--device", "cpu"]
+    assert main(argv) == 0
+    return root / "out", argv
+
+
+def test_it_writes_one_row_per_strategy_and_round(simulated):
+    out, _ = simulated
+    rows = read_rows(out / "results.csv")
+    assert [(r["strategy"], r["round"], r["labels"]) for r in rows] == [
+        ("random", 0, 6), ("random", 1, 10), ("margin_diverse", 0, 6), ("margin_diverse", 1, 10),
+    ]
+    assert all(0 <= r["macro_f1"] <= 1 and r["seconds"] > 0 for r in rows)
+
+
+def test_it_draws_a_learning_curve_png(simulated):
+    out, _ = simulated
+    assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "labels to reach random" in (out / "summary.md").read_text()
+
+
+def test_running_it_again_resumes_without_redoing_rounds(simulated):
+    out, argv = simulated
+    before = (out / "runs" / "random-0.csv").read_text()
+    assert main(argv) == 0
+    assert (out / "runs" / "random-0.csv").read_text() == before
+
+
+def test_labels_to_reach_interpolates_between_rounds():
+    curve = {100: [0.4, 0.6], 200: [0.7, 0.7], 300: [0.8, 0.8]}
+    assert labels_to_reach(curve, 0.5) == 100
+    assert labels_to_reach(curve, 0.75) == pytest.approx(250)
+    assert labels_to_reach(curve, 0.9) is None
+
+
+def test_summary_compares_each_strategy_with_random_at_the_reference():
+    rows = [{"strategy": s, "seed": 0, "labels": n, "macro_f1": f}
+            for s, points in {"random": [(100, 0.5), (200, 0.6)],
+                              "margin": [(100, 0.55), (200, 0.7)]}.items()
+            for n, f in points]
+    summary = summarize(rows, 200)
+    assert summary["random_macro_f1_at_reference"] == 0.6
+    assert summary["strategies"]["margin"]["labels_to_reach_random"] == 133
+    assert summary["strategies"]["random"]["labels_to_reach_random"] == 200
