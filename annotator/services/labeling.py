@@ -111,6 +111,14 @@ def annotation_submit(
     _check_can_label(labeler, item)
     _validate_label(item.project, label)
     seconds = _bounded_seconds(seconds_spent)
+    try:
+        annotation, created = _record(labeler, item, label, seconds)
+    finally:
+        item_lease_release(labeler=labeler, item_id=item.pk)
+    return annotation, created
+
+
+def _record(labeler, item: Item, label: str, seconds: float | None) -> tuple[Annotation, bool]:
     with transaction.atomic():
         annotation, created = Annotation.objects.get_or_create(
             item=item,
@@ -129,12 +137,10 @@ def annotation_submit(
                 pk=item.pk, annotation_count__lt=F("required_labels")
             ).update(annotation_count=F("annotation_count") + 1)
             if counted != 1:
-                item_lease_release(labeler=labeler, item_id=item.pk)
-                raise ItemAlreadyComplete(item.pk)
+                raise ItemAlreadyComplete(item.pk)  # rolls the new annotation back
         elif annotation.label != label:
             annotation.label = label
             annotation.save(update_fields=["label", "updated_at"])
-        item_lease_release(labeler=labeler, item_id=item.pk)
     return annotation, created
 
 
