@@ -27,6 +27,14 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
     actions = ["export_labeled_csv"]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if {"overlap_percent", "overlap_labelers"} & set(form.changed_data):
+            from annotator.services.labeling import project_apply_overlap
+
+            count = project_apply_overlap(obj)
+            self.message_user(request, f"{count} pool items now go to {obj.overlap_labelers} labelers.")
+
     @admin.display(description="data")
     def data_links(self, obj: Project) -> str:
         url = reverse("import_upload", args=[obj.pk])
@@ -47,10 +55,17 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "short_text", "kind", "split", "gold_label", "annotation_count"]
-    list_filter = ["project", "split", "kind"]
-    search_fields = ["text", "external_id"]
+    list_display = [
+        "id", "project", "short_text", "kind", "split", "gold_label",
+        "annotation_count", "required_labels", "final_label",
+    ]  # fmt: skip
+    list_filter = [
+        "project", "split", "kind", "required_labels",
+        ("final_label", admin.EmptyFieldListFilter), ("leased_to", admin.EmptyFieldListFilter),
+    ]  # fmt: skip
+    search_fields = ["text", "external_id", "=id"]
     raw_id_fields = ["leased_to", "scored_version", "adjudicated_by"]
+    readonly_fields = ["annotation_count", "adjudicated_at"]
     list_select_related = ["project"]
 
     @admin.display(description="text")
@@ -61,7 +76,9 @@ class ItemAdmin(admin.ModelAdmin):
 @admin.register(Annotation)
 class AnnotationAdmin(admin.ModelAdmin):
     list_display = ["id", "item_id", "labeler", "label", "picked_by", "created_at"]
-    list_filter = ["item__project", "label", "picked_by"]
+    list_filter = ["item__project", "label", "picked_by", "labeler"]
+    search_fields = ["labeler__username", "item__text", "=item__id"]
+    date_hierarchy = "created_at"
     raw_id_fields = ["item", "model_version"]
     list_select_related = ["labeler"]
 

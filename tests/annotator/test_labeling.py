@@ -235,3 +235,25 @@ def test_config_json_script_is_valid_json(labeler_client, project):
 @pytest.fixture(autouse=True)
 def _db(db):
     pass
+
+
+def test_admin_changing_overlap_applies_it_to_the_pool(admin_client, project):
+    make_items(project, 10)
+    url = reverse("admin:annotator_project_change", args=[project.pk])
+    form = admin_client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list | dict)}
+    data.update(
+        labels=json.dumps(project.labels), overlap_percent=30, overlap_labelers=2,
+        **{"membership_set-TOTAL_FORMS": 0, "membership_set-INITIAL_FORMS": 0},
+    )  # fmt: skip
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Item.objects.filter(required_labels=2).count() == 3
+
+
+def test_admin_item_list_filters_and_search(admin_client, project):
+    make_item(project, "findable text")
+    url = reverse("admin:annotator_item_changelist")
+    assert "findable text" in admin_client.get(url, {"q": "findable"}).content.decode()
+    assert admin_client.get(url, {"final_label__isempty": "1"}).status_code == 200
+    assert admin_client.get(reverse("admin:annotator_annotation_changelist"), {"q": "lena"}).status_code == 200
