@@ -124,3 +124,38 @@ def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page,
     assert "positive" in labels.values() and list(labels.values()).count("positive") == 2
     assert all(a.seconds_spent is not None for a in Annotation.objects.all())
     assert dialogs == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_adjudicates_a_disagreement(live_server, browser_page, monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from annotator.models import Item, Project
+    from annotator.services.labeling import annotation_submit
+
+    project = Project.objects.create(name="Phones", overlap_percent=20, overlap_labelers=2)
+    admin = get_user_model().objects.create_user("boss", password=PASSWORD, is_staff=True)
+    people = [get_user_model().objects.create_user(name) for name in ("ana", "ben")]
+    for user in people:
+        Membership.objects.create(project=project, user=user)
+    votes = [("positive", "positive"), ("negative", "negative"), ("positive", "neutral"), ("neutral", "neutral")]
+    for i, (a, b) in enumerate(votes):
+        item = make_item(project, f"Battery lasts {i + 1} days. " + XSS * (i == 2), required_labels=2)
+        annotation_submit(labeler=people[0], item=item, label=a)
+        annotation_submit(labeler=people[1], item=item, label=b)
+
+    page = browser_page
+    page.goto(f"{live_server.url}/accounts/login/?next=/projects/{project.pk}/agreement/")
+    page.fill("input[name=username]", "boss")
+    page.fill("input[name=password]", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".disagreement")
+    page.click("details.confusion summary")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "agreement.png"), full_page=True)
+    assert XSS in page.inner_text(".disagreement-text")
+
+    page.click(".disagreement button[value=neutral]")
+    page.wait_for_selector(".messages")
+    disputed = Item.objects.get(text__contains="<script>")
+    assert (disputed.final_label, disputed.adjudicated_by) == ("neutral", admin)
+    assert sorted(disputed.annotations.values_list("label", flat=True)) == ["neutral", "positive"]
