@@ -13,4 +13,6 @@ urlpatterns = [
     path("", include("annotator.urls.data")),
     path("", include("annotator.urls.labeling")),
     path("", include("annotator.urls.training")),
+    path("", include("annotator.urls.insight")),
+    path("", include("annotator.urls.api")),
 ]
