@@ -59,6 +59,7 @@ class SimConfig:
     max_steps: int | None = None
     device: str = ""
     jobs: int = 1
+    report_only: bool = False  # merge what out_dir/runs holds (e.g. after a timeout)
 
 
 def read_labeled_csv(path: str, text_columns: list[str], label_column: str):
@@ -218,8 +219,8 @@ def summarize(rows: list[dict], reference_labels: int | None = None) -> dict:
             "final_macro_f1_std": round(float(np.std(points[last])), 4),
         }
     if "random" in data:
-        ref = reference_labels or max(data["random"])
-        if ref in data["random"]:
+        ref = reference_labels if reference_labels in data["random"] else max(data["random"])
+        if ref:
             target = float(np.mean(data["random"][ref]))
             summary.update(reference_labels=ref, random_macro_f1_at_reference=round(target, 4))
             for strategy, points in data.items():
@@ -283,9 +284,12 @@ def simulate(cfg: SimConfig) -> dict:
             raise ValueError(f"unknown strategy {strategy!r}")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    if not cfg.report_only:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
     jobs = [(cfg, s, seed) for seed in cfg.seeds for s in cfg.strategies]
-    if cfg.jobs > 1:
+    if cfg.report_only:
+        jobs = [job for job in jobs if (out / "runs" / f"{job[1]}-{job[2]}.csv").exists()]
+    elif cfg.jobs > 1:
         with ProcessPoolExecutor(cfg.jobs, mp_context=get_context("spawn")) as ex:
             for _ in tqdm(ex.map(_run_one_star, jobs), total=len(jobs), desc="runs"):
                 pass
@@ -338,6 +342,8 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--device", default="")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: merge out-dir/runs into results, plot and summary")
     a = p.parse_args(argv)
     return SimConfig(
         pool=a.pool, eval=a.eval, out_dir=a.out_dir, text_columns=_csv_list(a.text_columns),
@@ -347,7 +353,8 @@ def parse_args(argv=None) -> SimConfig:
         seed_selection=a.seed_selection, random_share=a.random_share,
         pool_subsample=a.pool_subsample, eval_subsample=a.eval_subsample, model=a.model,
         epochs=a.epochs, max_length=a.max_length, train_batch_size=a.train_batch_size,
-        learning_rate=a.learning_rate, max_steps=a.max_steps, device=a.device, jobs=a.jobs)
+        learning_rate=a.learning_rate, max_steps=a.max_steps, device=a.device, jobs=a.jobs,
+        report_only=a.report_only)
 
 
 def main(argv=None) -> int:
