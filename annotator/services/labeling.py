@@ -16,7 +16,7 @@ import math
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -119,29 +119,33 @@ def annotation_submit(
 
 
 def _record(labeler, item: Item, label: str, seconds: float | None) -> tuple[Annotation, bool]:
-    with transaction.atomic():
-        annotation, created = Annotation.objects.get_or_create(
-            item=item,
-            labeler=labeler,
-            defaults={
-                "label": label,
-                "seconds_spent": seconds,
-                "picked_by": _picked_by(item),
-                "model_version_id": item.scored_version_id,
+    mine = Annotation.objects.filter(item=item, labeler=labeler).first()
+    if mine is not None:
+        if mine.label != label:
+            mine.label = label
+            mine.save(update_fields=["label", "updated_at"])
+        return mine, False
+    try:
+        with transaction.atomic():
+            annotation = Annotation.objects.create(
+                item=item,
+                labeler=labeler,
+                label=label,
+                seconds_spent=seconds,
+                picked_by=_picked_by(item),
+                model_version_id=item.scored_version_id,
                 # strategy and the model's prediction when the item was served
                 **scoring.annotation_provenance(item),
-            },
-        )
-        if created:
+            )
             counted = Item.objects.filter(
                 pk=item.pk, annotation_count__lt=F("required_labels")
             ).update(annotation_count=F("annotation_count") + 1)
             if counted != 1:
                 raise ItemAlreadyComplete(item.pk)  # rolls the new annotation back
-        elif annotation.label != label:
-            annotation.label = label
-            annotation.save(update_fields=["label", "updated_at"])
-    return annotation, created
+    except IntegrityError:
+        # unique (item, labeler): this labeler's concurrent double submit got there first
+        return Annotation.objects.get(item=item, labeler=labeler), False
+    return annotation, True
 
 
 def item_skip(*, labeler, item_id: int) -> None:

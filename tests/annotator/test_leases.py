@@ -173,6 +173,37 @@ def test_concurrent_processes_never_share_an_item_nor_lose_a_label(project, requ
     assert not Item.objects.filter(leased_to__isnull=False).exists()
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_double_submits_count_once(project, labeler):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL to a postgres:// URL)")
+    import threading
+
+    from django.db import connections
+
+    items = make_items(project, 20)
+    results = []
+
+    def press(item, barrier):
+        barrier.wait()
+        try:
+            results.append(annotation_submit(labeler=labeler, item=item, label="positive")[1])
+        finally:
+            connections.close_all()
+
+    for item in items:
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=press, args=(item, barrier)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert results.count(True) == len(items) and results.count(False) == len(items)
+    assert Annotation.objects.count() == len(items)
+    assert set(Item.objects.values_list("annotation_count", flat=True)) == {1}
+
+
 @pytest.fixture(autouse=True)
 def _db(db):
     pass
