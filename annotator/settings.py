@@ -177,6 +177,11 @@ DEFAULT_MODEL_NAME = env("ANNOTATOR_MODEL", default="")
 TRAINING_DEVICE = env("ANNOTATOR_DEVICE", default="")  # "", "cpu", "cuda"
 # A run with no heartbeat for this long is considered dead (worker killed).
 TRAINING_STALE_SECONDS = env.int("ANNOTATOR_TRAINING_STALE_SECONDS", default=300)
+# Prediction API (annotator/serving.py): int8 dynamic quantization on CPU, torch threads
+# per serving process (0 = torch's default), texts per request.
+SERVE_INT8 = env.bool("ANNOTATOR_SERVE_INT8", default=False)
+SERVE_THREADS = env.int("ANNOTATOR_SERVE_THREADS", default=0)
+API_MAX_TEXTS = env.int("ANNOTATOR_API_MAX_TEXTS", default=64)
 
 # --- import / labeling ------------------------------------------------------
 IMPORT_MAX_TEXT_CHARS = env.int("ANNOTATOR_MAX_TEXT_CHARS", default=20_000)

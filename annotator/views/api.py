@@ -1,0 +1,75 @@
+"""Prediction API (Django REST framework): token or session auth, staff or project members."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.exceptions import APIException, PermissionDenied
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator import serving
+from annotator.models import Membership, Project
+from annotator.serializers import (
+    ErrorSerializer,
+    PredictRequestSerializer,
+    PredictResponseSerializer,
+)
+
+
+class NoActiveModel(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "no_active_model"
+
+
+class ModelUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "model_unavailable"
+
+
+def _project_for(user, project_id: int) -> Project:
+    """404 for a project that does not exist, 403 unless staff or a member."""
+    project = get_object_or_404(Project, id=project_id)
+    if not (user.is_staff or Membership.objects.filter(project=project, user=user).exists()):
+        raise PermissionDenied("you are not a member of this project")
+    return project
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+@extend_schema(
+    operation_id="project_predict",
+    summary="Predict the sentiment of a batch of texts with the project's active model",
+    request=PredictRequestSerializer,
+    responses={
+        200: PredictResponseSerializer,
+        400: OpenApiResponse(description="invalid input; the body names each problem"),
+        401: _error("no or invalid credentials (send `Authorization: Token <key>`)"),
+        403: _error("neither staff nor a member of the project"),
+        404: _error("no such project"),
+        409: _error("the project has no active model version yet"),
+        503: _error("the active model version cannot be loaded"),
+    },
+    examples=[OpenApiExample("two reviews", request_only=True,
+                             value={"texts": ["Love the fit!", "Fell apart after a week."]})],
+)
+@api_view(["POST"])
+@parser_classes([JSONParser])
+def predict(request: Request, project_id: int) -> Response:
+    project = _project_for(request.user, project_id)
+    body = PredictRequestSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    try:
+        result = serving.predict(project_id=project.id, texts=body.validated_data["texts"],
+                                 max_length=project.max_length)
+    except serving.NoActiveModel:
+        raise NoActiveModel(
+            f"project {project.id} has no active model yet: train one (or activate a version) "
+            "in the model registry first"
+        ) from None
+    except serving.ModelUnavailable as exc:
+        raise ModelUnavailable(str(exc)) from None
+    return Response(result)

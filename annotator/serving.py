@@ -1,0 +1,141 @@
+"""The active model of each project, held in the serving process for the prediction API.
+
+Nothing is loaded at import or in apps.py: a project's model is loaded by the first request
+that needs it and kept per project. Every request asks the database for the project's
+active ModelVersion id (one query on the partial unique index); when it changed, one thread
+loads the new version while the other threads keep answering with the old one, then the
+reference in the cache is replaced in one assignment. A request holds the object it started
+with, so requests in flight finish on the old model and nothing is dropped; the old model is
+freed when the last of them returns.
+
+CPU inference through trainer.scoring (length-sorted batches, torch.inference_mode), with
+optional int8 dynamic quantization (settings.SERVE_INT8 / ANNOTATOR_SERVE_INT8).
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from annotator.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+RETRY_FAILED_LOAD_SECONDS = 30.0
+BATCH_SIZE = 32
+
+
+class NoActiveModel(Exception):
+    """The project has no active model version (nothing trained or activated yet)."""
+
+
+class ModelUnavailable(Exception):
+    """The active version could not be loaded and there is no older one to answer with."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    version_id: int
+    version: int
+    label_names: list[str]
+    tokenizer: Any
+    model: Any
+
+    def predict(self, texts: list[str], *, max_length: int) -> list[dict]:
+        """[{"label", "probabilities": {label: p}}] in the order of texts."""
+        from trainer.scoring import predict_proba
+
+        proba = predict_proba(self.model, self.tokenizer, texts, batch_size=BATCH_SIZE,
+                              max_length=max_length, device="cpu")
+        results = []
+        for row in proba.tolist():
+            probabilities = {name: round(p, 6) for name, p in zip(self.label_names, row,
+                                                                   strict=True)}
+            results.append({"label": self.label_names[max(range(len(row)), key=row.__getitem__)],
+                            "probabilities": probabilities})
+        return results
+
+
+_models: dict[int, ServedModel] = {}  # project id -> the model answering now
+_load_locks: dict[int, threading.Lock] = {}  # one loader per project at a time
+_failed: dict[int, tuple[int, float]] = {}  # project id -> (version id, when its load failed)
+_guard = threading.Lock()
+
+
+def _load_lock(project_id: int) -> threading.Lock:
+    with _guard:
+        return _load_locks.setdefault(project_id, threading.Lock())
+
+
+def _load(version: ModelVersion) -> ServedModel:
+    import torch
+
+    from annotator.services.training import model_version_local_path
+    from trainer.scoring import load_scorer
+
+    if settings.SERVE_THREADS:
+        torch.set_num_threads(settings.SERVE_THREADS)
+    started = time.perf_counter()
+    tokenizer, model = load_scorer(str(model_version_local_path(version)), device="cpu",
+                                   quantize=settings.SERVE_INT8)
+    logger.info("serving %s (int8=%s), loaded in %.1fs", version, settings.SERVE_INT8,
+                time.perf_counter() - started)
+    names = version.label_names or [model.config.id2label[i]
+                                    for i in range(model.config.num_labels)]
+    return ServedModel(version_id=version.id, version=version.version, label_names=list(names),
+                       tokenizer=tokenizer, model=model)
+
+
+def served_model(project_id: int) -> ServedModel:
+    """The model to answer with for the project's active version (loaded when needed)."""
+    active_id = (ModelVersion.objects.filter(project_id=project_id, is_active=True)
+                 .order_by().values_list("id", flat=True).first())
+    if active_id is None:
+        _models.pop(project_id, None)
+        raise NoActiveModel(f"project {project_id} has no active model version")
+    current = _models.get(project_id)
+    if current is not None and current.version_id == active_id:
+        return current
+    lock = _load_lock(project_id)
+    if current is not None:
+        failed = _failed.get(project_id)
+        recently_failed = (failed and failed[0] == active_id
+                           and time.monotonic() - failed[1] < RETRY_FAILED_LOAD_SECONDS)
+        if recently_failed or not lock.acquire(blocking=False):
+            # another thread is loading the new version (or it just failed): keep answering
+            return _models.get(project_id, current)
+    else:
+        lock.acquire()
+    try:
+        current = _models.get(project_id)
+        if current is not None and current.version_id == active_id:
+            return current  # loaded by another thread while we waited
+        try:
+            fresh = _load(ModelVersion.objects.get(id=active_id))
+        except Exception as exc:
+            logger.exception("cannot load model version %s of project %s", active_id, project_id)
+            _failed[project_id] = (active_id, time.monotonic())
+            if current is None:
+                raise ModelUnavailable(f"the active model version cannot be loaded: {exc}") from exc
+            return current
+        _models[project_id] = fresh  # the swap: one reference assignment
+        _failed.pop(project_id, None)
+        return fresh
+    finally:
+        lock.release()
+
+
+def predict(*, project_id: int, texts: list[str], max_length: int) -> dict:
+    """{"model_version": n, "predictions": [...]} from the project's active model."""
+    served = served_model(project_id)
+    return {"model_version": served.version,
+            "predictions": served.predict(texts, max_length=max_length)}
+
+
+def clear() -> None:
+    """Forget every loaded model (tests)."""
+    _models.clear()
+    _failed.clear()

@@ -1,0 +1,42 @@
+"""A real tiny classifier, trained once per test process, registered as model versions."""
+
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.core.files.storage import storages
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotator.models import ModelVersion
+from tests.trainer.tiny import LABELS, train_tiny
+
+
+@functools.cache
+def tiny_model_dir() -> Path:
+    """Two real fine-tuning steps of the bundled model, max_length 16 (a few seconds)."""
+    out = Path(tempfile.mkdtemp(prefix="api-tiny-model-"))
+    train_tiny(out, max_length=16)
+    return out
+
+
+def add_version(project, number: int, *, active: bool = False, files: bool = True):
+    """A ModelVersion whose files are the tiny model in the artifacts storage."""
+    prefix = f"projects/{project.id}/v{number}"
+    target = Path(storages["artifacts"].path(prefix))
+    shutil.rmtree(target, ignore_errors=True)  # ids come back after a rolled-back test
+    if files:
+        shutil.copytree(tiny_model_dir(), target)
+    else:
+        target.mkdir(parents=True, exist_ok=True)
+    return ModelVersion.objects.create(
+        project=project, version=number, artifact_path=prefix, label_names=LABELS,
+        base_model="tiny", is_active=active,
+    )
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
