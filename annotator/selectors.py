@@ -77,7 +77,8 @@ def project_progress(project: Project) -> dict:
 
     def count() -> dict:
         return labelable_items(project).aggregate(
-            total=Count("pk"), done=Count("pk", filter=Q(annotation_count__gte=F("required_labels")))
+            total=Count("pk"),
+            done=Count("pk", filter=Q(annotation_count__gte=F("required_labels"))),
         )
 
     return cache.get_or_set(

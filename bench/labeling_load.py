@@ -40,7 +40,9 @@ LABELS = ["negative", "neutral", "positive"]
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument(
         "--database-url",
         default="postgres://postgres@127.0.0.1:5432/bench_labeling",
@@ -50,7 +52,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--labelers", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60, help="how long the labelers loop")
     parser.add_argument("--max-per-labeler", type=int, default=100_000)
-    parser.add_argument("--think-ms", type=float, default=0, help="pause between items (0 = flat out)")
+    parser.add_argument(
+        "--think-ms", type=float, default=0, help="pause between items (0 = flat out)"
+    )
     parser.add_argument("--overlap-percent", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
@@ -200,7 +204,9 @@ class Labeler(threading.Thread):
         urls = f"{self.base}/projects/{self.project_id}/label"
         item = session.get(f"{urls}/next", timeout=30).json()["item"]
         headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{urls}/"}
-        while item and time.monotonic() < self.deadline and self.submitted < self.args.max_per_labeler:
+        while (
+            item and time.monotonic() < self.deadline and self.submitted < self.args.max_per_labeler
+        ):
             data = {"item": item["id"], "label": self.rng.choice(LABELS), "seconds": "2.5"}
             started = time.perf_counter()
             response = session.post(f"{urls}/submit", data=data, headers=headers, timeout=30)
@@ -240,7 +246,9 @@ def check_invariants(project_id: int) -> dict:
 
     from annotator.models import Annotation, Item
 
-    over = Item.objects.filter(project_id=project_id, annotation_count__gt=F("required_labels")).count()
+    over = Item.objects.filter(
+        project_id=project_id, annotation_count__gt=F("required_labels")
+    ).count()
     mismatched = (
         Item.objects.filter(project_id=project_id)
         .annotate(n=Count("annotations"))
@@ -262,14 +270,21 @@ def main() -> None:
     print(f"database: {args.database_url}", flush=True)
     create_database(args.database_url)
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
     )
     import django
 
     django.setup()
     started = time.monotonic()
     project_id, usernames = seed(args)
-    print(f"seeded {args.items} items, {len(usernames)} labelers in {time.monotonic() - started:.1f}s", flush=True)
+    print(
+        f"seeded {args.items} items, {len(usernames)} labelers"
+        f" in {time.monotonic() - started:.1f}s",
+        flush=True,
+    )
 
     if not args.port:
         with socket.socket() as probe:

@@ -60,9 +60,9 @@ def krippendorff_alpha_nominal(units: Iterable[Sequence[str]]) -> float | None:
 
 def project_agreement(project: Project, *, max_disagreements: int = 200) -> dict:
     """Agreement figures over the items at least two people labeled."""
-    rows = Annotation.objects.filter(item__project=project, item__annotation_count__gte=2).values_list(
-        "item_id", "labeler_id", "label"
-    )
+    rows = Annotation.objects.filter(
+        item__project=project, item__annotation_count__gte=2
+    ).values_list("item_id", "labeler_id", "label")
     by_item: dict[int, dict[int, str]] = defaultdict(dict)
     for item_id, labeler_id, label in rows.iterator(chunk_size=5000):
         by_item[item_id][labeler_id] = label
@@ -102,9 +102,7 @@ def project_agreement(project: Project, *, max_disagreements: int = 200) -> dict
     disagreements = [
         {
             "item": items[item_id],
-            "votes": sorted(
-                (names.get(u, str(u)), label) for u, label in by_item[item_id].items()
-            ),
+            "votes": sorted((names.get(u, str(u)), label) for u, label in by_item[item_id].items()),
         }
         for item_id in disagreeing[:max_disagreements]
         if item_id in items

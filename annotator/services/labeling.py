@@ -70,7 +70,10 @@ def item_lease_release(*, labeler, item_id: int) -> None:
 
 def _check_can_label(labeler, item: Item) -> None:
     project = item.project
-    if not labeler.is_staff and not Membership.objects.filter(project=project, user=labeler).exists():
+    if (
+        not labeler.is_staff
+        and not Membership.objects.filter(project=project, user=labeler).exists()
+    ):
         raise PermissionDenied("not a member of this project")
     if item.split == Item.Split.GOLD and not project.label_gold_by_people:
         raise PermissionDenied("gold items are not labeled by people in this project")

@@ -174,7 +174,9 @@ def label_undo(request: HttpRequest, pk: int) -> JsonResponse:
 def agreement_page(request: HttpRequest, pk: int) -> HttpResponse:
     project = _get_project_for_user(request, pk, admin=True)
     report = agreement.project_agreement(project)
-    return render(request, "annotator/labeling/agreement.html", {"project": project, "report": report})
+    return render(
+        request, "annotator/labeling/agreement.html", {"project": project, "report": report}
+    )
 
 
 @login_required

@@ -37,7 +37,9 @@ def test_krippendorff_alpha_matches_krippendorffs_worked_example():
         ". 3 3 3 2 3 4 2 2 5 1 .",
         "1 2 3 3 2 4 4 1 2 5 1 .",
     ]
-    units = [[v for v in column if v != "."] for column in zip(*(c.split() for c in coders))]
+    units = [
+        [v for v in column if v != "."] for column in zip(*(c.split() for c in coders), strict=True)
+    ]
     assert krippendorff_alpha_nominal(units) == pytest.approx(0.743, abs=5e-4)
 
 
@@ -66,7 +68,9 @@ def test_project_agreement_reports_pairs_confusion_and_disagreements(project, la
     (pair,) = report["pairs"]
     assert {pair["a"], pair["b"]} == {"lena", "olga"}
     assert pair["items"] == 3 and pair["agreement"] == pytest.approx(2 / 3)
-    assert pair["kappa"] == pytest.approx(cohen_kappa(rows if pair["a"] == "lena" else [(b, a) for a, b in rows]))
+    assert pair["kappa"] == pytest.approx(
+        cohen_kappa(rows if pair["a"] == "lena" else [(b, a) for a, b in rows])
+    )
     matrix = dict(pair["matrix"])
     assert sum(sum(counts) for counts in matrix.values()) == 3
     assert [d["item"].pk for d in report["disagreements"]] == [items[2].pk]

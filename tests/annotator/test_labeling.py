@@ -96,10 +96,14 @@ def test_unknown_label_is_rejected_with_400(labeler_client, labeler, project):
 
 def test_seconds_spent_is_bounded_server_side(labeler, project):
     item = make_item(project, "slow one")
-    annotation, _ = annotation_submit(labeler=labeler, item=item, label="neutral", seconds_spent=1e9)
+    annotation, _ = annotation_submit(
+        labeler=labeler, item=item, label="neutral", seconds_spent=1e9
+    )
     assert annotation.seconds_spent == MAX_SECONDS_PER_ITEM
     other = make_item(project, "negative time")
-    annotation, _ = annotation_submit(labeler=labeler, item=other, label="neutral", seconds_spent=-5)
+    annotation, _ = annotation_submit(
+        labeler=labeler, item=other, label="neutral", seconds_spent=-5
+    )
     assert annotation.seconds_spent == 0
 
 
@@ -138,8 +142,17 @@ def test_empty_queue_answers_no_item(labeler_client, project):
 
 
 def test_dialogue_turns_and_meta_are_sent_as_structure(labeler_client, project):
-    turns = [{"speaker": "customer", "text": "Where is my parcel?"}, {"speaker": "agent", "text": "On its way."}]
-    make_item(project, "dialogue", kind="dialogue", turns=turns, meta={"source": "chat", "nested": {"x": 1}})
+    turns = [
+        {"speaker": "customer", "text": "Where is my parcel?"},
+        {"speaker": "agent", "text": "On its way."},
+    ]
+    make_item(
+        project,
+        "dialogue",
+        kind="dialogue",
+        turns=turns,
+        meta={"source": "chat", "nested": {"x": 1}},
+    )
     item = _next(labeler_client, project)["item"]
     assert item["turns"] == turns
     assert item["meta"] == [["source", "chat"]]
@@ -167,7 +180,9 @@ def test_overlap_submit_is_recorded_as_overlap(labeler, project):
     assert annotation.picked_by == Annotation.Picked.OVERLAP
 
 
-def test_training_labels_use_consensus_final_label_and_skip_gold_and_ties(project, labeler, admin_user):
+def test_training_labels_use_consensus_final_label_and_skip_gold_and_ties(
+    project, labeler, admin_user
+):
     from django.contrib.auth import get_user_model
 
     third = get_user_model().objects.create_user("third")
@@ -196,7 +211,9 @@ def test_adjudication_keeps_the_original_annotations(admin_client, admin_user, l
     item = make_item(project, "disputed", required_labels=2)
     annotation_submit(labeler=labeler, item=item, label="positive")
     annotation_submit(labeler=admin_user, item=item, label="negative")
-    response = admin_client.post(reverse("adjudicate", args=[project.pk, item.pk]), {"label": "neutral"})
+    response = admin_client.post(
+        reverse("adjudicate", args=[project.pk, item.pk]), {"label": "neutral"}
+    )
     assert response.status_code == 302
     item.refresh_from_db()
     assert (item.final_label, item.adjudicated_by) == ("neutral", admin_user)
@@ -241,7 +258,9 @@ def test_admin_changing_overlap_applies_it_to_the_pool(admin_client, project):
     make_items(project, 10)
     url = reverse("admin:annotator_project_change", args=[project.pk])
     form = admin_client.get(url).context["adminform"].form
-    data = {k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list | dict)}
+    data = {
+        k: v for k, v in form.initial.items() if v is not None and not isinstance(v, list | dict)
+    }
     data.update(
         labels=json.dumps(project.labels), overlap_percent=30, overlap_labelers=2,
         **{"membership_set-TOTAL_FORMS": 0, "membership_set-INITIAL_FORMS": 0},
@@ -256,4 +275,9 @@ def test_admin_item_list_filters_and_search(admin_client, project):
     url = reverse("admin:annotator_item_changelist")
     assert "findable text" in admin_client.get(url, {"q": "findable"}).content.decode()
     assert admin_client.get(url, {"final_label__isempty": "1"}).status_code == 200
-    assert admin_client.get(reverse("admin:annotator_annotation_changelist"), {"q": "lena"}).status_code == 200
+    assert (
+        admin_client.get(
+            reverse("admin:annotator_annotation_changelist"), {"q": "lena"}
+        ).status_code
+        == 200
+    )

@@ -61,7 +61,11 @@ def test_lease_lasts_the_project_lease_time(project, labeler):
     before = timezone.now()
     item = next_item_for(labeler, project)
     item.refresh_from_db()
-    assert before + timedelta(seconds=119) <= item.lease_expires_at <= timezone.now() + timedelta(seconds=121)
+    assert (
+        before + timedelta(seconds=119)
+        <= item.lease_expires_at
+        <= timezone.now() + timedelta(seconds=121)
+    )
 
 
 def test_nobody_gets_an_item_they_already_labeled(project, labeler, second):
@@ -132,7 +136,10 @@ def test_higher_priority_comes_first_then_random_order(project, labeler):
 
 
 def test_claim_skips_a_candidate_taken_in_between(project, labeler, second):
-    taken, free = make_item(project, "taken", random_key=0.1), make_item(project, "free", random_key=0.2)
+    taken, free = (
+        make_item(project, "taken", random_key=0.1),
+        make_item(project, "free", random_key=0.2),
+    )
     Item.objects.filter(pk=taken.pk).update(
         leased_to=second, lease_expires_at=timezone.now() + timedelta(minutes=5)
     )

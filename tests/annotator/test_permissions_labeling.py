@@ -78,7 +78,9 @@ def test_anonymous_adjudicate_is_sent_to_login(client, project, item):
     assert client.post(url, {"label": "positive"}).status_code == 302
 
 
-def test_item_of_another_project_cannot_be_submitted_through_mine(labeler_client, project, other_project):
+def test_item_of_another_project_cannot_be_submitted_through_mine(
+    labeler_client, project, other_project
+):
     foreign = make_item(other_project, "not yours")
     url = reverse("label_submit", args=[project.pk])
     assert labeler_client.post(url, {"item": foreign.pk, "label": "positive"}).status_code == 404
@@ -90,7 +92,9 @@ def test_submit_without_csrf_token_is_refused(labeler, project, item):
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(labeler)
-    response = client.post(reverse("label_submit", args=[project.pk]), {"item": item.pk, "label": "positive"})
+    response = client.post(
+        reverse("label_submit", args=[project.pk]), {"item": item.pk, "label": "positive"}
+    )
     assert response.status_code == 403
     assert not Annotation.objects.exists()
 

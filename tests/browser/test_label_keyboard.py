@@ -1,6 +1,5 @@
 """Headless Chromium labels three items with the keyboard only."""
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +17,9 @@ XSS = "<script>alert(1)</script> The sole came off after two days."
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (apt-get install chromium)"
+    ),
 ]
 
 
@@ -59,7 +60,9 @@ def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page,
     project = Project.objects.create(name="Shoes")
     user = get_user_model().objects.create_user("lena", password=PASSWORD)
     Membership.objects.create(project=project, user=user)
-    make_item(project, XSS, priority=3.0, meta={"product": "Trail runner", "source": "shop reviews"})
+    make_item(
+        project, XSS, priority=3.0, meta={"product": "Trail runner", "source": "shop reviews"}
+    )
     make_item(
         project,
         "customer: Where is my parcel? agent: It left the warehouse today.",
@@ -112,7 +115,9 @@ def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page,
     page.wait_for_selector(".badge.changing")
     page.screenshot(path=str(ARTIFACTS / "label_change_last.png"), full_page=True)
     page.keyboard.press("3")
-    page.wait_for_function("document.querySelector('#item-body').textContent === 'waterproof hiking boots'")
+    page.wait_for_function(
+        "document.querySelector('#item-body').textContent === 'waterproof hiking boots'"
+    )
     page.keyboard.press("3")  # positive
     page.wait_for_function("document.getElementById('mine-today').textContent === '3'")
     page.screenshot(path=str(ARTIFACTS / "label_keyboard.png"), full_page=True)
@@ -137,9 +142,16 @@ def test_admin_adjudicates_a_disagreement(live_server, browser_page, monkeypatch
     people = [get_user_model().objects.create_user(name) for name in ("ana", "ben")]
     for user in people:
         Membership.objects.create(project=project, user=user)
-    votes = [("positive", "positive"), ("negative", "negative"), ("positive", "neutral"), ("neutral", "neutral")]
+    votes = [
+        ("positive", "positive"),
+        ("negative", "negative"),
+        ("positive", "neutral"),
+        ("neutral", "neutral"),
+    ]
     for i, (a, b) in enumerate(votes):
-        item = make_item(project, f"Battery lasts {i + 1} days. " + XSS * (i == 2), required_labels=2)
+        item = make_item(
+            project, f"Battery lasts {i + 1} days. " + XSS * (i == 2), required_labels=2
+        )
         annotation_submit(labeler=people[0], item=item, label=a)
         annotation_submit(labeler=people[1], item=item, label=b)
 
