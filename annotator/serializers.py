@@ -20,7 +20,7 @@ class TextField(serializers.CharField):
 
 class PredictRequestSerializer(serializers.Serializer):
     texts = serializers.ListField(
-        child=TextField(allow_blank=True, trim_whitespace=False),
+        child=TextField(trim_whitespace=False, max_length=settings.IMPORT_MAX_TEXT_CHARS),
         allow_empty=False,
         min_length=1,
         max_length=settings.API_MAX_TEXTS,
