@@ -138,12 +138,14 @@ def child_import(path: str, project_name: str) -> dict:
     from annotator.models import Project
     from annotator.services.importing import import_file
 
-    project = Project.objects.create(name=project_name)
+    project, _ = Project.objects.get_or_create(name=project_name)
+    before = project.items.count()
     started, cpu_started = time.perf_counter(), cpu_seconds()
     job = import_file(project=project, path=path, id_column="id", meta_columns=["brand"])
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     rows = job.imported + job.duplicates + job.rejected
     return {
+        "items_before": before,
         "rows": rows,
         "imported": job.imported,
         "duplicates": job.duplicates,
@@ -222,6 +224,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--more-rows",
+        type=int,
+        default=100_000,
+        help="then import this many new rows into the largest (non-empty) project",
+    )
     parser.add_argument("--export-rows", type=int, default=100_000)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test")
     parser.add_argument("--db-name", default="bench_import")
@@ -236,6 +244,7 @@ def main() -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{args.db_name}"')
         conn.execute(f'CREATE DATABASE "{args.db_name}"')
     tmp = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     env = {
         **os.environ,
         "DATABASE_URL": bench_url,
@@ -249,17 +258,28 @@ def main() -> None:
         subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True
         )
-        for rows in args.rows:
+
+        def bench_import(rows: int, seed: int, project_name: str) -> None:
             path = tmp / f"rows-{rows}.csv"
-            write_csv(path, rows)
-            result = run_child("import", path, f"import-{rows}", env)
+            write_csv(path, rows, seed=seed)
+            result = run_child("import", path, project_name, env)
             result["file_mb"] = round(path.stat().st_size / 1e6, 1)
+            result["load_avg_1m"] = round(os.getloadavg()[0], 1)
             print(json.dumps({"import": result}), flush=True)
             path.unlink()
+
+        for rows in args.rows:
+            bench_import(rows, 0, f"import-{rows}")
+        if args.more_rows and args.rows:
+            largest = max(args.rows)
+            seed = -(-largest // args.more_rows)  # texts after the largest file's
+            bench_import(args.more_rows, seed, f"import-{largest}")
         if args.export_rows:
             path = tmp / "export.csv"
             write_csv(path, args.export_rows, seed=1)
-            print(json.dumps({"export": run_child("export", path, "export", env)}), flush=True)
+            result = run_child("export", path, "export", env)
+            result["load_avg_1m"] = round(os.getloadavg()[0], 1)
+            print(json.dumps({"export": result}), flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if not args.keep_db:

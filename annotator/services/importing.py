@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from annotator.cleaning import clean_text
@@ -308,6 +308,7 @@ class _Importer:
             self.report.append({"line": line, "reason": reason})
 
     def run(self, rows: Iterable[tuple[int, dict]], progress: Callable[[], None] | None) -> None:
+        self.project_had_items = Item.objects.filter(project=self.project).exists()
         for line, row in rows:
             self.add(line, row)
             if len(self.batch) >= settings.IMPORT_BATCH_SIZE:
@@ -428,12 +429,14 @@ class _Importer:
     def flush(self) -> None:
         if not self.batch:
             return
-        hashes = [values["content_hash"] for _, values in self.batch]
-        existing = set(
-            Item.objects.filter(project=self.project, content_hash__in=hashes).values_list(
-                "content_hash", flat=True
+        existing = set()
+        if self.project_had_items:  # an empty project can only collide with this file
+            hashes = [values["content_hash"] for _, values in self.batch]
+            existing = set(
+                Item.objects.filter(project=self.project, content_hash__in=hashes).values_list(
+                    "content_hash", flat=True
+                )
             )
-        )
         new = []
         for line, values in self.batch:
             if values["content_hash"] in existing:
@@ -441,7 +444,13 @@ class _Importer:
                 self.note(line, "duplicate: the project already has this text")
             else:
                 new.append(values)
-        _insert(new)
+        try:
+            _insert(new)
+        except IntegrityError:
+            raise ImportRejected(
+                "another import added some of these texts to the project meanwhile; run it again",
+                line=self.batch[0][0],
+            ) from None
         self.imported += len(new)
         self.batch = []
 

@@ -186,3 +186,21 @@ def test_utf16_is_rejected_with_advice(project, tmp_path):
     assert (
         rejected(project, path) == "line 1: UTF-16 files are not supported; save the file as UTF-8"
     )
+
+
+def test_a_text_added_by_a_concurrent_import_fails_cleanly(project, tmp_path, monkeypatch):
+    """The project was empty at the start, so the importer skips the lookup; the unique
+    constraint still catches a text another import committed meanwhile."""
+    path = write(tmp_path, "r.csv", "text\nfirst\nsecond\n")
+    original = importing._insert
+
+    def insert_after_a_rival(rows):
+        Item.objects.create(
+            project=project, raw_text="second", text="second", content_hash=rows[1]["content_hash"]
+        )
+        original(rows)
+
+    monkeypatch.setattr(importing, "_insert", insert_after_a_rival)
+    with pytest.raises(ImportRejected, match="line 2: another import added some of these texts"):
+        import_file(project=project, path=path)
+    assert Item.objects.count() == 0
