@@ -12,7 +12,6 @@ lists are [] when empty, meta is a JSON-encoded string; only model_version
 """
 
 import csv
-import io
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -120,7 +119,7 @@ def export_rows(
     items = Item.objects.filter(project=project)
     if gold_only:
         items = items.filter(split=Item.Split.GOLD)
-    annotations = Annotation.objects.filter(item__project=project)
+    annotations = Annotation.objects.all()  # narrowed to each chunk's items below
     if labeler is not None:
         annotations = annotations.filter(labeler=labeler)
     if since is not None:
@@ -134,9 +133,9 @@ def export_rows(
             Q(Exists(Annotation.objects.filter(item=OuterRef("pk")))) | ~Q(final_label="")
         )
 
-    write = _csv_line if fmt == "csv" else _jsonl_line
+    writer = csv.writer(_Echo())  # writerow() returns the formatted line
     if fmt == "csv":
-        yield _csv_line(dict(zip(COLUMNS, COLUMNS, strict=True)), header=True)
+        yield writer.writerow(COLUMNS)
     last = 0
     while True:
         chunk = list(items.filter(pk__gt=last).order_by("pk").values(*_ITEM_FIELDS)[:chunk_size])
@@ -148,7 +147,11 @@ def export_rows(
         for ann in selected.order_by("item_id", "created_at", "pk").values(*_ANNOTATION_FIELDS):
             by_item[ann["item_id"]].append(ann)
         for row in chunk:
-            yield write(_record(row, by_item.get(row["id"], [])))
+            record = _record(row, by_item.get(row["id"], []))
+            if fmt == "csv":
+                yield writer.writerow(_csv_values(record))
+            else:
+                yield json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def _record(item: dict, anns: list[dict]) -> dict:
@@ -195,23 +198,20 @@ def _float(value) -> float | None:
     return None if value is None else float(value)
 
 
-def _jsonl_line(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False) + "\n"
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
 
 
-def _csv_line(record: dict, header: bool = False) -> str:
-    buffer = io.StringIO()
+def _csv_values(record: dict) -> list:
     values = []
     for column in COLUMNS:
         value = record[column]
-        if header:
-            pass
-        elif column in ("labels", "labelers"):
+        if column in ("labels", "labelers"):
             value = ";".join(value)
         elif column == "turns":
             value = json.dumps(value, ensure_ascii=False) if value else ""
         elif value is None:
             value = ""
         values.append(value)
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
+    return values
