@@ -118,7 +118,11 @@ def _versions(project: Project, now) -> list[dict]:
 
 
 def _per_class(metrics: dict) -> list[dict]:
-    return [{"label": name, **values} for name, values in (metrics.get("per_class") or {}).items()]
+    """Rows in the label order of the metrics (jsonb on PostgreSQL does not keep key order)."""
+    per_class = metrics.get("per_class") or {}
+    order = [name for name in metrics.get("labels") or [] if name in per_class]
+    order += sorted(set(per_class) - set(order))
+    return [{"label": name, **per_class[name]} for name in order]
 
 
 def _queue(project: Project, active: dict | None, now) -> dict:
