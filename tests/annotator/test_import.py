@@ -251,3 +251,10 @@ def test_a_gbk_json_array_is_detected(project, tmp_path):
     )
     import_file(project=project, path=path)
     assert texts(project) == ["尺码偏小"]
+
+
+def test_it_reads_an_excel_style_csv_with_bom_and_crlf(project, tmp_path):
+    path = write(tmp_path, "excel.csv", '\ufefftext,label\r\n"two\r\nlines",positive\r\nnext,\r\n')
+    job = import_file(project=project, path=path, label_column="label")
+    assert texts(project) == ["two lines", "next"]
+    assert job.imported == 2
