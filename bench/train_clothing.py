@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--head-lr", type=float, default=None)
+    parser.add_argument("--train-seed", type=int, default=42)
     parser.add_argument("--no-class-weighting", action="store_true")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--device", default="")
@@ -62,6 +64,7 @@ def main() -> None:
     config = TrainConfig(
         model_name=args.model, max_length=args.max_length, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, device=args.device,
+        head_learning_rate=args.head_lr, seed=args.train_seed,
         class_weighting=not args.no_class_weighting, val_fraction=args.val_fraction,
         num_threads=args.threads,
     )

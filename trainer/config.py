@@ -10,6 +10,7 @@ class TrainConfig:
     epochs: int = 3
     batch_size: int = 16
     learning_rate: float = 5e-5
+    head_learning_rate: float | None = None  # new classifier head (+ pooler); None = learning_rate
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42

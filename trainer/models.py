@@ -32,6 +32,7 @@ def load_for_training(name_or_path: str, label_names: list[str]):
     A plain encoder checkpoint (the bundled one is a BertModel) gets a newly initialised
     classifier head; a previous version with another label set gets a fresh head too.
     """
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model_name(name_or_path)
@@ -43,6 +44,7 @@ def load_for_training(name_or_path: str, label_names: list[str]):
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
         ignore_mismatched_sizes=True,
+        dtype=torch.float32,  # fp32 master weights even from a half-precision checkpoint
         **kwargs,
     )
     return tokenizer, model
@@ -50,11 +52,12 @@ def load_for_training(name_or_path: str, label_names: list[str]):
 
 def load_classifier(path: str, device: str = ""):
     """Tokenizer and model of a saved version, in eval mode on `device`."""
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     kwargs = _local_kwargs(path)
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kwargs)
     model.to(pick_device(device))
     model.eval()
     return tokenizer, model

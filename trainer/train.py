@@ -96,13 +96,17 @@ def train(
         total_steps = min(total_steps, config.max_steps)
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": config.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-         "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    head_lr = config.head_learning_rate or config.learning_rate
+    groups = {}  # (is head, decays) -> params; the freshly initialised head may learn faster
+    for name, param in model.named_parameters():
+        head = name.startswith("classifier") or ".pooler." in name or name.startswith("pooler")
+        decay = not any(k in name for k in no_decay)
+        groups.setdefault((head, decay), []).append(param)
+    optimizer = torch.optim.AdamW([
+        {"params": params, "lr": head_lr if head else config.learning_rate,
+         "weight_decay": config.weight_decay if decay else 0.0}
+        for (head, decay), params in groups.items()
+    ])
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config.warmup_ratio * total_steps), total_steps
     )

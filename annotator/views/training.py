@@ -99,7 +99,8 @@ def _zip_stream(version: ModelVersion):
     storage, pipe = storages["artifacts"], _Pipe()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for rel in artifact_files(version):
-            with storage.open(f"{version.artifact_path}/{rel}") as src, archive.open(rel, "w") as dst:
+            src = storage.open(f"{version.artifact_path}/{rel}")
+            with src, archive.open(rel, "w") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
                     yield pipe.drain()

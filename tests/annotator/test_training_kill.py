@@ -80,7 +80,8 @@ def test_a_killed_training_keeps_the_active_model_and_the_next_retrain_succeeds(
 
     active = "SELECT version FROM annotator_modelversion WHERE is_active ORDER BY version"
     assert _query(tmp_path, active) == [(1,)]
-    assert _query(tmp_path, "SELECT status, attempts FROM annotator_trainingrun") == [("running", 1)]
+    runs = "SELECT status, attempts FROM annotator_trainingrun"
+    assert _query(tmp_path, runs) == [("running", 1)]
 
     time.sleep(2)  # the heartbeat goes stale after 1 s
     done = subprocess.run([sys.executable, "-c", RETRAIN, "1", "2"], env=env, cwd=ROOT,
@@ -88,8 +89,6 @@ def test_a_killed_training_keeps_the_active_model_and_the_next_retrain_succeeds(
     assert done.returncode == 0, done.stderr[-3000:]
 
     # the dead run was reclaimed and retried (attempt 2), and its model is now active
-    assert _query(tmp_path, "SELECT status, attempts FROM annotator_trainingrun") == [
-        ("succeeded", 2)
-    ]
+    assert _query(tmp_path, runs) == [("succeeded", 2)]
     assert _query(tmp_path, active) == [(2,)]
     assert (tmp_path / "var" / "artifacts" / "projects").exists()

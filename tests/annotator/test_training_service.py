@@ -202,7 +202,9 @@ def _age_annotations(project, minutes):
     )
 
 
-def test_retrain_is_due_after_enough_new_labels(project, labeled, django_capture_on_commit_callbacks):
+def test_retrain_is_due_after_enough_new_labels(
+    project, labeled, django_capture_on_commit_callbacks
+):
     project.retrain_min_new_labels, project.retrain_every_minutes = 20, 0
     project.save()
     with mock.patch("annotator.tasks.train_project_task.delay") as delay:

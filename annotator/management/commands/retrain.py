@@ -41,10 +41,12 @@ class Command(BaseCommand):
         bar.close()
         run.refresh_from_db()
         if version is None:
-            raise CommandError(f"run {run.id} {run.status}: {run.error.splitlines()[0] if run.error else 'taken by another worker'}")
+            reason = run.error.splitlines()[0] if run.error else "taken by another worker"
+            raise CommandError(f"run {run.id} {run.status}: {reason}")
         metrics = version.metrics
         self.stdout.write(self.style.SUCCESS(
             f"v{version.version} active: {version.label_count} labels, "
-            f"macro-F1 {metrics.get('macro_f1', float('nan')):.3f} on {metrics.get('evaluated_on', '-')}, "
+            f"macro-F1 {metrics.get('macro_f1', float('nan')):.3f} "
+            f"on {metrics.get('evaluated_on', '-')}, "
             f"{version.duration_seconds:.1f} s on {version.device}"
         ))
