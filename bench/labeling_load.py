@@ -169,51 +169,60 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 class Labeler(threading.Thread):
-    def __init__(self, base: str, username: str, project_id: int, deadline: float, args):
+    """One simulated labeler: logs in first (not timed), then loops submit -> next."""
+
+    def __init__(self, base: str, username: str, project_id: int, args):
         super().__init__(daemon=True)
-        self.base, self.username, self.project_id = base, username, project_id
-        self.deadline, self.args = deadline, args
+        self.base, self.username, self.args = base, username, args
+        self.urls = f"{base}/projects/{project_id}/label"
+        self.deadline = 0.0
         self.client_ms: list[float] = []
         self.server_ms: list[float] = []
         self.errors: list[str] = []
         self.submitted = 0
         self.rng = random.Random(username)
+        self.session = requests.Session()
+        self.item = None
 
-    def run(self) -> None:
-        try:
-            self._run()
-        except Exception as error:  # counted, not raised: the report shows it
-            self.errors.append(f"{type(error).__name__}: {error}")
-
-    def _run(self) -> None:
-        session = requests.Session()
+    def login(self) -> None:
         login = f"{self.base}/accounts/login/"
-        session.get(login, timeout=30)
-        response = session.post(
+        self.session.get(login, timeout=60)
+        response = self.session.post(
             login,
             data={
                 "username": self.username,
                 "password": PASSWORD,
-                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                "csrfmiddlewaretoken": self.session.cookies["csrftoken"],
             },
             headers={"Referer": login},
-            timeout=30,
+            timeout=60,
         )
-        if "sessionid" not in session.cookies:
+        if "sessionid" not in self.session.cookies:
             raise RuntimeError(f"login failed ({response.status_code})")
-        urls = f"{self.base}/projects/{self.project_id}/label"
-        item = session.get(f"{urls}/next", timeout=30).json()["item"]
-        headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{urls}/"}
+        self.item = self.session.get(f"{self.urls}/next", timeout=60).json()["item"]
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except Exception as error:  # counted, not raised: the report shows it
+            self.errors.append(f"{type(error).__name__}: {error}")
+
+    def _loop(self) -> None:
+        headers = {"X-CSRFToken": self.session.cookies["csrftoken"], "Referer": f"{self.urls}/"}
         while (
-            item and time.monotonic() < self.deadline and self.submitted < self.args.max_per_labeler
+            self.item
+            and time.monotonic() < self.deadline
+            and self.submitted < self.args.max_per_labeler
         ):
-            data = {"item": item["id"], "label": self.rng.choice(LABELS), "seconds": "2.5"}
+            data = {"item": self.item["id"], "label": self.rng.choice(LABELS), "seconds": "2.5"}
             started = time.perf_counter()
-            response = session.post(f"{urls}/submit", data=data, headers=headers, timeout=30)
+            response = self.session.post(
+                f"{self.urls}/submit", data=data, headers=headers, timeout=60
+            )
             elapsed = (time.perf_counter() - started) * 1000
             if response.status_code != 200:
                 self.errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
-                item = session.get(f"{urls}/next", timeout=30).json()["item"]
+                self.item = self.session.get(f"{self.urls}/next", timeout=60).json()["item"]
                 continue
             self.client_ms.append(elapsed)
             timing = re.search(r"dur=([\d.]+)", response.headers.get("Server-Timing", ""))
@@ -222,9 +231,41 @@ class Labeler(threading.Thread):
             payload = response.json()
             if not payload.get("notice"):
                 self.submitted += 1
-            item = payload["item"]
+            self.item = payload["item"]
             if self.args.think_ms:
                 time.sleep(self.args.think_ms / 1000)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def server_pids(gunicorn_pid: int, database_url: str) -> dict[str, list[int]]:
+    """gunicorn's workers ("app") and the PostgreSQL backends serving the bench ("db")."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == gunicorn_pid:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    parsed = urlparse(database_url)
+    if parsed.scheme.startswith("postgres"):
+        import psycopg
+
+        admin = (
+            parsed._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
+        )
+        with psycopg.connect(admin) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", [parsed.path.lstrip("/")]
+            ).fetchall()
+        return {"app": pids, "db": [pid for (pid,) in rows]}
+    return {"app": pids, "db": []}
 
 
 def wait_until_up(base: str, process: subprocess.Popen) -> None:
@@ -304,14 +345,24 @@ def main() -> None:
     )  # fmt: skip
     try:
         wait_until_up(base, gunicorn)
-        deadline = time.monotonic() + args.seconds
-        labelers = [Labeler(base, name, project_id, deadline, args) for name in usernames]
+        labelers = [Labeler(base, name, project_id, args) for name in usernames]
+        for labeler in labelers:
+            labeler.login()  # password hashing is not what we measure
+        pids = server_pids(gunicorn.pid, args.database_url)
+        cpu_before = {pid: _cpu_seconds(pid) for group in pids.values() for pid in group}
+        load_before = os.getloadavg()[0]
         load_started = time.monotonic()
         for labeler in labelers:
+            labeler.deadline = load_started + args.seconds
             labeler.start()
         for labeler in labelers:
             labeler.join()
         wall = time.monotonic() - load_started
+        server_cpu = {
+            name: sum(_cpu_seconds(pid) - cpu_before[pid] for pid in group)
+            for name, group in pids.items()
+        }
+        load_after = os.getloadavg()[0]
     finally:
         gunicorn.terminate()
         gunicorn.wait(timeout=30)
@@ -334,6 +385,14 @@ def main() -> None:
         "client_ms": {q: round(percentile(client, q) or 0, 1) for q in (50, 95, 99)},
         "server_ms": {q: round(percentile(server, q) or 0, 1) for q in (50, 95, 99)},
         "client_mean_ms": round(statistics.fmean(client), 1) if client else None,
+        # CPU burnt by gunicorn workers + database backends per request: a figure
+        # that does not depend on what else runs on the machine
+        "server_cpu_ms_per_request": {
+            name: round(1000 * seconds / max(1, len(client)), 1)
+            for name, seconds in server_cpu.items()
+        },
+        "host_cpus": os.cpu_count(),
+        "load_average_before_after": [round(load_before, 1), round(load_after, 1)],
         **invariants,
         "lost_annotations": submitted - invariants["annotations"],
     }
