@@ -27,6 +27,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
+from annotator.selectors import training_labels
 
 logger = logging.getLogger(__name__)
 
@@ -39,31 +40,6 @@ class RunLost(Exception):
 
 
 # --- reads used here ------------------------------------------------------------
-
-try:  # the labeling side's consensus rule, when present
-    from annotator.selectors import training_labels
-except ImportError:  # pragma: no cover - fallback until the selector exists
-
-    def training_labels(project: Project) -> list[tuple[int, str, str]]:
-        """(item_id, text, label) for pool items with an agreed label; gold excluded."""
-        rows: dict[int, list] = {}
-        items = Item.objects.filter(project=project, split=Item.Split.POOL)
-        for item_id, text, final in items.exclude(final_label="").values_list(
-            "id", "text", "final_label"
-        ):
-            rows[item_id] = [text, final]
-        votes: dict[int, list] = {}
-        for item_id, text, label in Annotation.objects.filter(
-            item__project=project, item__split=Item.Split.POOL
-        ).values_list("item_id", "item__text", "label"):
-            votes.setdefault(item_id, [text, []])[1].append(label)
-        for item_id, (text, labels) in votes.items():
-            if item_id in rows:
-                continue
-            top = max(set(labels), key=labels.count)
-            if labels.count(top) * 2 > len(labels):  # strict majority
-                rows[item_id] = [text, top]
-        return [(item_id, text, label) for item_id, (text, label) in sorted(rows.items())]
 
 
 def _gold(project: Project) -> tuple[list[str], list[str]]:
