@@ -100,6 +100,8 @@ def stacked_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
                 ax.set_xlim(0, 100)
         else:
             _thin_ticks(ax, categories)
+            pad = max(0.0, (6 - len(categories)) / 2)  # a lone bar stays bar-sized
+            ax.set_xlim(-0.5 - pad, len(categories) - 0.5 + pad)
             ax.grid(axis="x", visible=False)
             ax.set_ylabel(ylabel)
             if percent:

@@ -7,7 +7,7 @@ human labels, over the annotations (human work, not the pool).
 
 import re
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from django.db.models import Avg, Count, F, Max, Min, Q
 from django.db.models.fields.json import KeyTextTransform
@@ -41,8 +41,9 @@ def _seconds(start, end) -> float | None:
 def _labels_over_time(project: Project, now) -> dict:
     today = timezone.localdate(now)
     since = today - timedelta(days=DAYS - 1)
+    start = timezone.make_aware(datetime.combine(since, time.min))
     rows = (
-        Annotation.objects.filter(item__project=project, created_at__date__gte=since)
+        Annotation.objects.filter(item__project=project, created_at__gte=start)
         .annotate(day=TruncDate("created_at"))
         .values("day", "label")
         .annotate(n=Count("pk"))

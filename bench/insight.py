@@ -1,0 +1,153 @@
+"""Dashboard and analytics timing on a large project.
+
+    python bench/insight.py --items 100000 --annotations 20000 --predictions 10000
+    python bench/insight.py ... --database-url postgres://postgres@127.0.0.1:5432/postgres
+
+Builds a throwaway database (SQLite in a temp dir, or a database `bench_insight` created
+and dropped on the server of --database-url), fills one project with items (five kinds,
+a `product` meta field, import dates over 26 weeks), annotations by four labelers over 60
+days, five model versions with metrics and predictions of the active one, then times the
+dashboard read (selectors_insight.project_dashboard), its charts, and the analytics for
+each grouping (both sources). Median of --repeat runs, in milliseconds.
+"""
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _server_db(url: str, create: bool) -> str:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS bench_insight WITH (FORCE)")
+        if create:
+            conn.execute("CREATE DATABASE bench_insight")
+    return urlunsplit(parts._replace(path="/bench_insight"))
+
+
+def fill(n_items: int, n_annotations: int, n_predictions: int):
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from annotator.models import Annotation, Item, ModelVersion, Prediction, Project
+
+    rng = random.Random(0)
+    now = timezone.now()
+    labels = ["negative", "neutral", "positive"]
+    kinds = ["review", "dialogue", "query", "ad", "social"]
+    project = Project.objects.create(name="bench")
+    items = [
+        Item(project=project, raw_text=f"text {i}", text=f"text {i}", content_hash=str(i),
+             kind=rng.choice(kinds), meta={"product": f"product {rng.randrange(200)}"},
+             random_key=rng.random(), split="gold" if i % 100 == 0 else "pool")
+        for i in range(n_items)
+    ]
+    Item.objects.bulk_create(items, batch_size=5000)
+    ids = list(Item.objects.filter(project=project).values_list("pk", flat=True))
+    for start in range(0, len(ids), 5000):  # import dates over 26 weeks
+        chunk = ids[start:start + 5000]
+        Item.objects.filter(pk__in=chunk).update(created_at=now - timedelta(weeks=rng.randrange(26)))
+    users = [get_user_model().objects.create_user(f"labeler{i}") for i in range(4)]
+    labeled = rng.sample(ids, n_annotations // 2)
+    annotations = []
+    for item_id in labeled:
+        for user in rng.sample(users, 2):
+            annotations.append(Annotation(item_id=item_id, labeler=user, label=rng.choice(labels),
+                                          seconds_spent=rng.uniform(2, 20)))
+    Annotation.objects.bulk_create(annotations, batch_size=5000)
+    annotation_ids = list(Annotation.objects.values_list("pk", flat=True))
+    for start in range(0, len(annotation_ids), 500):  # labeled over 60 days
+        Annotation.objects.filter(pk__in=annotation_ids[start:start + 500]).update(
+            created_at=now - timedelta(days=rng.randrange(60), hours=rng.randrange(24)))
+    Item.objects.filter(pk__in=labeled).update(annotation_count=2, required_labels=2)
+    cm = [[30, 5, 2], [4, 20, 6], [1, 3, 29]]
+    versions = [
+        ModelVersion.objects.create(
+            project=project, version=v, base_model="m", artifact_path=f"v{v}",
+            label_count=1000 * v, is_active=v == 5, duration_seconds=60.0 * v,
+            metrics={"macro_f1": 0.5 + 0.05 * v, "accuracy": 0.6, "labels": labels,
+                     "evaluated_on": "gold", "confusion_matrix": cm,
+                     "per_class": {n: {"precision": 0.8, "recall": 0.7, "f1": 0.75,
+                                       "support": 30} for n in labels}})
+        for v in range(1, 6)
+    ]
+    open_ids = sorted(set(ids) - set(labeled))
+    Prediction.objects.bulk_create(
+        [Prediction(item_id=item_id, model_version=versions[-1], label=rng.choice(labels),
+                    probabilities=[0.3, 0.3, 0.4], uncertainty=0.5)
+         for item_id in rng.sample(open_ids, n_predictions)], batch_size=5000)
+    return project
+
+
+def timed(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--annotations", type=int, default=20_000)
+    parser.add_argument("--predictions", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bench-insight-")
+    os.environ["ANNOTATOR_VAR_DIR"] = tmp
+    os.environ.setdefault("SECRET_KEY", "bench")
+    if args.database_url:
+        os.environ["DATABASE_URL"] = _server_db(args.database_url, create=True)
+    else:
+        os.environ.pop("DATABASE_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "annotator.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from annotator import charts, selectors_insight
+
+    try:
+        call_command("migrate", verbosity=0)
+        start = time.perf_counter()
+        project = fill(args.items, args.annotations, args.predictions)
+        print(f"# {connection.vendor}: {args.items} items, {args.annotations} annotations, "
+              f"{args.predictions} predictions (filled in {time.perf_counter() - start:.0f} s)")
+        report = selectors_insight.project_dashboard(project)
+        rows = [
+            ("dashboard read", lambda: selectors_insight.project_dashboard(project)),
+            ("dashboard charts (5 SVGs)", lambda: charts.dashboard_charts(report)),
+        ]
+        for by in ("kind", "meta:product", "week"):
+            rows.append((f"analytics by {by} (both sources)",
+                         lambda by=by: selectors_insight.sentiment_analytics(project, by=by)))
+        for name, fn in rows:
+            print(f"{name:40s} {timed(fn, args.repeat):8.0f} ms")
+    finally:
+        connection.close()
+        if args.database_url:
+            _server_db(args.database_url, create=False)
+
+
+if __name__ == "__main__":
+    main()
