@@ -50,7 +50,11 @@ def next_item_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ())
     An item the labeler already holds comes back first (a page reload is safe).
     """
     queue = queue_for(labeler, project, exclude_ids=exclude_ids)
-    held = queue.filter(leased_to=labeler, lease_expires_at__gt=timezone.now()).first()
+    # Looked up by leased_to alone first: that index finds them whatever the planner
+    # thinks of the queue index (usually there are none).
+    mine = Item.objects.filter(leased_to=labeler, lease_expires_at__gt=timezone.now())
+    held_ids = list(mine.values_list("pk", flat=True)[:10])
+    held = queue.filter(pk__in=held_ids).first() if held_ids else None
     if held is not None:
         return held
     return labeling.item_lease_claim(

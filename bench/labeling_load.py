@@ -151,9 +151,8 @@ def seed(args: argparse.Namespace) -> tuple[int, list[str]]:
     )
     users = User.objects.filter(username__in=[u.username for u in users])
     Membership.objects.bulk_create([Membership(project=project, user=u) for u in users])
-    if connections["default"].vendor == "postgresql":
-        with connections["default"].cursor() as cursor:
-            cursor.execute("ANALYZE")  # what autovacuum does after a bulk import
+    with connections["default"].cursor() as cursor:
+        cursor.execute("ANALYZE")  # planner statistics, as after any bulk import
     connections.close_all()
     return project.pk, [u.username for u in users]
 
