@@ -43,6 +43,7 @@ EXTENSIONS = {
 REPORT_LIMIT = 1000  # report entries kept on the ImportJob; counts stay exact
 SAMPLE_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
+ANALYZE_AFTER_ROWS = 10_000  # PostgreSQL: refresh table statistics after a big import
 
 csv.field_size_limit(2**31 - 1)  # long texts get our own "too long" error, not csv's
 
@@ -551,6 +552,11 @@ def import_file(
         if isinstance(exc, ImportRejected):
             exc.job = job
         raise
+    if connection.vendor == "postgresql" and importer.imported >= ANALYZE_AFTER_ROWS:
+        # Fresh planner statistics: with stale ones the next import's hash lookups
+        # (and the labeling queue) scan the whole project instead of using the index.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(Item._meta.db_table)}")
     job.status = ImportJob.Status.SUCCEEDED
     job.imported, job.duplicates, job.rejected = (
         importer.imported,

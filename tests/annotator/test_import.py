@@ -4,6 +4,8 @@ import io
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from annotator.models import ImportJob, Item, TextKind
 from annotator.services import importing
@@ -258,3 +260,13 @@ def test_it_reads_an_excel_style_csv_with_bom_and_crlf(project, tmp_path):
     job = import_file(project=project, path=path, label_column="label")
     assert texts(project) == ["two lines", "next"]
     assert job.imported == 2
+
+
+@pytest.mark.postgres
+def test_a_big_import_refreshes_planner_statistics_on_postgresql(project, tmp_path, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    monkeypatch.setattr(importing, "ANALYZE_AFTER_ROWS", 2)
+    with CaptureQueriesContext(connection) as queries:
+        import_file(project=project, path=write(tmp_path, "a.csv", "text\none\ntwo\n"))
+    assert any(query["sql"].startswith("ANALYZE") for query in queries)
