@@ -161,6 +161,9 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
 
+    if progress and history:  # evaluation can take a while: report (and heartbeat) first
+        progress({**history[-1], "epochs": config.epochs, "total_steps": total_steps,
+                  "phase": "evaluating"})
     if eval_texts:
         metrics = _evaluate(tokenizer, model, list(eval_texts),
                             encode_labels(eval_labels, label_names), label_names, config, device)

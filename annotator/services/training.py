@@ -176,7 +176,8 @@ def _progress_writer(run_id: int, attempt: int, extra: Callable | None):
         if extra:
             extra(state)
         now = time.monotonic()
-        if state["step"] != 1 and state["step"] < state["total_steps"] and now - last[0] < 1.0:
+        throttled = state["step"] != 1 and state["step"] < state["total_steps"]
+        if throttled and "phase" not in state and now - last[0] < 1.0:
             return
         last[0] = now
         updated = TrainingRun.objects.filter(

@@ -43,8 +43,10 @@ def test_training_loss_falls(trained):
 
 def test_progress_reports_every_step(trained):
     result, _, seen = trained
-    assert [s["step"] for s in seen] == list(range(1, 16))  # 24 texts / 8 per batch x 5 epochs
+    steps = [s["step"] for s in seen if "phase" not in s]
+    assert steps == list(range(1, 16))  # 24 texts / 8 per batch x 5 epochs
     assert seen[-1]["total_steps"] == 15 and seen[-1]["epochs"] == 5
+    assert seen[-1]["phase"] == "evaluating"  # reported before the gold evaluation
 
 
 def test_saved_folder_has_weights_and_training_json(trained):
