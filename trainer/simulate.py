@@ -207,6 +207,25 @@ def labels_to_reach(points: dict[int, list[float]], target: float) -> float | No
     return None
 
 
+def labels_to_stay_above(points: dict[int, list[float]], target: float) -> float | None:
+    """Label count from which the mean curve stays >= target up to the last round.
+
+    The robust reading for noisy curves: a strategy that touches the target once and
+    drops again does not count until it stays there. Interpolated on the last crossing.
+    """
+    xs = sorted(points)
+    ys = [float(np.mean(points[x])) for x in xs]
+    if not ys or ys[-1] < target:
+        return None
+    i = len(xs) - 1
+    while i > 0 and ys[i - 1] >= target:
+        i -= 1
+    if i == 0:
+        return float(xs[0])
+    x0, y0, x1, y1 = xs[i - 1], ys[i - 1], xs[i], ys[i]
+    return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
+
+
 def summarize(rows: list[dict], reference_labels: int | None = None) -> dict:
     """Labels each strategy needs to reach random's mean macro-F1 at reference_labels."""
     data = curves(rows)
@@ -225,9 +244,11 @@ def summarize(rows: list[dict], reference_labels: int | None = None) -> dict:
             summary.update(reference_labels=ref, random_macro_f1_at_reference=round(target, 4))
             for strategy, points in data.items():
                 need = labels_to_reach(points, target)
+                stay = labels_to_stay_above(points, target)
                 entry = summary["strategies"][strategy]
                 entry["labels_to_reach_random"] = None if need is None else round(need)
                 entry["label_savings"] = None if need is None else round(1 - need / ref, 3)
+                entry["labels_to_stay_above_random"] = None if stay is None else round(stay)
     return summary
 
 
@@ -258,13 +279,15 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def _summary_md(summary: dict) -> str:
     lines = ["| strategy | seeds | final labels | final macro-F1 (mean ± std) "
-             "| labels to reach random@ref | savings |", "|---|---|---|---|---|---|"]
+             "| labels to reach random@ref (first) | savings | labels to stay above |",
+             "|---|---|---|---|---|---|---|"]
     for name, s in summary["strategies"].items():
         need = s.get("labels_to_reach_random")
         lines.append(f"| {name} | {s['seeds']} | {s['final_labels']} | "
                      f"{s['final_macro_f1_mean']:.4f} ± {s['final_macro_f1_std']:.4f} | "
                      f"{'not reached' if need is None else need} | "
-                     f"{'' if s.get('label_savings') is None else format(s['label_savings'], '.0%')} |")
+                     f"{'' if s.get('label_savings') is None else format(s['label_savings'], '.0%')}"
+                     f" | {s.get('labels_to_stay_above_random') or 'not reached'} |")
     if "reference_labels" in summary:
         lines.append(f"\nreference: random's mean macro-F1 at {summary['reference_labels']} labels"
                      f" = {summary['random_macro_f1_at_reference']:.4f}")
@@ -299,6 +322,8 @@ def simulate(cfg: SimConfig) -> dict:
     rows = []
     for _, strategy, seed in jobs:
         rows += read_rows(out / "runs" / f"{strategy}-{seed}.csv")
+    if cfg.report_only and not rows and (out / "results.csv").exists():  # merged elsewhere
+        rows = read_rows(out / "results.csv")
     with (out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from trainer.simulate import labels_to_reach, main, read_rows, summarize
+from trainer.simulate import labels_to_reach, labels_to_stay_above, main, read_rows, summarize
 
 WORDS = {"positive": ["great", "love", "perfect"], "negative": ["awful", "hate", "broken"],
          "neutral": ["okay", "fine", "average"]}
@@ -63,6 +63,13 @@ def test_labels_to_reach_interpolates_between_rounds():
     assert labels_to_reach(curve, 0.5) == 100
     assert labels_to_reach(curve, 0.75) == pytest.approx(250)
     assert labels_to_reach(curve, 0.9) is None
+
+
+def test_labels_to_stay_above_ignores_a_lucky_spike():
+    curve = {100: [0.5], 200: [0.8], 300: [0.6], 400: [0.7], 500: [0.9]}
+    assert labels_to_reach(curve, 0.75) == pytest.approx(183.33, abs=0.01)  # the spike
+    assert labels_to_stay_above(curve, 0.75) == pytest.approx(425)
+    assert labels_to_stay_above({100: [0.5], 200: [0.6]}, 0.75) is None
 
 
 def test_summary_compares_each_strategy_with_random_at_the_reference():
