@@ -274,3 +274,12 @@ def test_retrain_command_trains_for_real_and_the_version_predicts(project, label
     assert version.metrics["evaluated_on"] == "gold" and version.metrics["support"] == 6
     classify = pipeline("text-classification", model=str(svc.model_version_local_path(version)))
     assert classify("love it")[0]["label"] in project.label_names
+
+
+def test_the_training_task_is_routed_to_its_own_queue_and_acked_late():
+    from annotator.celery import app
+    from annotator.tasks import train_project_task
+
+    route = app.amqp.router.route({}, train_project_task.name, args=(1,), kwargs={})
+    assert route["queue"].name == "training"
+    assert train_project_task.acks_late and train_project_task.reject_on_worker_lost
