@@ -125,7 +125,8 @@ def training_request(
     """Queue a training run, or return the project's queued/running one.
 
     A second concurrent request hits the partial unique constraint and gets the
-    existing run. The task is enqueued only after the transaction commits.
+    existing run; if that run's worker died (stale heartbeat) it is enqueued again, so
+    the new worker reclaims it. The task is enqueued only after the transaction commits.
     """
     try:
         with transaction.atomic():
@@ -133,12 +134,21 @@ def training_request(
                 project=project, trigger=trigger, triggered_by=user if user and user.pk else None
             )
     except IntegrityError:
-        return TrainingRun.objects.filter(project=project, status__in=ACTIVE).first()
+        run = TrainingRun.objects.filter(project=project, status__in=ACTIVE).first()
+        if run is None or not (enqueue and _is_stale(run)):
+            return run
     if enqueue:
         from annotator.tasks import train_project_task
 
         transaction.on_commit(lambda: train_project_task.delay(run.id))
     return run
+
+
+def _is_stale(run: TrainingRun) -> bool:
+    cutoff = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_SECONDS)
+    return run.status == TrainingRun.Status.RUNNING and (
+        run.heartbeat_at is None or run.heartbeat_at < cutoff
+    )
 
 
 def _claim(run_id: int) -> int | None:

@@ -283,3 +283,18 @@ def test_the_training_task_is_routed_to_its_own_queue_and_acked_late():
     route = app.amqp.router.route({}, train_project_task.name, args=(1,), kwargs={})
     assert route["queue"].name == "training"
     assert train_project_task.acks_late and train_project_task.reject_on_worker_lost
+
+
+def test_a_request_while_the_run_is_dead_enqueues_it_again(
+    project, settings, django_capture_on_commit_callbacks
+):
+    settings.TRAINING_STALE_SECONDS = 60
+    dead = _run(project, status="running", attempts=1,
+                heartbeat_at=timezone.now() - timedelta(seconds=120))
+    alive = _run(project.__class__.objects.create(name="Alive"), status="running", attempts=1,
+                 heartbeat_at=timezone.now())
+    with mock.patch("annotator.tasks.train_project_task.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert svc.training_request(project=project, trigger="manual") == dead
+            assert svc.training_request(project=alive.project, trigger="manual") == alive
+    delay.assert_called_once_with(dead.id)
