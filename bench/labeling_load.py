@@ -108,6 +108,7 @@ def server_env(args: argparse.Namespace, var_dir: str) -> dict:
         ANNOTATOR_VAR_DIR=var_dir,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="WARNING",
+        CONN_MAX_AGE="3600",  # persistent connections for the whole run
     )
     return env
 
