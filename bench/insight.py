@@ -7,8 +7,8 @@ Builds a throwaway database (SQLite in a temp dir, or a database `bench_insight`
 and dropped on the server of --database-url), fills one project with items (five kinds,
 a `product` meta field, import dates over 26 weeks), annotations by four labelers over 60
 days, five model versions with metrics and predictions of the active one, then times the
-dashboard read (selectors_insight.project_dashboard), its charts, and the analytics for
-each grouping (both sources). Median of --repeat runs, in milliseconds.
+dashboard read (selectors_insight.project_dashboard) and its parts, its charts, and the
+analytics for each grouping (both sources). Median of --repeat runs, in milliseconds.
 """
 
 import argparse
@@ -124,6 +124,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
     from django.db import connection
+    from django.utils import timezone
 
     from annotator import charts, selectors_insight
 
@@ -141,6 +142,16 @@ def main() -> None:
         for by in ("kind", "meta:product", "week"):
             rows.append((f"analytics by {by} (both sources)",
                          lambda by=by: selectors_insight.sentiment_analytics(project, by=by)))
+        now, active = timezone.now(), report["active"]
+        for name, part in [
+            ("labels per day", lambda: selectors_insight._labels_over_time(project, now)),
+            ("per labeler", lambda: selectors_insight._labelers(project)),
+            ("versions", lambda: selectors_insight._versions(project, now)),
+            ("queue health", lambda: selectors_insight._queue(project, active, now)),
+            ("training runs", lambda: selectors_insight._runs(project)),
+            ("agreement", lambda: selectors_insight._agreement(project)),
+        ]:
+            rows.append((f"  dashboard part: {name}", part))
         for name, fn in rows:
             print(f"{name:40s} {timed(fn, args.repeat):8.0f} ms")
     finally:
