@@ -138,6 +138,8 @@ STORAGES = {
         else "whitenoise.storage.CompressedStaticFilesStorage",
     },
 }
+# Options for another artifacts backend, as JSON, e.g. {"bucket_name": "models"} for S3.
+STORAGES["artifacts"]["OPTIONS"].update(env.json("ARTIFACT_STORAGE_OPTIONS", default={}))
 
 # --- celery -----------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"

@@ -61,7 +61,7 @@ def test_predict_honours_its_schema_for_generated_inputs(api_schema, project, la
     )
     statuses = []
 
-    @settings(max_examples=30, deadline=None, derandomize=True,
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(case=cases)
     def check(case):
