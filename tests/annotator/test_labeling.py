@@ -65,6 +65,7 @@ def test_submit_records_annotation_and_returns_next_item(labeler_client, labeler
     first = _next(labeler_client, project)["item"]
     response = _submit(labeler_client, project, first["id"], "positive")
     assert response.status_code == 200
+    assert response["Server-Timing"].startswith("app;dur=")
     data = response.json()
     annotation = Annotation.objects.get(labeler=labeler)
     assert (annotation.item_id, annotation.label, annotation.seconds_spent) == (

@@ -124,3 +124,10 @@ def test_project_list_links_labeling_for_all_and_agreement_for_admins(
     assert label_url in mine and agreement_url not in mine
     admin_page = admin_client.get(reverse("project_list")).content.decode()
     assert label_url in admin_page and agreement_url in admin_page
+
+
+def test_labelers_see_only_their_projects(outsider_client, project, other_project):
+    page = outsider_client.get(reverse("project_list")).content.decode()
+    assert other_project.name in page
+    assert project.name not in page
+    assert reverse("label_page", args=[project.pk]) not in page
