@@ -473,7 +473,12 @@ def _insert(rows: list[dict]) -> None:
     json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     sql = f"COPY {connection.ops.quote_name(Item._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    # wrap_database_errors: psycopg's errors from the raw COPY become Django's (IntegrityError)
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.cursor.copy(sql) as copy,
+    ):
         for values in rows:
             row = []
             for name, default in defaults.items():
