@@ -136,8 +136,7 @@ def _record(labeler, item: Item, label: str, seconds: float | None) -> tuple[Ann
                 label=label,
                 seconds_spent=seconds,
                 picked_by=_picked_by(item),
-                model_version_id=item.scored_version_id,
-                # strategy and the model's prediction when the item was served
+                # model version, strategy and the prediction when the item was served
                 **scoring.annotation_provenance(item),
             )
             counted = Item.objects.filter(

@@ -169,8 +169,8 @@ def _active_prediction(item: Item) -> Prediction | None:
 
 
 def annotation_provenance(item: Item) -> dict:
-    """Extra Annotation fields: the strategy and the model's prediction at labeling time."""
-    fields: dict = {}
+    """Annotation fields: model version, strategy and the model's prediction at labeling time."""
+    fields: dict = {"model_version_id": item.scored_version_id}
     if item.queue_reason in (Annotation.Picked.UNCERTAINTY, Annotation.Picked.RANDOM_CONTROL,
                              Annotation.Picked.SEED):
         fields["strategy"] = item.project.strategy if item.queue_reason != "seed" else "seed"
