@@ -281,13 +281,15 @@ def _summary_md(summary: dict) -> str:
     lines = ["| strategy | seeds | final labels | final macro-F1 (mean ± std) "
              "| labels to reach random@ref (first) | savings | labels to stay above |",
              "|---|---|---|---|---|---|---|"]
+    missing = "not reached" if "reference_labels" in summary else "no random run"
     for name, s in summary["strategies"].items():
-        need = s.get("labels_to_reach_random")
+        need, stay = s.get("labels_to_reach_random"), s.get("labels_to_stay_above_random")
+        savings = s.get("label_savings")
         lines.append(f"| {name} | {s['seeds']} | {s['final_labels']} | "
                      f"{s['final_macro_f1_mean']:.4f} ± {s['final_macro_f1_std']:.4f} | "
-                     f"{'not reached' if need is None else need} | "
-                     f"{'' if s.get('label_savings') is None else format(s['label_savings'], '.0%')}"
-                     f" | {s.get('labels_to_stay_above_random') or 'not reached'} |")
+                     f"{missing if need is None else need} | "
+                     f"{'' if savings is None else format(savings, '.0%')} | "
+                     f"{missing if stay is None else stay} |")
     if "reference_labels" in summary:
         lines.append(f"\nreference: random's mean macro-F1 at {summary['reference_labels']} labels"
                      f" = {summary['random_macro_f1_at_reference']:.4f}")
