@@ -571,4 +571,13 @@ def import_file(
     job.report = importer.report
     job.finished_at = timezone.now()
     job.save()
+    if job.imported and not project.model_versions.filter(is_active=True).exists():
+        transaction.on_commit(lambda: _enqueue_seeding(project.pk))
     return job
+
+
+def _enqueue_seeding(project_id: int) -> None:
+    """Cold start: before the first model, queue items spread over the embedding space."""
+    from annotator.tasks import seed_pool_task
+
+    seed_pool_task.delay(project_id)

@@ -270,3 +270,17 @@ def test_a_big_import_refreshes_planner_statistics_on_postgresql(project, tmp_pa
     with CaptureQueriesContext(connection) as queries:
         import_file(project=project, path=write(tmp_path, "a.csv", "text\none\ntwo\n"))
     assert any(query["sql"].startswith("ANALYZE") for query in queries)
+
+
+def test_a_successful_import_queues_cold_start_seeding_after_commit(
+    project, tmp_path, django_capture_on_commit_callbacks, monkeypatch
+):
+    from annotator import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.seed_pool_task, "delay", lambda pid: sent.append(pid))
+    path = tmp_path / "reviews.csv"
+    path.write_text("text\nlovely\nawful\n", encoding="utf-8")
+    with django_capture_on_commit_callbacks(execute=True):
+        import_file(project=project, path=path)
+    assert sent == [project.pk]
