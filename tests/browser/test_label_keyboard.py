@@ -1,11 +1,13 @@
 """Headless Chromium labels three items with the keyboard only."""
 
+import functools
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from annotator.models import Annotation, Membership
 from tests.annotator.labeling_factories import make_item
@@ -21,6 +23,20 @@ pytestmark = [
         not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (apt-get install chromium)"
     ),
 ]
+
+
+def _closes_its_db_connection(test):
+    """Inside Playwright's sync API the test body gets a DB connection of its own (another
+    context); close it there, or PostgreSQL refuses to drop the test database."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return wrapper
 
 
 @pytest.fixture
@@ -52,6 +68,7 @@ def browser_page():
 
 
 @pytest.mark.django_db(transaction=True)
+@_closes_its_db_connection
 def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page, monkeypatch):
     # Playwright's sync API runs an event loop in this thread; the ORM calls below are plain sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -132,6 +149,7 @@ def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page,
 
 
 @pytest.mark.django_db(transaction=True)
+@_closes_its_db_connection
 def test_admin_adjudicates_a_disagreement(live_server, browser_page, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from annotator.models import Item, Project
