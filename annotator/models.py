@@ -62,6 +62,11 @@ class Project(models.Model):
         default=False,
         help_text="Spread the head of the queue over k-means clusters of the uncertain items.",
     )
+    uncertainty_after_labels = models.PositiveIntegerField(
+        default=200,
+        help_text="Rank by uncertainty only once the model trained on this many labels; "
+        "before that the queue stays random (a tiny model's uncertainty misleads).",
+    )
 
     # training
     model_name = models.CharField(

@@ -101,6 +101,8 @@ def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
                                    device="cpu" if quantize else device)
     names = version.label_names or project.label_names
     strategy = project.strategy
+    if version.label_count < project.uncertainty_after_labels:
+        strategy = Strategy.RANDOM
     scores = margin(proba) if strategy == Strategy.RANDOM else uncertainty(strategy, proba)
 
     picks = []

@@ -52,6 +52,7 @@ def _version(project, model_dir, number=1) -> ModelVersion:
 def pool(project):
     project.max_length = 16
     project.random_share = 0.0
+    project.uncertainty_after_labels = 0
     project.save()
     return [make_item(project, text, random_key=i / 100) for i, text in enumerate(POOL_TEXTS)]
 
@@ -71,6 +72,19 @@ def test_the_next_item_served_is_the_most_uncertain(project, labeler, pool, tiny
     ranked = Item.objects.filter(project=project).order_by("-priority")
     uncertainty = dict(predictions.values_list("item_id", "uncertainty"))
     assert [uncertainty[i.pk] for i in ranked] == sorted(uncertainty.values(), reverse=True)
+
+
+def test_a_model_trained_on_too_few_labels_ranks_the_queue_at_random(project, pool, tiny_model):
+    project.uncertainty_after_labels = 200
+    project.save()
+    version = _version(project, tiny_model)
+    version.label_count = 120
+    version.save()
+    result = pool_score(model_version_id=version.pk)
+    assert result["ranked"] == len(pool)
+    reasons = set(Item.objects.filter(project=project).values_list("queue_reason", flat=True))
+    assert reasons == {"random"}
+    assert Prediction.objects.filter(model_version=version).count() == len(pool)
 
 
 def test_scoring_the_same_version_again_changes_nothing(project, pool, tiny_model):
