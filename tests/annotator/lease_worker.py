@@ -12,6 +12,7 @@ def run(database_url: str, labeler_ids: list[int], project_id: int) -> list[tupl
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import threading
+    import time
 
     import django
 
@@ -20,20 +21,26 @@ def run(database_url: str, labeler_ids: list[int], project_id: int) -> list[tupl
     from django.db import connection
 
     from annotator.models import Project
-    from annotator.selectors import next_item_for
+    from annotator.selectors import next_item_for, queue_for
     from annotator.services.labeling import ItemAlreadyComplete, annotation_submit
 
     submitted: list[tuple[int, int]] = []
     lock = threading.Lock()
 
     def labeler_loop(user_id: int) -> None:
+        give_up = time.monotonic() + 120
         user = get_user_model().objects.get(pk=user_id)
         project = Project.objects.get(pk=project_id)
         try:
             while True:
                 item = next_item_for(user, project)
                 if item is None:
-                    return
+                    # done, unless an item I may still label is held by someone else
+                    # for now (overlap items go to their labelers one at a time)
+                    if not queue_for(user, project).exists() or time.monotonic() > give_up:
+                        return
+                    time.sleep(0.01)
+                    continue
                 try:
                     annotation_submit(labeler=user, item=item, label="positive", seconds_spent=1)
                 except ItemAlreadyComplete:
