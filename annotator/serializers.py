@@ -35,7 +35,9 @@ class PredictRequestSerializer(serializers.Serializer):
     def validate_texts(self, texts: list[str]) -> list[str]:
         limit, max_chars = settings.API_MAX_TEXTS, settings.IMPORT_MAX_TEXT_CHARS
         if len(texts) > limit:
-            raise serializers.ValidationError(f"too many texts: {len(texts)}, the limit is {limit}.")
+            raise serializers.ValidationError(
+                f"too many texts: {len(texts)}, the limit is {limit}."
+            )
         cleaned, errors = [], []
         for i, raw in enumerate(texts):
             text = clean_text(raw)

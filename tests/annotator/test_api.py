@@ -179,3 +179,9 @@ def test_drf_create_token_makes_a_token_for_a_user(labeler):
 
     call_command("drf_create_token", labeler.username)
     assert Token.objects.filter(user=labeler).exists()
+
+
+def test_the_swagger_ui_page_points_at_the_schema(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    assert b"/api/schema/" in response.content

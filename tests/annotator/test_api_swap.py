@@ -33,7 +33,8 @@ def test_a_version_swap_under_concurrent_requests_drops_nothing(project, labeler
             while not stop.is_set():
                 after_swap = swapped.is_set()
                 response = client.post(url, body, format="json")
-                version = response.json().get("model_version") if response.status_code == 200 else None
+                ok = response.status_code == 200
+                version = response.json()["model_version"] if ok else None
                 log.append((after_swap, response.status_code, version))
                 if version == 2:
                     swapped.set()

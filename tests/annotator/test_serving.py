@@ -117,7 +117,8 @@ def test_a_failed_load_with_nothing_to_fall_back_on_raises_model_unavailable(pro
 def test_int8_serving_quantizes_the_linear_layers_and_still_predicts(project):
     add_version(project, 1, active=True)
     served = serving.served_model(project.id)
-    linear_types = {type(m).__module__ for m in served.model.modules() if "Linear" in type(m).__name__}
+    linear_types = {type(m).__module__ for m in served.model.modules()
+                    if "Linear" in type(m).__name__}
     assert linear_types and all("quantized" in name for name in linear_types)
     predictions = served.predict(["love it", "hate it"], max_length=16)
     assert [sorted(p["probabilities"]) for p in predictions] == [sorted(served.label_names)] * 2

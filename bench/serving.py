@@ -1,0 +1,233 @@
+"""Prediction throughput of the API's model path against a plain transformers pipeline.
+
+Requests of 32 reviews, texts truncated to 128 tokens, torch limited to 2 threads:
+
+  api-fp32   annotator.serving.ServedModel.predict (what POST /api/projects/<id>/predict
+             runs after validation): one batched tokenizer call, texts sorted by length and
+             padded per batch, torch.inference_mode, probabilities as label dicts
+  api-int8   the same with int8 dynamic quantization of the Linear layers
+             (ANNOTATOR_SERVE_INT8=1)
+  pipeline   transformers.pipeline("text-classification", model=folder, batch_size=32,
+             truncation=True, max_length=128, top_k=None) on the same saved folder
+  ort-int8   for comparison only, NOT what the API runs: the same model exported to ONNX
+             and quantized to int8 with ONNX Runtime (measured only when onnxruntime and
+             onnx are installed; they are not project dependencies)
+
+Every variant sees the same requests; each repeat runs the variants in turn (interleaved,
+so background load hits them alike) after one warm-up pass; the median repeat is reported.
+Texts: the 'text' column of ../shared/data/clothing_reviews/test.csv when present, else
+generated reviews. Model: --model-dir (any saved version folder) or the bundled
+all-MiniLM-L6-v2 saved with a new, untrained 3-class head (enough for a throughput figure;
+the agreement of int8 with fp32 is then only indicative).
+
+    python bench/serving.py                     # 512 reviews, 5 repeats, 2 threads
+    python bench/serving.py --model-dir var/artifacts/projects/1/v3 --repeats 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "clothing_reviews" / "test.csv"
+LABELS = ["negative", "neutral", "positive"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=512, help="reviews per repeat")
+    parser.add_argument("--batch", type=int, default=32, help="reviews per request")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per text")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model-dir", default="", help="a saved model version folder")
+    parser.add_argument("--data", default=str(DATA))
+    return parser.parse_args()
+
+
+def load_texts(path: str, n: int) -> tuple[list[str], str]:
+    from annotator.cleaning import clean_text
+
+    if Path(path).exists():
+        with open(path, newline="", encoding="utf-8") as fh:
+            texts = [clean_text(row["text"]) for row in csv.DictReader(fh)]
+        texts = [t for t in texts if t][:n]
+        return texts, f"{path} ('text' column, first {len(texts)} non-empty)"
+    rng = random.Random(0)
+    words = ("the fit is great love the color fabric feels cheap runs small returned it "
+             "soft comfy wash shrank perfect for summer would buy again zipper broke").split()
+    texts = [" ".join(rng.choices(words, k=rng.randint(8, 90))) for _ in range(n)]
+    return texts, f"{n} generated reviews (data file not found)"
+
+
+def untrained_model_dir() -> str:
+    from trainer.models import load_for_training
+
+    out = tempfile.mkdtemp(prefix="bench-serving-model-")
+    tokenizer, model = load_for_training("", LABELS)
+    tokenizer.save_pretrained(out)
+    model.save_pretrained(out)
+    return out
+
+
+def onnx_int8_runner(folder: str, tokenizer, threads: int, max_length: int):
+    """predict(texts) -> probabilities with ONNX Runtime on an int8 export, or None."""
+    try:
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        return None
+    import numpy as np
+    import torch
+
+    from trainer.models import load_classifier
+
+    _, model = load_classifier(folder, device="cpu")
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    out = tempfile.mkdtemp(prefix="bench-serving-onnx-")
+    sample = tokenizer(["a short review", "another one"], return_tensors="pt", padding=True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)  # the quantizer logs every tensor it skips
+        torch.onnx.export(Logits(model), (sample["input_ids"], sample["attention_mask"]),
+                          f"{out}/model.onnx", dynamo=False, opset_version=17,
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={"input_ids": {0: "b", 1: "s"},
+                                        "attention_mask": {0: "b", 1: "s"}, "logits": {0: "b"}})
+        quantize_dynamic(f"{out}/model.onnx", f"{out}/model.int8.onnx",
+                         weight_type=QuantType.QInt8)
+        logging.disable(logging.NOTSET)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(f"{out}/model.int8.onnx", options,
+                                   providers=["CPUExecutionProvider"])
+
+    def predict(texts: list[str]) -> np.ndarray:
+        enc = tokenizer(texts, truncation=True, max_length=max_length, padding=True,
+                        return_tensors="np")
+        logits = session.run(None, {"input_ids": enc["input_ids"].astype(np.int64),
+                                    "attention_mask": enc["attention_mask"].astype(np.int64)})[0]
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    return predict
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("ANNOTATOR_VAR_DIR", tempfile.mkdtemp(prefix="bench-serving-"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    import numpy as np
+    import torch
+    import transformers
+
+    from annotator.serving import ServedModel
+    from trainer.scoring import load_scorer
+
+    torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    texts, source = load_texts(args.data, args.texts)
+    folder = args.model_dir or untrained_model_dir()
+    requests = [texts[i:i + args.batch] for i in range(0, len(texts), args.batch)]
+
+    def served(quantize: bool) -> ServedModel:
+        tokenizer, model = load_scorer(folder, device="cpu", quantize=quantize)
+        names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        return ServedModel(version_id=0, version=0, label_names=names, tokenizer=tokenizer,
+                           model=model)
+
+    fp32, int8 = served(False), served(True)
+    pipe = transformers.pipeline("text-classification", model=folder, device="cpu",
+                                 batch_size=args.batch, top_k=None)
+
+    def run_api(model: ServedModel) -> list[dict]:
+        return [p for r in requests for p in model.predict(r, max_length=args.max_length)]
+
+    def run_pipeline() -> list[dict]:
+        out = []
+        for r in requests:
+            for scores in pipe(r, truncation=True, max_length=args.max_length):
+                probabilities = {s["label"]: s["score"] for s in scores}
+                out.append({"label": max(probabilities, key=probabilities.get),
+                            "probabilities": probabilities})
+        return out
+
+    variants = {"api-fp32": lambda: run_api(fp32), "api-int8": lambda: run_api(int8),
+                "pipeline": run_pipeline}
+    ort_predict = onnx_int8_runner(folder, fp32.tokenizer, args.threads, args.max_length)
+    if ort_predict is not None:
+        def run_ort() -> list[dict]:
+            out = []
+            for r in requests:
+                for row in ort_predict(r).tolist():
+                    out.append({"label": "", "probabilities": dict(zip(fp32.label_names, row,
+                                                                       strict=True))})
+            return out
+
+        variants["ort-int8"] = run_ort
+    load_before = f"{os.getloadavg()[0]:.1f}"
+    outputs = {name: run() for name, run in variants.items()}  # warm-up
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    cpu_rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, run in variants.items():
+            started, cpu = time.perf_counter(), time.process_time()
+            run()
+            rates[name].append(len(texts) / (time.perf_counter() - started))
+            cpu_rates[name].append(len(texts) / (time.process_time() - cpu))
+
+    def proba(name):
+        return np.array([[p["probabilities"][label] for label in fp32.label_names]
+                         for p in outputs[name]])
+
+    tokens = [len(ids) for ids in fp32.tokenizer(texts, truncation=True,
+                                                 max_length=args.max_length)["input_ids"]]
+    print(f"texts: {source}; tokens per text (<= {args.max_length}): median "
+          f"{statistics.median(tokens):.0f}, max {max(tokens)}")
+    print(f"model: {args.model_dir or 'bundled all-MiniLM-L6-v2, untrained 3-class head'}; "
+          f"torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"{args.threads} threads, requests of {args.batch}, {args.repeats} repeats (median)")
+    baseline = statistics.median(rates["pipeline"])
+    print(f"load average before / after: {load_before} / {os.getloadavg()[0]:.1f}")
+    print("\n| variant | reviews/s (median) | min-max | vs pipeline | reviews per CPU-second |"
+          "\n|---|---|---|---|---|")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        print(f"| {name} | {median:.1f} | {min(values):.1f}-{max(values):.1f} | "
+              f"{median / baseline:.2f}x | {statistics.median(cpu_rates[name]):.1f} |")
+    for name in [n for n in variants if n != "api-fp32"]:
+        same = np.mean(proba(name).argmax(1) == proba("api-fp32").argmax(1))
+        diff = np.abs(proba(name) - proba("api-fp32")).max()
+        print(f"\n{name} vs api-fp32: same label {same:.1%}, max |probability difference| "
+              f"{diff:.4f}", end="")
+    print()
+
+
+if __name__ == "__main__":
+    main()
