@@ -1,6 +1,7 @@
 """Activating another version while threads hammer the prediction API drops nothing."""
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -12,6 +13,13 @@ from tests.annotator.serving_helpers import add_version, token_client
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 THREADS = 4
+
+
+def _wait_until(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def test_a_version_swap_under_concurrent_requests_drops_nothing(project, labeler, monkeypatch):
@@ -42,19 +50,19 @@ def test_a_version_swap_under_concurrent_requests_drops_nothing(project, labeler
             connection.close()
 
     token_client(labeler)  # create the token before the threads race for it
-    threads = [threading.Thread(target=hammer, args=(log,)) for log in seen]
+    threads = [threading.Thread(target=hammer, args=(log,), daemon=True) for log in seen]
     for thread in threads:
         thread.start()
-    while sum(map(len, seen)) < 3 * THREADS:  # warm: everyone has answered with version 1
-        threads[0].join(0.05)
-    model_version_activate(version=v2)
-    assert swapped.wait(timeout=120), "version 2 never answered"
-    target = sum(map(len, seen)) + 3 * THREADS
-    while sum(map(len, seen)) < target:
-        threads[0].join(0.05)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=60)
+    try:
+        _wait_until(lambda: all(len(log) >= 3 for log in seen))  # all answered with version 1
+        model_version_activate(version=v2)
+        assert swapped.wait(timeout=120), "version 2 never answered"
+        counts = [len(log) for log in seen]
+        _wait_until(lambda: all(len(log) >= n + 3 for log, n in zip(seen, counts, strict=True)))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
 
     responses = [entry for log in seen for entry in log]
     assert {status for _, status, _ in responses} == {200}

@@ -87,8 +87,11 @@ def test_requests_keep_the_old_model_while_the_new_one_loads(project, fake_load)
     gate.clear()  # the next load hangs until released
     loader = threading.Thread(target=serving.served_model, args=(project.id,))
     loader.start()
-    while calls != [1, 2]:
+    for _ in range(3000):  # until the loader is inside the (held) load, 30 s at most
+        if calls == [1, 2]:
+            break
         loader.join(0.01)
+    assert calls == [1, 2]
     # the loader holds the project's load lock: others answer at once with version 1
     assert [serving.served_model(project.id).version for _ in range(3)] == [1, 1, 1]
     gate.set()
