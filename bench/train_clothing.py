@@ -43,10 +43,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="default: 3e-4 for the bundled model, 5e-5 for others")
     parser.add_argument("--head-lr", type=float, default=None)
     parser.add_argument("--train-seed", type=int, default=42)
     parser.add_argument("--no-class-weighting", action="store_true")
+    parser.add_argument("--head-init", default="probe", choices=["probe", "random"])
+    parser.add_argument("--weight-power", type=float, default=1.0)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--device", default="")
     parser.add_argument("--threads", type=int, default=2)
@@ -66,7 +69,8 @@ def main() -> None:
         batch_size=args.batch_size, learning_rate=args.lr, device=args.device,
         head_learning_rate=args.head_lr, seed=args.train_seed,
         class_weighting=not args.no_class_weighting, val_fraction=args.val_fraction,
-        num_threads=args.threads,
+        num_threads=args.threads, head_init=args.head_init,
+        class_weight_power=args.weight_power,
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:

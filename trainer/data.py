@@ -40,11 +40,12 @@ def split_train_val(labels: list[int], fraction: float, seed: int) -> tuple[list
     return [i for i in range(n) if i not in val_set], sorted(val)
 
 
-def class_weights(labels: list[int], num_labels: int) -> list[float]:
-    """'Balanced' weights n / (k * count); classes absent from training get 1."""
+def class_weights(labels: list[int], num_labels: int, power: float = 1.0) -> list[float]:
+    """'Balanced' weights (n / (k * count)) ** power; classes absent from training get 1."""
     counts = Counter(labels)
     present = len(counts) or 1
-    return [len(labels) / (present * counts[c]) if counts[c] else 1.0 for c in range(num_labels)]
+    return [(len(labels) / (present * counts[c])) ** power if counts[c] else 1.0
+            for c in range(num_labels)]
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random,

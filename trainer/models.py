@@ -26,11 +26,13 @@ def pick_device(pref: str = "") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_for_training(name_or_path: str, label_names: list[str]):
+def load_for_training(name_or_path: str, label_names: list[str], *, with_info: bool = False):
     """Tokenizer and a sequence-classification model with our label map.
 
     A plain encoder checkpoint (the bundled one is a BertModel) gets a newly initialised
     classifier head; a previous version with another label set gets a fresh head too.
+    with_info=True adds a third value: the set of parameter names that were newly
+    initialised (missing from the checkpoint or of another shape).
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -38,8 +40,9 @@ def load_for_training(name_or_path: str, label_names: list[str]):
     path = resolve_model_name(name_or_path)
     kwargs = _local_kwargs(path)
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model, info = AutoModelForSequenceClassification.from_pretrained(
         path,
+        output_loading_info=True,
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
@@ -47,6 +50,10 @@ def load_for_training(name_or_path: str, label_names: list[str]):
         dtype=torch.float32,  # fp32 master weights even from a half-precision checkpoint
         **kwargs,
     )
+    if with_info:
+        new = set(info.get("missing_keys", ())) | {
+            key[0] if isinstance(key, tuple) else key for key in info.get("mismatched_keys", ())}
+        return tokenizer, model, new
     return tokenizer, model
 
 

@@ -53,6 +53,58 @@ def _evaluate(tokenizer, model, texts, labels, label_names, config, device) -> d
     return classification_metrics(labels, probs.argmax(axis=1).tolist(), label_names)
 
 
+def _probe_features(model, encoded, pad_id, device, batch_size=64):
+    """Inputs of the linear classifier for each sequence, in order (eval mode, no grad)."""
+    import torch
+
+    head, captured = model.classifier, []
+    hook = head.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0].float()))
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                batch = pad_batch([encoded[i] for i in order[start:start + batch_size]], pad_id)
+                with torch.autocast("cuda", dtype=torch.bfloat16,
+                                    enabled=device.startswith("cuda")):
+                    model(**{k: v.to(device) for k, v in batch.items()})
+    finally:
+        hook.remove()
+    features = torch.cat(captured).cpu().numpy()
+    out = features.copy()
+    out[order] = features
+    return out
+
+
+def _init_head_by_probe(model, encoded, y_train, num_labels, pad_id, device, balanced) -> bool:
+    """Linear probe before fine-tuning (LP-FT): fit a logistic regression on the frozen
+    features the new linear head sees and start the head from it. False when not applicable
+    (no plain Linear head, or fewer than two classes)."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear) or head.out_features != num_labels:
+        return False
+    if len(set(y_train)) < 2:
+        return False
+    features = _probe_features(model, encoded, pad_id, device)
+    clf = LogisticRegression(C=1.0, class_weight="balanced" if balanced else None,
+                             max_iter=2000).fit(features, y_train)
+    coef, intercept = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2:  # one logit difference -> two symmetric logits
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-1, 1]) * intercept[0] / 2
+    weight = np.zeros((num_labels, features.shape[1]), dtype=np.float32)
+    bias = np.full(num_labels, intercept.min(), dtype=np.float32)  # classes never seen
+    for row, label in enumerate(clf.classes_):
+        weight[label], bias[label] = coef[row], intercept[row]
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.from_numpy(bias))
+    return True
+
+
 def train(
     *,
     texts: Sequence[str],
@@ -82,12 +134,17 @@ def train(
     y = encode_labels(labels, label_names)
     train_idx, val_idx = split_train_val(y, config.val_fraction, config.seed)
     base = config.warm_start_from or config.model_name
-    tokenizer, model = load_for_training(base, label_names)
+    tokenizer, model, new_params = load_for_training(base, label_names, with_info=True)
     model.to(device)
 
     encoded = tokenizer([texts[i] for i in train_idx], truncation=True,
                         max_length=config.max_length)["input_ids"]
     y_train = [y[i] for i in train_idx]
+    pad_id = tokenizer.pad_token_id or 0
+    head_probed = False
+    if config.head_init == "probe" and any(k.startswith("classifier.") for k in new_params):
+        head_probed = _init_head_by_probe(model, encoded, y_train, len(label_names), pad_id,
+                                          device, config.class_weighting)
     val_texts, y_val = [texts[i] for i in val_idx], [y[i] for i in val_idx]
 
     steps_per_epoch = -(-len(encoded) // config.batch_size)
@@ -96,14 +153,15 @@ def train(
         total_steps = min(total_steps, config.max_steps)
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
-    head_lr = config.head_learning_rate or config.learning_rate
+    learning_rate = config.resolved_learning_rate()
+    head_lr = config.head_learning_rate or learning_rate
     groups = {}  # (is head, decays) -> params; the freshly initialised head may learn faster
     for name, param in model.named_parameters():
         head = name.startswith("classifier") or ".pooler." in name or name.startswith("pooler")
         decay = not any(k in name for k in no_decay)
         groups.setdefault((head, decay), []).append(param)
     optimizer = torch.optim.AdamW([
-        {"params": params, "lr": head_lr if head else config.learning_rate,
+        {"params": params, "lr": head_lr if head else learning_rate,
          "weight_decay": config.weight_decay if decay else 0.0}
         for (head, decay), params in groups.items()
     ])
@@ -112,10 +170,10 @@ def train(
     )
     weight = None
     if config.class_weighting:
-        weight = torch.tensor(class_weights(y_train, len(label_names)), device=device)
+        weight = torch.tensor(class_weights(y_train, len(label_names),
+                                            config.class_weight_power), device=device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
     use_bf16 = device.startswith("cuda")
-    pad_id = tokenizer.pad_token_id or 0
     rng = random.Random(config.seed)
 
     history: list[dict] = []
@@ -187,6 +245,7 @@ def train(
         "num_labels": len(label_names),
         "num_train": len(train_idx),
         "num_val": len(val_idx),
+        "head_probed": head_probed,
         "metrics": metrics,
         "val_metrics": best_val,
         "duration_seconds": result.duration_seconds,

@@ -37,6 +37,13 @@ def test_class_weights_favour_rare_classes():
     assert weights[2] == 1.0  # absent class: neutral weight
 
 
+def test_class_weight_power_softens_the_weights():
+    full = class_weights([0, 0, 0, 1], num_labels=2)
+    soft = class_weights([0, 0, 0, 1], num_labels=2, power=0.5)
+    assert soft == pytest.approx([w ** 0.5 for w in full])
+    assert soft[1] / soft[0] < full[1] / full[0]
+
+
 def test_bucketed_batches_cover_every_index_once_with_similar_lengths():
     rng = random.Random(0)
     lengths = [rng.randint(3, 300) for _ in range(1000)]
@@ -46,3 +53,13 @@ def test_bucketed_batches_cover_every_index_once_with_similar_lengths():
     assert all(len(b) <= 16 for b in batches)
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
     assert spread / len(batches) < 40  # unsorted batches would spread over ~250 tokens
+
+
+def test_learning_rate_defaults_depend_on_the_model_and_an_explicit_one_wins():
+    from trainer.config import BUNDLED_MODEL_LEARNING_RATE, DEFAULT_LEARNING_RATE, TrainConfig
+
+    assert TrainConfig().resolved_learning_rate() == BUNDLED_MODEL_LEARNING_RATE
+    assert TrainConfig(model_name="bert-base-uncased").resolved_learning_rate() == (
+        DEFAULT_LEARNING_RATE)
+    assert TrainConfig(learning_rate=1e-5).resolved_learning_rate() == 1e-5
+    assert TrainConfig().to_dict()["learning_rate"] == BUNDLED_MODEL_LEARNING_RATE

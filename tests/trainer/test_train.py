@@ -85,3 +85,29 @@ def test_max_steps_caps_training_and_validation_split_is_used(tmp_path):
     assert result.num_train == 18
     assert result.val_metrics["support"] == 6
     assert result.metrics["evaluated_on"] == "validation"
+
+
+def test_linear_probe_starts_the_new_head_from_a_fitted_logistic_regression():
+    from trainer.models import load_for_training
+    from trainer.train import _init_head_by_probe
+
+    texts, labels = tiny_dataset()
+    tokenizer, model, new = load_for_training("", LABELS, with_info=True)
+    assert {"classifier.weight", "classifier.bias"} <= new  # the bundled model has no head
+    y = [LABELS.index(label) for label in labels]
+    encoded = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
+    before = predict_proba(tokenizer, model, texts, max_length=32).argmax(axis=1)
+    assert _init_head_by_probe(model, encoded, y, 3, tokenizer.pad_token_id, "cpu", True)
+    after = predict_proba(tokenizer, model, texts, max_length=32).argmax(axis=1)
+    accuracy = lambda pred: sum(int(p == t) for p, t in zip(pred, y)) / len(y)  # noqa: E731
+    assert accuracy(after) >= 0.9 > accuracy(before)
+
+
+def test_warm_start_with_the_same_labels_keeps_its_head(trained, tmp_path):
+    _, out, _ = trained
+    texts, labels = tiny_dataset()
+    train(texts=texts, labels=labels, label_names=LABELS, output_dir=tmp_path,
+          config=tiny_config(max_steps=1, warm_start_from=str(out)))
+    info = json.loads((tmp_path / "training.json").read_text())
+    assert info["head_probed"] is False
+    assert json.loads((out / "training.json").read_text())["head_probed"] is True
