@@ -182,6 +182,7 @@ TRAINING_STALE_SECONDS = env.int("ANNOTATOR_TRAINING_STALE_SECONDS", default=300
 # Prediction API (annotator/serving.py): int8 dynamic quantization on CPU, torch threads
 # per serving process (0 = torch's default), texts per request.
 SERVE_INT8 = env.bool("ANNOTATOR_SERVE_INT8", default=False)
+SERVE_RUNTIME = env("ANNOTATOR_SERVE_RUNTIME", default="torch")  # or "onnx" (the onnx extra)
 SERVE_THREADS = env.int("ANNOTATOR_SERVE_THREADS", default=0)
 API_MAX_TEXTS = env.int("ANNOTATOR_API_MAX_TEXTS", default=64)
 

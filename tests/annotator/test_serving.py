@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from annotator import serving
 from annotator.models import ModelVersion
-from annotator.services.training import model_version_activate
+from annotator.services.training import model_version_activate, model_version_local_path
 from tests.annotator.serving_helpers import add_version
 
 pytestmark = pytest.mark.django_db(transaction=True)  # loader threads use their own connections
@@ -125,3 +125,21 @@ def test_int8_serving_quantizes_the_linear_layers_and_still_predicts(project):
     assert linear_types and all("quantized" in name for name in linear_types)
     predictions = served.predict(["love it", "hate it"], max_length=16)
     assert [sorted(p["probabilities"]) for p in predictions] == [sorted(served.label_names)] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("int8, tolerance", [(False, 1e-4), (True, 0.02)])
+def test_the_onnx_runtime_serves_the_same_predictions_as_torch(project, int8, tolerance):
+    pytest.importorskip("onnxruntime")  # the onnx extra (in the test extra, so CI runs this)
+    version = add_version(project, 1, active=True)
+    texts = ["love these shoes", "broke after a day and the zipper is cheap", "it is okay",
+             "the color is nice but it runs small, order a size up " * 3]
+    with override_settings(SERVE_RUNTIME="onnx", SERVE_INT8=int8):
+        served = serving.served_model(project.id)
+        assert isinstance(served.model, serving.OnnxClassifier)
+        got = served.predict(texts, max_length=16)
+        assert serving.onnx_export(model_version_local_path(version), int8=int8).exists()
+    expected = serving._load(version).predict(texts, max_length=16)  # torch, fp32
+    for ours, reference in zip(got, expected, strict=True):
+        for label, p in reference["probabilities"].items():
+            assert ours["probabilities"][label] == pytest.approx(p, abs=tolerance)
