@@ -9,9 +9,9 @@ Requests of 32 reviews, texts truncated to 128 tokens, torch limited to 2 thread
              (ANNOTATOR_SERVE_INT8=1)
   pipeline   transformers.pipeline("text-classification", model=folder, batch_size=32,
              truncation=True, max_length=128, top_k=None) on the same saved folder
-  ort-int8   for comparison only, NOT what the API runs: the same model exported to ONNX
-             and quantized to int8 with ONNX Runtime (measured only when onnxruntime and
-             onnx are installed; they are not project dependencies)
+  api-ort-int8  the API path with ANNOTATOR_SERVE_RUNTIME=onnx ANNOTATOR_SERVE_INT8=1: the
+             version exported to ONNX, int8-quantized, run by ONNX Runtime (measured when
+             the `onnx` extra is installed)
 
 Every variant sees the same requests; each repeat runs the variants in turn (interleaved,
 so background load hits them alike) after one warm-up pass; the median repeat is reported.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import logging
 import os
 import random
 import statistics
@@ -80,59 +79,6 @@ def untrained_model_dir() -> str:
     return out
 
 
-def onnx_int8_runner(folder: str, tokenizer, threads: int, max_length: int):
-    """predict(texts) -> probabilities with ONNX Runtime on an int8 export, or None."""
-    try:
-        import onnxruntime as ort
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError:
-        return None
-    import numpy as np
-    import torch
-
-    from trainer.models import load_classifier
-
-    _, model = load_classifier(folder, device="cpu")
-
-    class Logits(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
-
-    out = tempfile.mkdtemp(prefix="bench-serving-onnx-")
-    sample = tokenizer(["a short review", "another one"], return_tensors="pt", padding=True)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)  # the quantizer logs every tensor it skips
-        torch.onnx.export(Logits(model), (sample["input_ids"], sample["attention_mask"]),
-                          f"{out}/model.onnx", dynamo=False, opset_version=17,
-                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                          dynamic_axes={"input_ids": {0: "b", 1: "s"},
-                                        "attention_mask": {0: "b", 1: "s"}, "logits": {0: "b"}})
-        quantize_dynamic(f"{out}/model.onnx", f"{out}/model.int8.onnx",
-                         weight_type=QuantType.QInt8)
-        logging.disable(logging.NOTSET)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(f"{out}/model.int8.onnx", options,
-                                   providers=["CPUExecutionProvider"])
-
-    def predict(texts: list[str]) -> np.ndarray:
-        enc = tokenizer(texts, truncation=True, max_length=max_length, padding=True,
-                        return_tensors="np")
-        logits = session.run(None, {"input_ids": enc["input_ids"].astype(np.int64),
-                                    "attention_mask": enc["attention_mask"].astype(np.int64)})[0]
-        e = np.exp(logits - logits.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
-
-    return predict
-
-
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
@@ -147,7 +93,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from annotator.serving import ServedModel
+    from annotator.serving import OnnxClassifier, ServedModel, onnx_export
     from trainer.scoring import load_scorer
 
     torch.set_num_threads(args.threads)
@@ -180,17 +126,16 @@ def main() -> None:
 
     variants = {"api-fp32": lambda: run_api(fp32), "api-int8": lambda: run_api(int8),
                 "pipeline": run_pipeline}
-    ort_predict = onnx_int8_runner(folder, fp32.tokenizer, args.threads, args.max_length)
-    if ort_predict is not None:
-        def run_ort() -> list[dict]:
-            out = []
-            for r in requests:
-                for row in ort_predict(r).tolist():
-                    out.append({"label": "", "probabilities": dict(zip(fp32.label_names, row,
-                                                                       strict=True))})
-            return out
-
-        variants["ort-int8"] = run_ort
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("onnxruntime not installed: no api-ort-int8 variant")
+    else:
+        ort = ServedModel(version_id=0, version=0, label_names=fp32.label_names,
+                          tokenizer=fp32.tokenizer,
+                          model=OnnxClassifier(onnx_export(Path(folder), int8=True),
+                                               threads=args.threads))
+        variants["api-ort-int8"] = lambda: run_api(ort)
     load_before = f"{os.getloadavg()[0]:.1f}"
     outputs = {name: run() for name, run in variants.items()}  # warm-up
     rates: dict[str, list[float]] = {name: [] for name in variants}
