@@ -98,9 +98,8 @@ def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page,
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{live_server.url}/accounts/login/?next=/projects/{project.pk}/label/")
-    page.keyboard.type("lena")
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
+    page.fill("input[name=username]", "lena")
+    page.fill("input[name=password]", PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_selector("#item-body .text")
 
