@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from annotator.cleaning import clean_text
 from annotator.models import ImportJob, Item, Project, TextKind
+from annotator.services.labeling import project_apply_overlap
 
 FORMATS = ("csv", "tsv", "json", "jsonl")
 EXTENSIONS = {
@@ -549,6 +550,8 @@ def import_file(
                 )
             with transaction.atomic():
                 importer.run(rows, (lambda: progress(counter.read)) if progress else None)
+                if project.overlap_percent and importer.imported:
+                    project_apply_overlap(project)
     except Exception as exc:
         job.status = ImportJob.Status.FAILED
         job.error = str(exc) if isinstance(exc, ImportRejected) else f"{type(exc).__name__}: {exc}"

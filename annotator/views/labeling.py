@@ -79,7 +79,16 @@ def _item_payload(item: Item, *, current_label: str = "") -> dict:
         "overlap": item.required_labels > 1,
         "gold": item.split == Item.Split.GOLD,
         "current_label": current_label,
+        "suggestion": _suggestion(item),
     }
+
+
+def _suggestion(item: Item) -> dict | None:
+    suggestion = selectors.suggestion_for(item)
+    if suggestion is None:
+        return None
+    label, confidence = suggestion
+    return {"label": label, "confidence": round(confidence, 3)}
 
 
 def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:

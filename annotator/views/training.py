@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator.models import ModelVersion, Project, TrainingRun
+from annotator.selectors import stopping_signal_for
 from annotator.services.training import artifact_files, model_version_activate, training_request
 
 
@@ -49,6 +50,7 @@ def model_registry(request: HttpRequest, project_id: int) -> HttpResponse:
     runs = TrainingRun.objects.filter(project=project).select_related("triggered_by")[:10]
     return render(request, "annotator/training/registry.html", {
         "project": project, "versions": versions, "runs": runs,
+        "stop_signal": stopping_signal_for(project),
     })
 
 

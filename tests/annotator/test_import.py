@@ -284,3 +284,13 @@ def test_a_successful_import_queues_cold_start_seeding_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         import_file(project=project, path=path)
     assert sent == [project.pk]
+
+
+def test_imported_items_get_the_projects_overlap(project, tmp_path):
+    project.overlap_percent, project.overlap_labelers = 50, 3
+    project.save()
+    path = tmp_path / "reviews.csv"
+    path.write_text("text\n" + "\n".join(f"review number {i}" for i in range(10)) + "\n")
+    import_file(project=project, path=path)
+    counts = sorted(Item.objects.filter(project=project).values_list("required_labels", flat=True))
+    assert counts == [1] * 5 + [3] * 5

@@ -282,3 +282,30 @@ def test_admin_item_list_filters_and_search(admin_client, project):
         ).status_code
         == 200
     )
+
+
+def _version_with_prediction(project, item):
+    from annotator.models import ModelVersion, Prediction
+
+    version = ModelVersion.objects.create(
+        project=project, version=1, base_model="m", artifact_path="x", is_active=True,
+        label_names=project.label_names,
+    )
+    Prediction.objects.create(item=item, model_version=version, label="positive",
+                              probabilities=[0.1, 0.2, 0.7], uncertainty=0.5)
+
+
+def test_the_model_suggestion_is_hidden_by_default(labeler_client, project):
+    item = make_item(project, "Nice heels")
+    _version_with_prediction(project, item)
+    assert _next(labeler_client, project)["item"]["suggestion"] is None
+
+
+def test_the_model_suggestion_shows_when_the_admin_turns_it_on(labeler_client, project):
+    project.show_suggestions = True
+    project.save()
+    item = make_item(project, "Nice heels")
+    _version_with_prediction(project, item)
+    assert _next(labeler_client, project)["item"]["suggestion"] == {
+        "label": "positive", "confidence": 0.7,
+    }

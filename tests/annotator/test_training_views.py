@@ -73,6 +73,20 @@ def test_registry_lists_versions_with_metrics_and_active_flag(admin_client, proj
     assert "v1" in body and "(active)" in body and "0.500" in body and "Retrain now" in body
 
 
+def test_registry_shows_the_stopping_signal_once_versions_have_predictions(
+    admin_client, project, version
+):
+    from annotator.models import Item, Prediction
+
+    url = reverse("model_registry", args=[project.id])
+    assert "Stopping signal" not in admin_client.get(url).content.decode()
+    for item in Item.objects.filter(project=project)[:5]:
+        Prediction.objects.create(item=item, model_version=version, label=LABELS[0],
+                                  probabilities=[0.9, 0.05, 0.05], uncertainty=0.1)
+    body = admin_client.get(url).content.decode()
+    assert "Stopping signal" in body and "Keep labeling." in body
+
+
 def test_retrain_button_queues_one_run(admin_client, admin_user, project, no_broker,
                                        django_capture_on_commit_callbacks):
     url = reverse("retrain_now", args=[project.id])

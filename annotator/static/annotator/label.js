@@ -70,6 +70,10 @@
       badges.append(el("span", "badge changing", "changing your label: " + item.current_label));
     }
     badges.append(el("span", "badge muted", "#" + item.id));
+    if (item.suggestion) {
+      const pct = Math.round(item.suggestion.confidence * 100);
+      badges.append(el("span", "badge suggestion", "model suggests: " + item.suggestion.label + " (" + pct + "%)"));
+    }
 
     renderBody(item);
 
