@@ -141,6 +141,7 @@ def train(
                         max_length=config.max_length)["input_ids"]
     y_train = [y[i] for i in train_idx]
     pad_id = tokenizer.pad_token_id or 0
+    started = time.perf_counter()  # the linear probe counts as training time
     head_probed = False
     if config.head_init == "probe" and any(k.startswith("classifier.") for k in new_params):
         head_probed = _init_head_by_probe(model, encoded, y_train, len(label_names), pad_id,
@@ -179,7 +180,6 @@ def train(
     history: list[dict] = []
     best_state, best_f1, best_val, bad_epochs = None, -1.0, {}, 0
     step = 0
-    started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
         for batch_idx in bucketed_batches([len(s) for s in encoded], config.batch_size, rng):
