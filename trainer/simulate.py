@@ -55,7 +55,7 @@ class SimConfig:
     epochs: int = 3
     max_length: int = 128
     train_batch_size: int = 16
-    learning_rate: float = 5e-5
+    learning_rate: float | None = None  # None: the trainer's default for the model
     max_steps: int | None = None
     device: str = ""
     jobs: int = 1
@@ -365,7 +365,8 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--train-batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="default: the trainer's default for the model")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--device", default="")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
