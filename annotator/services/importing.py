@@ -574,7 +574,11 @@ def import_file(
     job.report = importer.report
     job.finished_at = timezone.now()
     job.save()
-    if job.imported and not project.model_versions.filter(is_active=True).exists():
+    if (
+        job.imported
+        and split == Item.Split.POOL
+        and not project.model_versions.filter(is_active=True).exists()
+    ):
         transaction.on_commit(lambda: _enqueue_seeding(project.pk))
     return job
 

@@ -294,3 +294,17 @@ def test_imported_items_get_the_projects_overlap(project, tmp_path):
     import_file(project=project, path=path)
     counts = sorted(Item.objects.filter(project=project).values_list("required_labels", flat=True))
     assert counts == [1] * 5 + [3] * 5
+
+
+def test_a_gold_import_does_not_reseed_the_queue(
+    project, tmp_path, django_capture_on_commit_callbacks, monkeypatch
+):
+    from annotator import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.seed_pool_task, "delay", lambda pid: sent.append(pid))
+    path = tmp_path / "gold.csv"
+    path.write_text("text,label\nlovely,positive\n", encoding="utf-8")
+    with django_capture_on_commit_callbacks(execute=True):
+        import_file(project=project, path=path, label_column="label", split="gold")
+    assert sent == []
