@@ -42,24 +42,8 @@ def classification_metrics(
 
 def predict_proba(tokenizer, model, texts: Sequence[str], *, max_length: int = 128,
                   batch_size: int = 64, device: str = ""):
-    """Class probabilities (numpy, len(texts) x num_labels), length-bucketed batches."""
-    import numpy as np
-    import torch
+    """Class probabilities (numpy, len(texts) x num_labels); see trainer.scoring.predict_proba."""
+    from trainer.scoring import predict_proba as scoring_predict_proba
 
-    from trainer.data import pad_batch
-
-    device = device or str(next(model.parameters()).device)
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    probs = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
-    autocast = device.startswith("cuda")
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            batch = pad_batch([encoded[i] for i in idx], tokenizer.pad_token_id or 0)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                logits = model(**batch).logits
-            probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    return probs
+    return scoring_predict_proba(model, tokenizer, texts, batch_size=batch_size,
+                                 max_length=max_length, device=device)
