@@ -181,6 +181,12 @@ DEFAULT_MODEL_NAME = env("ANNOTATOR_MODEL", default="")
 TRAINING_DEVICE = env("ANNOTATOR_DEVICE", default="")  # "", "cpu", "cuda"
 # A run with no heartbeat for this long is considered dead (worker killed).
 TRAINING_STALE_SECONDS = env.int("ANNOTATOR_TRAINING_STALE_SECONDS", default=300)
+# Start each new version from the active one instead of the base model.
+TRAINING_WARM_START = env.bool("ANNOTATOR_WARM_START", default=False)
+# TrainConfig fields for every run, e.g. {"learning_rate": 1e-4, "epochs": 4}.
+TRAINING_OVERRIDES = env.json("ANNOTATOR_TRAINING_OVERRIDES", default={})
+# Score the pool with int8 dynamic quantization on CPU (about 2x less CPU).
+SCORING_INT8 = env.bool("ANNOTATOR_SCORING_INT8", default=False)
 # Prediction API (annotator/serving.py): int8 dynamic quantization on CPU, torch threads
 # per serving process (0 = torch's default), texts per request.
 SERVE_INT8 = env.bool("ANNOTATOR_SERVE_INT8", default=False)

@@ -93,8 +93,8 @@ def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
         return {"scored": 0, "ranked": 0}
 
     if quantize is None:
-        quantize = getattr(settings, "SCORING_INT8", False)
-    device = getattr(settings, "TRAINING_DEVICE", "")
+        quantize = settings.SCORING_INT8
+    device = settings.TRAINING_DEVICE
     tokenizer, model = load_scorer(str(model_version_local_path(version)), device=device,
                                    quantize=quantize)
     proba, emb = predict_and_embed(model, tokenizer, _texts(ids), max_length=project.max_length,
@@ -146,7 +146,7 @@ def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
         return {"seeded": 0}
     emb = embed_with_base(_texts(candidates), model_name=project.model_name
                           or settings.DEFAULT_MODEL_NAME, max_length=project.max_length,
-                          device=getattr(settings, "TRAINING_DEVICE", ""))
+                          device=settings.TRAINING_DEVICE)
     picks = [Pick(int(i), SEED, 0.0) for i in select_seed(emb, min(size, len(candidates)),
                                                          seed=project.pk)]
     with transaction.atomic():

@@ -59,7 +59,7 @@ def _config(project: Project, warm_start_from: str | None):
         warm_start_from=warm_start_from,
     )
     # Deployment or test overrides, e.g. {"max_steps": 4, "num_threads": 2}
-    for key, value in getattr(settings, "TRAINING_OVERRIDES", {}).items():
+    for key, value in settings.TRAINING_OVERRIDES.items():
         setattr(config, key, value)
     return config
 
@@ -223,7 +223,7 @@ def training_run_execute(*, run_id: int, progress: Callable[[dict], None] | None
         active = ModelVersion.objects.filter(project=project, is_active=True).first()
         warm = (
             str(model_version_local_path(active))
-            if active and getattr(settings, "TRAINING_WARM_START", False)
+            if active and settings.TRAINING_WARM_START
             else None
         )
         config = _config(project, warm)
