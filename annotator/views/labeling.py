@@ -94,6 +94,8 @@ def _suggestion(item: Item) -> dict | None:
 def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:
     skipped = request.session.get(_skipped_key(project), [])
     item = selectors.next_item_for(request.user, project, exclude_ids=skipped)
+    if item:
+        item.project = project  # already loaded: the suggestion check needs no query
     return {
         "item": _item_payload(item) if item else None,
         "progress": selectors.labeling_progress(request.user, project),
