@@ -54,3 +54,13 @@ def labeler_client(client, labeler):
 def outsider_client(client, outsider):
     client.force_login(outsider)
     return client
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A real fine-tune of the bundled model, a few steps at max length 16, once per run."""
+    from tests.trainer.tiny import train_tiny
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    train_tiny(out, max_length=16)
+    return out

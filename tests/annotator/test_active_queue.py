@@ -20,21 +20,13 @@ from annotator.selectors import (
 from annotator.services.labeling import annotation_submit
 from annotator.services.scoring import pool_score, pool_seed
 from tests.annotator.labeling_factories import make_item, make_items
-from tests.trainer.tiny import LABELS, train_tiny
+from tests.trainer.tiny import LABELS
 
 POOL_TEXTS = [
     "love it, perfect fit", "terrible, fell apart", "it is fine I guess", "arrived today",
     "great color but runs small", "awful stitching", "nice enough", "best dress ever",
     "returned it", "okay for the price", "soft fabric, weird cut", "so comfy",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A real fine-tune of the bundled model, a few steps at max length 16 (once)."""
-    out = tmp_path_factory.mktemp("tiny-model")
-    train_tiny(out, max_length=16)
-    return out
 
 
 def _version(project, model_dir, number=1) -> ModelVersion:

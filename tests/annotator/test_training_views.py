@@ -10,14 +10,7 @@ from django.urls import reverse
 from annotator.models import ModelVersion, TrainingRun
 from annotator.services import training as svc
 from tests.annotator.training_helpers import add_labeled_items
-from tests.trainer.tiny import LABELS, fake_train_copying, train_tiny
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny-model")
-    train_tiny(out)
-    return out
+from tests.trainer.tiny import LABELS, fake_train_copying
 
 
 @pytest.fixture
