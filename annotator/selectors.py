@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from annotator.models import Annotation, Item, Project
+from annotator.models import Annotation, Item, Project, VocabularyCheck
 from annotator.services import labeling
 
 
@@ -202,3 +202,17 @@ def stopping_signal_for(project: Project, *, window: int = 3, kappa: float = 0.9
     return stopping_signal(
         predictions, newest, num_classes=len(names), window=window, kappa=kappa
     )
+
+
+def readability_for(project: Project) -> VocabularyCheck | None:
+    """The newest vocabulary check of the project's current model (any import or on request)."""
+    return (VocabularyCheck.objects.filter(project=project, model_name=project.effective_model_name)
+            .select_related("import_job").first())
+
+
+def readability_blocks_schedule(project: Project) -> bool:
+    """Scheduled retraining waits: the current model cannot read the project's texts and no
+    admin confirmed it."""
+    check = readability_for(project)
+    return bool(check and check.unreadable
+                and project.readability_confirmed_model != project.effective_model_name)

@@ -5,6 +5,7 @@ unset CELERY_BROKER_URL -> kombu's filesystem transport in ./var/broker, so the
 worker is still a separate process and no server is needed.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -170,14 +171,24 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "annotator.tasks.train_project_task": {"queue": "training"},
     "annotator.tasks.score_pool_task": {"queue": "scoring"},
+    "annotator.tasks.vocabulary_check_task": {"queue": "scoring"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_RESULT_EXPIRES = 24 * 3600
 
 # --- ML ---------------------------------------------------------------------
-# Hugging Face id or local path; empty means the bundled all-MiniLM-L6-v2.
-DEFAULT_MODEL_NAME = env("ANNOTATOR_MODEL", default="")
+# The encoder of projects that name none: a built-in name (multilingual-e5-small,
+# all-MiniLM-L6-v2), a registered model, a Hugging Face id or a local path.
+DEFAULT_MODEL_NAME = env("ANNOTATOR_MODEL", default="multilingual-e5-small")
+# Converted built-in models and registered ones (register_model). trainer/ has no Django,
+# so it reads the folder from the environment.
+MODEL_DIR = Path(env("ANNOTATOR_MODEL_DIR", default=str(VAR_DIR / "models")))
+os.environ["ANNOTATOR_MODEL_DIR"] = str(MODEL_DIR)
+# A model that reads more than this share of a project's tokens as unknown cannot read the
+# data: the import report and the registry warn, and scheduled retraining waits for an admin.
+UNKNOWN_TOKEN_LIMIT = env.float("ANNOTATOR_UNKNOWN_TOKEN_LIMIT", default=0.05)
+VOCABULARY_SAMPLE = env.int("ANNOTATOR_VOCABULARY_SAMPLE", default=500)
 TRAINING_DEVICE = env("ANNOTATOR_DEVICE", default="")  # "", "cpu", "cuda"
 # A run with no heartbeat for this long is considered dead (worker killed).
 TRAINING_STALE_SECONDS = env.int("ANNOTATOR_TRAINING_STALE_SECONDS", default=300)

@@ -52,3 +52,12 @@ def seed_pool_task(project_id: int) -> dict:
     from annotator.services.scoring import pool_seed
 
     return pool_seed(project_id=project_id)
+
+
+@shared_task(name="annotator.tasks.vocabulary_check_task", acks_late=True)
+def vocabulary_check_task(project_id: int, import_job_id: int | None = None) -> dict:
+    """Unknown-token and truncation shares of the project's model on its texts (queue "scoring")."""
+    from annotator.services.readability import vocabulary_check_run
+
+    check = vocabulary_check_run(project_id=project_id, import_job_id=import_job_id)
+    return {"check": check.pk if check else None}

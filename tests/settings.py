@@ -5,6 +5,9 @@ import tempfile
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret")
 os.environ.setdefault("ANNOTATOR_VAR_DIR", tempfile.mkdtemp(prefix="annotator-tests-"))
+# the converted multilingual default (470 MB) is made once per machine, not once per run
+os.environ.setdefault("ANNOTATOR_MODEL_DIR",
+                      os.path.expanduser("~/.cache/sentiment-annotator/models"))
 
 from annotator.settings import *  # noqa: E402,F403
 

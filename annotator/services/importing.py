@@ -31,6 +31,7 @@ from django.utils import timezone
 from annotator.cleaning import clean_text
 from annotator.models import ImportJob, Item, Project, TextKind
 from annotator.services.labeling import project_apply_overlap
+from annotator.services.readability import vocabulary_check_request
 
 FORMATS = ("csv", "tsv", "json", "jsonl")
 EXTENSIONS = {
@@ -574,6 +575,8 @@ def import_file(
     job.report = importer.report
     job.finished_at = timezone.now()
     job.save()
+    if job.imported:
+        vocabulary_check_request(project=project, import_job=job)
     if (
         job.imported
         and split == Item.Split.POOL

@@ -27,7 +27,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
-from annotator.selectors import training_labels
+from annotator.selectors import readability_blocks_schedule, training_labels
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _config(project: Project, warm_start_from: str | None):
     from trainer.config import TrainConfig
 
     config = TrainConfig(
-        model_name=project.model_name or settings.DEFAULT_MODEL_NAME,
+        model_name=project.effective_model_name,
         max_length=project.max_length,
         epochs=project.epochs,
         device=settings.TRAINING_DEVICE,
@@ -251,7 +251,8 @@ def training_run_execute(*, run_id: int, progress: Callable[[dict], None] | None
                 base_model=config.warm_start_from or result.config["resolved_model"],
                 artifact_path=prefix, label_names=project.label_names, label_count=len(rows),
                 metrics=result.metrics, duration_seconds=result.duration_seconds,
-                device=result.device,
+                device=result.device, base_model_source=result.config.get("base_source", ""),
+                vocabulary=result.vocabulary,
             )
             _activate(version)
         return version
@@ -344,11 +345,19 @@ def project_retrain_due(project: Project) -> bool:
 
 
 def retrain_due_projects() -> list[int]:
-    """Periodic: sweep dead runs, then queue a retrain for every project that is due."""
+    """Periodic: sweep dead runs, then queue a retrain for every project that is due.
+
+    A project whose model cannot read its texts (selectors.readability_blocks_schedule)
+    waits until an admin picks another model or confirms this one.
+    """
     training_runs_sweep_stale()
     busy = set(TrainingRun.objects.filter(status__in=ACTIVE).values_list("project_id", flat=True))
     queued = []
     for project in Project.objects.exclude(id__in=busy):
+        if readability_blocks_schedule(project):
+            logger.warning("not retraining project %s: its model %s cannot read its texts",
+                           project.id, project.effective_model_name)
+            continue
         if project_retrain_due(project):
             run = training_request(project=project, trigger=TrainingRun.Trigger.SCHEDULE)
             if run:

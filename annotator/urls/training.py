@@ -11,5 +11,9 @@ urlpatterns = [
          name="version_activate"),
     path("projects/<int:project_id>/models/<int:version_id>/download", training.version_download,
          name="version_download"),
+    path("projects/<int:project_id>/models/check", training.vocabulary_check_now,
+         name="vocabulary_check_now"),
+    path("projects/<int:project_id>/models/confirm-model", training.vocabulary_confirm,
+         name="vocabulary_confirm"),
     path("api/projects/<int:project_id>/retrain", training.api_retrain, name="api_retrain"),
 ]

@@ -92,9 +92,9 @@ def import_report(request: HttpRequest, project_id: int, job_id: int) -> HttpRes
     job = get_object_or_404(
         ImportJob.objects.select_related("project"), pk=job_id, project_id=project_id
     )
-    return render(
-        request, "annotator/data/import_report.html", {"job": job, "project": job.project}
-    )
+    check = job.vocabulary_checks.order_by("-created_at").first()
+    return render(request, "annotator/data/import_report.html",
+                  {"job": job, "project": job.project, "check": check})
 
 
 @_staff_only

@@ -16,7 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator.models import ModelVersion, Project, TrainingRun
-from annotator.selectors import stopping_signal_for
+from annotator.selectors import readability_for, stopping_signal_for
+from annotator.services.readability import readability_confirm, vocabulary_check_request
 from annotator.services.training import artifact_files, model_version_activate, training_request
 
 
@@ -48,10 +49,32 @@ def model_registry(request: HttpRequest, project_id: int) -> HttpResponse:
         "training_run__triggered_by"
     )
     runs = TrainingRun.objects.filter(project=project).select_related("triggered_by")[:10]
+    check = readability_for(project)
     return render(request, "annotator/training/registry.html", {
         "project": project, "versions": versions, "runs": runs,
-        "stop_signal": stopping_signal_for(project),
+        "stop_signal": stopping_signal_for(project), "check": check,
+        "confirmed": project.readability_confirmed_model == project.effective_model_name,
     })
+
+
+@require_POST
+@staff_required
+def vocabulary_check_now(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_object_or_404(Project, id=project_id)
+    vocabulary_check_request(project=project)
+    messages.info(request, f"A worker is checking {project.effective_model_name} on this "
+                           "project's texts; reload in a moment.")
+    return redirect("model_registry", project_id=project.id)
+
+
+@require_POST
+@staff_required
+def vocabulary_confirm(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_object_or_404(Project, id=project_id)
+    readability_confirm(project=project)
+    messages.warning(request, f"Scheduled retraining resumes with {project.effective_model_name}"
+                              " although it cannot read this project's texts well.")
+    return redirect("model_registry", project_id=project.id)
 
 
 @require_POST

@@ -1,0 +1,76 @@
+"""Can the project's model read its texts? Checks after imports and on request.
+
+A model whose vocabulary does not cover the language (the English MiniLM on Chinese) turns
+the texts into unknown tokens and trains on nothing while everything reports success. After
+each import a worker measures, on a sample of the new texts, the share of unknown tokens
+and of texts longer than the project's max length (trainer.vocabulary), and records a
+VocabularyCheck. The import report and the registry page show it; above
+settings.UNKNOWN_TOKEN_LIMIT scheduled retraining waits until an admin picks another model
+or confirms this one (readability_confirm).
+"""
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from annotator.models import ImportJob, Item, Project, VocabularyCheck
+
+logger = logging.getLogger(__name__)
+
+
+def _sample_texts(project: Project, job: ImportJob | None, size: int) -> list[str]:
+    items = Item.objects.filter(project=project)
+    if job is not None:  # the texts of this import: items created since it started
+        items = items.filter(created_at__gte=job.created_at)
+        if job.finished_at:
+            items = items.filter(created_at__lte=job.finished_at)
+    return list(items.order_by("random_key", "pk").values_list("text", flat=True)[:size])
+
+
+def vocabulary_check_run(*, project_id: int, import_job_id: int | None = None,
+                         model_name: str | None = None) -> VocabularyCheck | None:
+    """Measure the project's model (or `model_name`) on a sample of its texts; record it.
+
+    Returns None when the project or the import is gone or there is no text to check.
+    """
+    from trainer.models import describe_source, resolve_model_name
+    from trainer.vocabulary import model_coverage
+
+    project = Project.objects.filter(pk=project_id).first()
+    job = ImportJob.objects.filter(pk=import_job_id).first() if import_job_id else None
+    if project is None or (import_job_id and job is None):
+        return None
+    texts = _sample_texts(project, job, settings.VOCABULARY_SAMPLE)
+    if not texts:
+        return None
+    name = model_name or project.effective_model_name
+    fields = dict(project=project, import_job=job, model_name=name, max_length=project.max_length)
+    try:
+        coverage = model_coverage(name, texts, max_length=project.max_length)
+    except Exception as exc:  # a missing or broken model: say so instead of failing silently
+        logger.exception("vocabulary check of %s on project %s failed", name, project_id)
+        return VocabularyCheck.objects.create(**fields, unreadable=True,
+                                              error=f"{type(exc).__name__}: {exc}"[:2000])
+    return VocabularyCheck.objects.create(
+        **fields, model_source=describe_source(resolve_model_name(name)), texts=coverage.texts,
+        unknown_share=coverage.unknown_share, unknown_char_share=coverage.unknown_char_share,
+        truncated_share=coverage.truncated_share, examples=coverage.examples,
+        unreadable=coverage.unreadable(settings.UNKNOWN_TOKEN_LIMIT),
+    )
+
+
+def vocabulary_check_request(*, project: Project, import_job: ImportJob | None = None) -> None:
+    """Have a worker check the project's model on its texts once this transaction commits."""
+    from annotator.tasks import vocabulary_check_task
+
+    job_id = import_job.pk if import_job else None
+    transaction.on_commit(lambda: vocabulary_check_task.delay(project.pk, job_id))
+
+
+def readability_confirm(*, project: Project) -> None:
+    """An admin accepts the current model although the check says it cannot read the texts:
+    scheduled retraining resumes. Choosing another model asks again."""
+    Project.objects.filter(pk=project.pk).update(
+        readability_confirmed_model=project.effective_model_name)
+    project.readability_confirmed_model = project.effective_model_name
