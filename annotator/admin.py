@@ -1,6 +1,7 @@
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from annotator.models import (
     Annotation,
@@ -10,8 +11,35 @@ from annotator.models import (
     ModelVersion,
     Prediction,
     Project,
+    RegisteredModel,
     TrainingRun,
+    VocabularyCheck,
 )
+from annotator.services.encoders import encoder_choices, encoder_name_problem
+
+
+class ModelNameInput(forms.TextInput):
+    """A text field that suggests the built-in and registered models (free text stays allowed)."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        attrs = {**(attrs or {}), "list": "model-name-choices", "size": 60}
+        options = format_html_join("", '<option value="{}">{}</option>', encoder_choices())
+        return format_html('{}<datalist id="model-name-choices">{}</datalist>',
+                           super().render(name, value, attrs, renderer), options)
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        exclude = ["members"]  # noqa: DJ006 -- memberships are edited in the inline
+        widgets = {"model_name": ModelNameInput}
+
+    def clean_model_name(self) -> str:
+        name = self.cleaned_data["model_name"].strip()
+        problem = encoder_name_problem(name)
+        if problem:
+            raise forms.ValidationError(problem)
+        return name
 
 
 class MembershipInline(admin.TabularInline):
@@ -22,13 +50,25 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "text_kind", "strategy", "created_at", "data_links"]
+    form = ProjectForm
+    list_display = ["name", "text_kind", "strategy", "model", "created_at", "data_links"]
     search_fields = ["name"]
     inlines = [MembershipInline]
     actions = ["export_labeled_csv"]
+    readonly_fields = ["readability_confirmed_model"]
+
+    @admin.display(description="model")
+    def model(self, obj: Project) -> str:
+        return obj.effective_model_name
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        if "model_name" in form.changed_data and obj.items.exists():
+            from annotator.services.readability import vocabulary_check_request
+
+            vocabulary_check_request(project=obj)
+            self.message_user(request, f"A worker is checking whether {obj.effective_model_name}"
+                                       " can read this project's texts (see its Models page).")
         if {"overlap_percent", "overlap_labelers"} & set(form.changed_data):
             from annotator.services.labeling import project_apply_overlap
 
@@ -105,3 +145,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class PredictionAdmin(admin.ModelAdmin):
     list_display = ["item_id", "model_version", "label", "uncertainty"]
     raw_id_fields = ["item", "model_version"]
+
+
+@admin.register(VocabularyCheck)
+class VocabularyCheckAdmin(admin.ModelAdmin):
+    list_display = ["project", "model_name", "unknown_share", "truncated_share", "texts",
+                    "unreadable", "created_at"]
+    list_filter = ["project", "unreadable", "model_name"]
+    raw_id_fields = ["import_job"]
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    """Registered with `manage.py register_model`; the files live in MODEL_DIR/registered."""
+
+    list_display = ["name", "model_type", "parameters", "vocab_size", "size_bytes", "created_at"]
+    readonly_fields = ["path", "source", "model_type", "parameters", "vocab_size", "size_bytes"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

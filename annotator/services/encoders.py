@@ -1,0 +1,138 @@
+"""The encoders a project can fine-tune: built-in, registered by the site, or named freely.
+
+A site without internet copies a model folder (or a zip of it) onto the machine and
+registers it: `encoder_register` checks that it loads, builds a classifier for the
+project's labels and predicts, then moves it into MODEL_DIR/registered/<name>, where
+trainer.models.resolve_model_name finds it by name.
+"""
+
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from django.db import transaction
+
+from annotator.models import Project, RegisteredModel
+
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+SAMPLE_TEXTS = ["Great quality, fast delivery!", "质量很差，不推荐。",
+                "衣服还行 but the size runs small"]
+
+
+class EncoderRejected(Exception):
+    """The model cannot be registered (or named); nothing was written."""
+
+
+def encoder_choices() -> list[tuple[str, str]]:
+    """(name, description) of every model a project can pick by name."""
+    from trainer.models import BUILTIN_MODELS
+
+    registered = [(m.name, m.description or f"registered from {m.source}")
+                  for m in RegisteredModel.objects.all()]
+    return list(BUILTIN_MODELS.items()) + registered
+
+
+def encoder_name_problem(name: str) -> str | None:
+    """Why a project cannot train with `name`, or None: a built-in or registered name, a local
+    folder with a config.json, or something that looks like a Hugging Face id."""
+    from trainer.models import BUILTIN_MODELS
+
+    if not name or name in BUILTIN_MODELS or RegisteredModel.objects.filter(name=name).exists():
+        return None
+    if Path(name).is_absolute():
+        if (Path(name) / "config.json").exists():
+            return None
+        return f"{name} is not a model folder (no config.json there)"
+    if HUB_ID.match(name):
+        return None
+    known = ", ".join(n for n, _ in encoder_choices())
+    return (f"unknown model {name!r}: use one of {known}, a Hugging Face id (owner/name) "
+            "or the absolute path of a model folder")
+
+
+def _unpacked(source: Path, workdir: Path) -> Path:
+    """The model folder inside a zip (at its root or in one top-level folder)."""
+    with zipfile.ZipFile(source) as archive:
+        for member in archive.namelist():
+            target = (workdir / member).resolve()
+            if not target.is_relative_to(workdir.resolve()):
+                raise EncoderRejected(f"{source.name}: unsafe path in the archive: {member}")
+        archive.extractall(workdir)
+    configs = sorted(workdir.rglob("config.json"), key=lambda p: len(p.parts))
+    if not configs:
+        raise EncoderRejected(f"{source.name}: no config.json in the archive")
+    return configs[0].parent
+
+
+def _validate(folder: Path, label_names: list[str], texts: list[str]) -> dict:
+    """Load tokenizer and classifier, predict a few texts; facts about the model."""
+    import torch
+
+    from trainer.models import load_for_training
+
+    try:
+        tokenizer, model = load_for_training(str(folder), label_names)
+        batch = tokenizer(texts, truncation=True, max_length=64, padding=True,
+                          return_tensors="pt")
+        with torch.inference_mode():
+            logits = model(**batch).logits
+    except Exception as exc:
+        raise EncoderRejected(f"the model does not load or predict: {type(exc).__name__}: "
+                              f"{exc}") from exc
+    if tuple(logits.shape) != (len(texts), len(label_names)) or not torch.isfinite(logits).all():
+        raise EncoderRejected(f"the model predicted {tuple(logits.shape)} (not finite or not "
+                              f"{len(texts)} x {len(label_names)} labels)")
+    return {"model_type": model.config.model_type,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "vocab_size": len(tokenizer)}
+
+
+@transaction.atomic
+def encoder_register(*, name: str, source: Path, project: Project | None = None,
+                     description: str = "", replace: bool = False) -> RegisteredModel:
+    """Check a model folder or zip and register it under `name` (see module doc)."""
+    from trainer.models import BUILTIN_MODELS, registered_model_dir
+
+    if not NAME.match(name) or name in BUILTIN_MODELS:
+        raise EncoderRejected(f"{name!r} cannot be a model name: use lowercase letters, digits, "
+                              "- and _, and none of the built-in names")
+    existing = RegisteredModel.objects.filter(name=name).first()
+    if existing and not replace:
+        raise EncoderRejected(f"a model named {name!r} is registered already (--replace)")
+    if not source.exists():
+        raise EncoderRejected(f"{source} does not exist")
+    labels = project.label_names if project else ["negative", "neutral", "positive"]
+    texts = SAMPLE_TEXTS
+    if project is not None:
+        texts = list(project.items.order_by("random_key").values_list("text", flat=True)[:8])
+        texts = texts or SAMPLE_TEXTS
+
+    target = registered_model_dir(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".register-", dir=target.parent) as tmp:
+        staging = Path(tmp) / "model"
+        if source.is_dir():
+            if not (source / "config.json").exists():
+                raise EncoderRejected(f"{source} is not a model folder (no config.json)")
+            shutil.copytree(source, staging)
+        elif zipfile.is_zipfile(source):
+            shutil.move(_unpacked(source, Path(tmp) / "unzipped"), staging)
+        else:
+            raise EncoderRejected(f"{source} is neither a folder nor a zip file")
+        facts = _validate(staging, labels, texts)
+        size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+        fields = dict(path=str(target), source=str(source), description=description,
+                      size_bytes=size, **facts)
+        if existing:
+            RegisteredModel.objects.filter(pk=existing.pk).update(**fields)
+            existing.refresh_from_db()
+            registered = existing
+        else:
+            registered = RegisteredModel.objects.create(name=name, **fields)
+        if target.exists():  # --replace
+            shutil.rmtree(target)
+        staging.rename(target)  # last: a failure before it rolls the row back
+    return registered
