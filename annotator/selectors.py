@@ -205,9 +205,9 @@ def stopping_signal_for(project: Project, *, window: int = 3, kappa: float = 0.9
 
 
 def readability_for(project: Project) -> VocabularyCheck | None:
-    """The newest vocabulary check of the project's current model (any import or on request)."""
-    return (VocabularyCheck.objects.filter(project=project, model_name=project.effective_model_name)
-            .select_related("import_job").first())
+    """The newest check of the project's current model on a sample of all its texts."""
+    return VocabularyCheck.objects.filter(project=project, import_job__isnull=True,
+                                          model_name=project.effective_model_name).first()
 
 
 def readability_blocks_schedule(project: Project) -> bool:

@@ -56,8 +56,11 @@ def seed_pool_task(project_id: int) -> dict:
 
 @shared_task(name="annotator.tasks.vocabulary_check_task", acks_late=True)
 def vocabulary_check_task(project_id: int, import_job_id: int | None = None) -> dict:
-    """Unknown-token and truncation shares of the project's model on its texts (queue "scoring")."""
+    """Unknown-token and truncation shares of the project's model on an import's texts and on
+    the whole project's (queue "scoring")."""
     from annotator.services.readability import vocabulary_check_run
 
-    check = vocabulary_check_run(project_id=project_id, import_job_id=import_job_id)
-    return {"check": check.pk if check else None}
+    checks = [vocabulary_check_run(project_id=project_id, import_job_id=import_job_id)]
+    if import_job_id:
+        checks.append(vocabulary_check_run(project_id=project_id))
+    return {"checks": [check.pk for check in checks if check]}

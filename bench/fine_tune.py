@@ -119,7 +119,8 @@ def main() -> None:
     config = TrainConfig(
         model_name=args.model, max_length=args.max_length, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, device=args.device,
-        head_learning_rate=args.head_lr, layer_lr_decay=args.layer_decay, seed=args.train_seed, val_fraction=args.val_fraction,
+        head_learning_rate=args.head_lr, layer_lr_decay=args.layer_decay, seed=args.train_seed,
+        val_fraction=args.val_fraction,
         num_threads=args.threads, head_init=args.head_init, **overrides,
     )
     coverage = model_coverage(args.model, texts, max_length=args.max_length)

@@ -361,7 +361,8 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--random-share", type=float, default=0.1)
     p.add_argument("--pool-subsample", type=int, default=4000, help="candidates scored a round")
     p.add_argument("--eval-subsample", type=int, default=None)
-    p.add_argument("--model", default="", help="HF id or local path; '' = bundled MiniLM")
+    p.add_argument("--model", default="", help="built-in or registered name, hub id or folder; "
+                   "'' = the default (multilingual-e5-small)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--train-batch-size", type=int, default=16)

