@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=None, help="default: the model's default")
     parser.add_argument("--head-lr", type=float, default=None)
-    parser.add_argument("--layer-decay", type=float, default=1.0)
+    parser.add_argument("--layer-decay", type=float, default=None,
+                        help="layer-wise learning-rate decay (default: the model's default)")
     parser.add_argument("--train-seed", type=int, default=42)
     parser.add_argument("--head-init", default="probe", choices=["probe", "random"])
     parser.add_argument("--freeze-embeddings", default=None, choices=["yes", "no"],

@@ -114,7 +114,7 @@ def _param_groups(model, config: TrainConfig) -> list[dict]:
     import re
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
-    learning_rate = config.resolved_learning_rate()
+    learning_rate, layer_decay = config.resolved("learning_rate"), config.resolved("layer_lr_decay")
     head_lr = config.head_learning_rate or learning_rate
     names = [name for name, _ in model.named_parameters()]
     layer_of = {n: int(m.group(1)) for n in names if (m := re.search(r"\.layer\.(\d+)\.", n))}
@@ -127,7 +127,7 @@ def _param_groups(model, config: TrainConfig) -> list[dict]:
             lr = head_lr
         else:  # embeddings sit below layer 0
             depth = layer_of.get(name, -1 if "embeddings" in name else top - 1)
-            lr = learning_rate * config.layer_lr_decay ** (top - 1 - depth)
+            lr = learning_rate * layer_decay ** (top - 1 - depth)
         decay = not any(k in name for k in no_decay)
         groups.setdefault((lr, decay), []).append(param)
     return [{"params": params, "lr": lr, "weight_decay": config.weight_decay if decay else 0.0}
@@ -164,7 +164,7 @@ def train(
     train_idx, val_idx = split_train_val(y, config.val_fraction, config.seed)
     base = config.warm_start_from or config.model_name
     tokenizer, model, new_params = load_for_training(base, label_names, with_info=True)
-    if config.resolved_freeze_word_embeddings():
+    if config.resolved("freeze_word_embeddings"):
         model.get_input_embeddings().weight.requires_grad_(False)
     model.to(device)
 

@@ -55,23 +55,20 @@ def test_bucketed_batches_cover_every_index_once_with_similar_lengths():
     assert spread / len(batches) < 40  # unsorted batches would spread over ~250 tokens
 
 
-def test_learning_rate_defaults_depend_on_the_model_and_an_explicit_one_wins():
-    from trainer.config import DEFAULT_LEARNING_RATE, MODEL_DEFAULTS, TrainConfig
+def test_per_model_defaults_apply_unless_a_value_is_given():
+    from trainer.config import GENERAL_DEFAULTS, MODEL_DEFAULTS, TrainConfig
 
     e5, minilm = MODEL_DEFAULTS["multilingual-e5-small"], MODEL_DEFAULTS["all-MiniLM-L6-v2"]
-    assert TrainConfig().resolved_learning_rate() == e5["learning_rate"]  # "" = the default
-    assert TrainConfig(model_name="all-MiniLM-L6-v2").resolved_learning_rate() == (
-        minilm["learning_rate"])
-    assert TrainConfig(model_name="bert-base-uncased").resolved_learning_rate() == (
-        DEFAULT_LEARNING_RATE)
-    assert TrainConfig(learning_rate=1e-5).resolved_learning_rate() == 1e-5
-    assert TrainConfig().to_dict()["learning_rate"] == e5["learning_rate"]
-
-
-def test_the_default_model_freezes_its_word_embeddings_unless_told_otherwise():
-    from trainer.config import TrainConfig
-
-    assert TrainConfig().to_dict()["freeze_word_embeddings"] is True
-    assert TrainConfig(model_name="all-MiniLM-L6-v2").resolved_freeze_word_embeddings() is False
-    assert TrainConfig(model_name="bert-base-uncased").resolved_freeze_word_embeddings() is False
-    assert TrainConfig(freeze_word_embeddings=False).resolved_freeze_word_embeddings() is False
+    default = TrainConfig()  # model_name "" = the default model, multilingual-e5-small
+    assert default.resolved("learning_rate") == e5["learning_rate"]
+    assert default.resolved("layer_lr_decay") == e5["layer_lr_decay"] < 1
+    assert default.resolved("freeze_word_embeddings") is True
+    assert default.to_dict()["learning_rate"] == e5["learning_rate"]
+    english = TrainConfig(model_name="all-MiniLM-L6-v2")
+    assert english.resolved("learning_rate") == minilm["learning_rate"]
+    assert english.resolved("layer_lr_decay") == 1.0
+    other = TrainConfig(model_name="bert-base-uncased")
+    assert {key: other.resolved(key) for key in GENERAL_DEFAULTS} == GENERAL_DEFAULTS
+    explicit = TrainConfig(learning_rate=1e-5, freeze_word_embeddings=False, layer_lr_decay=1.0)
+    assert (explicit.resolved("learning_rate"), explicit.resolved("freeze_word_embeddings"),
+            explicit.resolved("layer_lr_decay")) == (1e-5, False, 1.0)

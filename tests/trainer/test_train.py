@@ -113,3 +113,18 @@ def test_warm_start_with_the_same_labels_keeps_its_head(trained, tmp_path):
     info = json.loads((tmp_path / "training.json").read_text())
     assert info["head_probed"] is False
     assert json.loads((out / "training.json").read_text())["head_probed"] is True
+
+
+def test_layer_decay_gives_each_layer_below_the_top_a_smaller_rate():
+    from trainer.models import load_for_training
+    from trainer.train import _param_groups
+
+    _, model, _ = load_for_training("all-MiniLM-L6-v2", LABELS, with_info=True)
+    config = tiny_config(learning_rate=1e-3, layer_lr_decay=0.5, head_learning_rate=2e-3)
+    rate = {id(p): g["lr"] for g in _param_groups(model, config) for p in g["params"]}
+    named = dict(model.named_parameters())
+    layer = "bert.encoder.layer.{}.output.dense.weight"
+    assert rate[id(named[layer.format(5)])] == 1e-3 and rate[id(named[layer.format(4)])] == 5e-4
+    assert rate[id(named["bert.embeddings.word_embeddings.weight"])] == 1e-3 * 0.5 ** 6
+    assert rate[id(named["classifier.weight"])] == 2e-3
+    assert rate[id(named["bert.pooler.dense.weight"])] == 2e-3
