@@ -90,7 +90,6 @@ def _validate(folder: Path, label_names: list[str], texts: list[str]) -> dict:
             "vocab_size": len(tokenizer)}
 
 
-@transaction.atomic
 def encoder_register(*, name: str, source: Path, project: Project | None = None,
                      description: str = "", replace: bool = False) -> RegisteredModel:
     """Check a model folder or zip and register it under `name` (see module doc)."""
@@ -126,13 +125,11 @@ def encoder_register(*, name: str, source: Path, project: Project | None = None,
         size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
         fields = dict(path=str(target), source=str(source), description=description,
                       size_bytes=size, **facts)
-        if existing:
-            RegisteredModel.objects.filter(pk=existing.pk).update(**fields)
-            existing.refresh_from_db()
-            registered = existing
-        else:
-            registered = RegisteredModel.objects.create(name=name, **fields)
-        if target.exists():  # --replace
-            shutil.rmtree(target)
-        staging.rename(target)  # last: a failure before it rolls the row back
+        # A short transaction (the checks above take seconds and must not hold SQLite's
+        # write lock); the rename comes last, so a failure rolls the row back.
+        with transaction.atomic():
+            registered, _ = RegisteredModel.objects.update_or_create(name=name, defaults=fields)
+            if target.exists():  # --replace
+                shutil.rmtree(target)
+            staging.rename(target)
     return registered

@@ -144,9 +144,8 @@ def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
     candidates = _candidate_ids(project, seed=project.pk)
     if not candidates:
         return {"seeded": 0}
-    emb = embed_with_base(_texts(candidates), model_name=project.model_name
-                          or settings.DEFAULT_MODEL_NAME, max_length=project.max_length,
-                          device=settings.TRAINING_DEVICE)
+    emb = embed_with_base(_texts(candidates), model_name=project.effective_model_name,
+                          max_length=project.max_length, device=settings.TRAINING_DEVICE)
     picks = [Pick(int(i), SEED, 0.0) for i in select_seed(emb, min(size, len(candidates)),
                                                          seed=project.pk)]
     with transaction.atomic():

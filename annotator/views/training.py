@@ -83,6 +83,10 @@ def retrain_now(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     run = training_request(project=project, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
     messages.info(request, f"Training run {run.id} is {run.status}." if run else "Nothing queued.")
+    check = readability_for(project)
+    if run and check and check.unreadable:
+        messages.warning(request, f"{project.effective_model_name} cannot read this project's "
+                                  "texts well: this version will learn little from them.")
     return redirect("model_registry", project_id=project.id)
 
 

@@ -124,6 +124,16 @@ def test_scheduled_retraining_waits_until_an_admin_confirms_the_model(
     assert TrainingRun.objects.filter(project=project, trigger="schedule").count() == 1
 
 
+def test_retrain_now_still_trains_but_warns(admin_client, project,
+                                            django_capture_on_commit_callbacks):
+    unreadable_check(project)
+    with mock.patch("annotator.tasks.train_project_task.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(reverse("retrain_now", args=[project.pk]), follow=True)
+    delay.assert_called_once()
+    assert "this version will learn little" in response.content.decode()
+
+
 def test_picking_another_model_lifts_the_block_until_that_one_is_checked(project):
     unreadable_check(project)
     assert readability_blocks_schedule(project)
