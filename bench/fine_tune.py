@@ -9,9 +9,10 @@ Draws N rows of train.csv (seed --seed), fine-tunes with trainer.train.train and
 TF-IDF + logistic-regression baseline (trainer.baseline) on exactly those rows, and
 evaluates both on test.csv (or on --dev other train.csv rows, never test.csv, for tuning).
 Prints one JSON line: macro-F1 of both, training time (the training loop, probe included;
-not loading, evaluation or saving), the tokenizer's unknown-token and truncation shares on
-the training texts, the saved version's size, parameters, peak memory and scoring
-throughput (reviews per second and per CPU-second over the evaluation texts).
+not loading, evaluation or saving), the max length used (fitted to the training texts unless
+--max-length), the tokenizer's unknown-token and truncation shares on the training texts,
+the saved version's size, parameters, peak memory and scoring throughput (reviews per
+second and per CPU-second over the evaluation texts).
 """
 
 import argparse
@@ -74,7 +75,8 @@ def main() -> None:
     parser.add_argument("--model", default="", help="built-in name, hub id or folder; "
                         "default: the platform default (multilingual-e5-small)")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="default: fitted to the training texts (95%% whole, at most 256)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=None, help="default: the model's default")
     parser.add_argument("--head-lr", type=float, default=None)
@@ -96,7 +98,6 @@ def main() -> None:
     import torch
 
     from trainer.models import describe_source, resolve_model_name
-    from trainer.vocabulary import model_coverage
 
     torch.set_num_threads(args.threads)
     pool = read_rows(args.data / "train.csv")
@@ -124,7 +125,6 @@ def main() -> None:
         val_fraction=args.val_fraction,
         num_threads=args.threads, head_init=args.head_init, **overrides,
     )
-    coverage = model_coverage(args.model, texts, max_length=args.max_length)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         result = train(
@@ -137,7 +137,7 @@ def main() -> None:
         total = time.perf_counter() - started
         size = folder_bytes(Path(out))
         throughput = scoring_throughput(Path(out), eval_texts[:args.throughput_texts],
-                                        args.max_length, result.device)
+                                        result.config["max_length"], result.device)
         model_class = json.loads((Path(out) / "config.json").read_text())["architectures"][0]
     epochs_run = max(h["epoch"] for h in result.history)
     f1 = result.metrics["macro_f1"]
@@ -158,8 +158,9 @@ def main() -> None:
         "train_seconds": result.duration_seconds,
         "examples_per_second": round(result.num_train * epochs_run / result.duration_seconds, 1),
         "total_seconds_incl_load_eval_save": round(total, 1),
-        "unknown_token_share": coverage.unknown_share,
-        "truncated_share": coverage.truncated_share,
+        "max_length": result.config["max_length"],
+        "unknown_token_share": result.vocabulary["unknown_share"],
+        "truncated_share": result.vocabulary["truncated_share"],
         "saved_mb": round(size / 1e6, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "scoring": throughput,

@@ -22,7 +22,7 @@ DEFAULT_LEARNING_RATE = GENERAL_DEFAULTS["learning_rate"]
 @dataclass
 class TrainConfig:
     model_name: str = ""  # built-in name, registered name, hub id or folder; "" = DEFAULT_MODEL
-    max_length: int = 128
+    max_length: int | None = None  # tokens per text; None = fitted to the training texts
     epochs: int = 3
     batch_size: int = 16
     # None (here and below): the model's default (MODEL_DEFAULTS), else GENERAL_DEFAULTS

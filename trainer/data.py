@@ -1,8 +1,11 @@
 """Label encoding, validation split, class weights and length-bucketed batches."""
 
+import math
 import random
 from collections import Counter
 from collections.abc import Sequence
+
+MAX_LENGTH_CAP = 256  # a fitted max length never exceeds this (cost grows with length)
 
 
 def encode_labels(labels: Sequence, label_names: list[str]) -> list[int]:
@@ -77,3 +80,15 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> dict:
         ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[row, :len(seq)] = 1
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def fitting_max_length(lengths: Sequence[int], *, share: float = 0.95, cap: int = MAX_LENGTH_CAP,
+                       step: int = 32) -> int:
+    """The smallest multiple of `step` that holds `share` of the texts whole (token counts
+    with special tokens), at most `cap`: long reviews keep their end, where the verdict
+    often is, while short-text projects do not pay for padding they never need."""
+    if not lengths:
+        return min(cap, 128)
+    ordered = sorted(lengths)
+    needed = ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+    return max(step, min(cap, step * math.ceil(needed / step)))

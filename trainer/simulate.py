@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.data import MAX_LENGTH_CAP
 from trainer.strategies import STRATEGIES, query, select_seed
 
 FIELDS = ["strategy", "seed", "round", "labels", "macro_f1", "accuracy", "seconds"]
@@ -53,7 +54,7 @@ class SimConfig:
     eval_subsample: int | None = None  # fixed subsample of the eval file
     model: str = ""
     epochs: int = 3
-    max_length: int = 128
+    max_length: int | None = None  # None: fitted to each round's labeled texts
     train_batch_size: int = 16
     learning_rate: float | None = None  # None: the trainer's default for the model
     max_steps: int | None = None
@@ -99,7 +100,7 @@ def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
 
         sample = rng.choice(len(pool_x), min(len(pool_x), cfg.pool_subsample), replace=False)
         emb = embed_with_base([pool_x[i] for i in sample], model_name=cfg.model,
-                              max_length=cfg.max_length, device=cfg.device)
+                              max_length=cfg.max_length or MAX_LENGTH_CAP, device=cfg.device)
         return [int(sample[i]) for i in select_seed(emb, cfg.seed_size, seed=seed)]
     return [int(i) for i in rng.choice(len(pool_x), cfg.seed_size, replace=False)]
 
@@ -156,7 +157,7 @@ def run_one(cfg: SimConfig, strategy: str, seed: int) -> Path:
                 if strategy != "random":
                     tokenizer, model = load_classifier(str(out), device=cfg.device)
                     proba, emb = predict_and_embed(model, tokenizer, [pool_x[i] for i in cand],
-                                                   max_length=cfg.max_length,
+                                                   max_length=result.config["max_length"],
                                                    batch_size=128, device=cfg.device)
                     del model
                 picks = query(strategy, proba, cfg.batch_size, random_share=cfg.random_share,
@@ -364,7 +365,8 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--model", default="", help="built-in or registered name, hub id or folder; "
                    "'' = the default (multilingual-e5-small)")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens per text; default: fitted to the labeled texts (at most 256)")
     p.add_argument("--train-batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=None,
                    help="default: the trainer's default for the model")

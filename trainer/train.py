@@ -1,6 +1,7 @@
 """Fine-tune a BERT-family encoder for sequence classification."""
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -11,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.config import TrainConfig
-from trainer.data import bucketed_batches, class_weights, encode_labels, pad_batch, split_train_val
+from trainer.data import (
+    MAX_LENGTH_CAP,
+    bucketed_batches,
+    class_weights,
+    encode_labels,
+    fitting_max_length,
+    pad_batch,
+    split_train_val,
+)
 from trainer.evaluate import classification_metrics, predict_proba
 from trainer.models import describe_source, load_for_training, pick_device, resolve_model_name
 from trainer.vocabulary import vocabulary_coverage
@@ -168,6 +177,10 @@ def train(
         model.get_input_embeddings().weight.requires_grad_(False)
     model.to(device)
 
+    if config.max_length is None:  # fitted to the texts, within what the model can take
+        lengths = [len(ids) for ids in tokenizer(list(texts), verbose=False)["input_ids"]]
+        cap = min(MAX_LENGTH_CAP, tokenizer.model_max_length or MAX_LENGTH_CAP)
+        config = dataclasses.replace(config, max_length=fitting_max_length(lengths, cap=cap))
     coverage = vocabulary_coverage(tokenizer, texts, max_length=config.max_length)
     if coverage.unreadable():
         logger.warning("the tokenizer of %s reads %.0f%% of the training tokens as unknown",

@@ -45,9 +45,10 @@ def vocabulary_check_run(*, project_id: int, import_job_id: int | None = None,
     if not texts:
         return None
     name = model_name or project.effective_model_name
-    fields = dict(project=project, import_job=job, model_name=name, max_length=project.max_length)
+    max_length = project.max_length_or_cap
+    fields = dict(project=project, import_job=job, model_name=name, max_length=max_length)
     try:
-        coverage = model_coverage(name, texts, max_length=project.max_length)
+        coverage = model_coverage(name, texts, max_length=max_length)
     except Exception as exc:  # a missing or broken model: say so instead of failing silently
         logger.exception("vocabulary check of %s on project %s failed", name, project_id)
         return VocabularyCheck.objects.create(**fields, unreadable=True,

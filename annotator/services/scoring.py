@@ -97,7 +97,7 @@ def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
     device = settings.TRAINING_DEVICE
     tokenizer, model = load_scorer(str(model_version_local_path(version)), device=device,
                                    quantize=quantize)
-    proba, emb = predict_and_embed(model, tokenizer, _texts(ids), max_length=project.max_length,
+    proba, emb = predict_and_embed(model, tokenizer, _texts(ids), max_length=version.max_length,
                                    device="cpu" if quantize else device)
     names = version.label_names or project.label_names
     strategy = project.strategy
@@ -145,7 +145,8 @@ def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
     if not candidates:
         return {"seeded": 0}
     emb = embed_with_base(_texts(candidates), model_name=project.effective_model_name,
-                          max_length=project.max_length, device=settings.TRAINING_DEVICE)
+                          max_length=project.max_length_or_cap,
+                          device=settings.TRAINING_DEVICE)
     picks = [Pick(int(i), SEED, 0.0) for i in select_seed(emb, min(size, len(candidates)),
                                                          seed=project.pk)]
     with transaction.atomic():

@@ -53,7 +53,7 @@ def _config(project: Project, warm_start_from: str | None):
 
     config = TrainConfig(
         model_name=project.effective_model_name,
-        max_length=project.max_length,
+        max_length=project.max_length or None,  # None: fitted to the labeled texts
         epochs=project.epochs,
         device=settings.TRAINING_DEVICE,
         warm_start_from=warm_start_from,
@@ -251,7 +251,8 @@ def training_run_execute(*, run_id: int, progress: Callable[[dict], None] | None
                 base_model=config.warm_start_from or result.config["resolved_model"],
                 artifact_path=prefix, label_names=project.label_names, label_count=len(rows),
                 metrics=result.metrics, duration_seconds=result.duration_seconds,
-                device=result.device, base_model_source=result.config.get("base_source", ""),
+                device=result.device, max_length=result.config["max_length"],
+                base_model_source=result.config.get("base_source", ""),
                 vocabulary=result.vocabulary,
             )
             _activate(version)

@@ -63,8 +63,7 @@ def predict(request: Request, project_id: int) -> Response:
     body = PredictRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     try:
-        result = serving.predict(project_id=project.id, texts=body.validated_data["texts"],
-                                 max_length=project.max_length)
+        result = serving.predict(project_id=project.id, texts=body.validated_data["texts"])
     except serving.NoActiveModel:
         raise NoActiveModel(
             f"project {project.id} has no active model yet: train one (or activate a version) "

@@ -32,7 +32,7 @@ def add_version(project, number: int, *, active: bool = False, files: bool = Tru
         target.mkdir(parents=True, exist_ok=True)
     return ModelVersion.objects.create(
         project=project, version=number, artifact_path=prefix, label_names=LABELS,
-        base_model="tiny", is_active=active,
+        base_model="tiny", is_active=active, max_length=16,  # as the tiny model was trained
     )
 
 

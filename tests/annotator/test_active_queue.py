@@ -36,13 +36,12 @@ def _version(project, model_dir, number=1) -> ModelVersion:
     ModelVersion.objects.filter(project=project, is_active=True).update(is_active=False)
     return ModelVersion.objects.create(
         project=project, version=number, base_model="tiny", artifact_path=path,
-        label_names=LABELS, is_active=True,
+        label_names=LABELS, is_active=True, max_length=16,
     )
 
 
 @pytest.fixture
 def pool(project):
-    project.max_length = 16
     project.random_share = 0.0
     project.uncertainty_after_labels = 0
     project.save()
@@ -217,3 +216,15 @@ def test_concurrent_labelers_on_a_ranked_queue_never_share_an_item(project):
     assert set(per_item.values()) == {1}
     picked = set(Annotation.objects.values_list("picked_by", flat=True))
     assert picked == {"uncertainty"}
+
+
+def test_scoring_reads_texts_at_the_versions_max_length(project, pool, tiny_model, monkeypatch):
+    import trainer.scoring
+
+    seen, real = [], trainer.scoring.predict_and_embed
+    monkeypatch.setattr(trainer.scoring, "predict_and_embed",
+                        lambda *a, **kw: seen.append(kw["max_length"]) or real(*a, **kw))
+    project.max_length = 999
+    project.save()
+    pool_score(model_version_id=_version(project, tiny_model).pk)
+    assert seen == [16]

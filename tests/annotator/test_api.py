@@ -20,8 +20,6 @@ def fresh_cache():
 
 @pytest.fixture
 def served(project):
-    project.max_length = 16
-    project.save()
     return add_version(project, 1, active=True)
 
 

@@ -49,8 +49,6 @@ def _acceptable(body) -> bool:
 
 
 def test_predict_honours_its_schema_for_generated_inputs(api_schema, project, labeler):
-    project.max_length = 16
-    project.save()
     add_version(project, 1, active=True)
     serving.clear()
     auth = {"Authorization": token_client(labeler)._credentials["HTTP_AUTHORIZATION"]}

@@ -24,8 +24,6 @@ def _wait_until(condition, seconds: float = 120) -> None:
 
 def test_a_version_swap_under_concurrent_requests_drops_nothing(project, labeler, monkeypatch):
     monkeypatch.setattr("annotator.services.training.on_model_activated", lambda version: None)
-    project.max_length = 16
-    project.save()
     add_version(project, 1, active=True)
     v2 = add_version(project, 2)
     serving.clear()

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 from django.test import override_settings
 
@@ -143,3 +144,14 @@ def test_the_onnx_runtime_serves_the_same_predictions_as_torch(project, int8, to
     for ours, reference in zip(got, expected, strict=True):
         for label, p in reference["probabilities"].items():
             assert ours["probabilities"][label] == pytest.approx(p, abs=tolerance)
+
+
+def test_a_version_is_served_at_the_max_length_it_was_trained_with(project, monkeypatch):
+    seen = []
+    monkeypatch.setattr("trainer.scoring.predict_proba",
+                        lambda *a, **kw: seen.append(kw["max_length"]) or np.full((1, 3), 1 / 3))
+    add_version(project, 1, active=True)
+    project.max_length = 999  # the project's current setting does not change an old version
+    project.save()
+    serving.predict(project_id=project.id, texts=["love it"])
+    assert seen == [16]

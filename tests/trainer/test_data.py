@@ -72,3 +72,13 @@ def test_per_model_defaults_apply_unless_a_value_is_given():
     explicit = TrainConfig(learning_rate=1e-5, freeze_word_embeddings=False, layer_lr_decay=1.0)
     assert (explicit.resolved("learning_rate"), explicit.resolved("freeze_word_embeddings"),
             explicit.resolved("layer_lr_decay")) == (1e-5, False, 1.0)
+
+
+def test_a_fitted_max_length_holds_95_percent_of_the_texts_in_steps_of_32_up_to_256():
+    from trainer.data import fitting_max_length
+
+    assert fitting_max_length([10] * 95 + [300] * 5) == 32
+    assert fitting_max_length([10] * 90 + [100] * 10) == 128
+    assert fitting_max_length(list(range(1, 201))) == 192  # the 190th of 200 is 190 tokens
+    assert fitting_max_length([1000] * 10) == 256 and fitting_max_length([1000], cap=128) == 128
+    assert fitting_max_length([]) == 128

@@ -128,3 +128,12 @@ def test_layer_decay_gives_each_layer_below_the_top_a_smaller_rate():
     assert rate[id(named["bert.embeddings.word_embeddings.weight"])] == 1e-3 * 0.5 ** 6
     assert rate[id(named["classifier.weight"])] == 2e-3
     assert rate[id(named["bert.pooler.dense.weight"])] == 2e-3
+
+
+def test_without_a_max_length_the_run_fits_one_to_its_texts(tmp_path):
+    texts, labels = tiny_dataset()
+    result = train(texts=texts, labels=labels, label_names=LABELS, output_dir=tmp_path,
+                   config=tiny_config(max_length=None, max_steps=1))
+    assert result.config["max_length"] == 32  # the tiny texts are a few tokens long
+    assert json.loads((tmp_path / "training.json").read_text())["config"]["max_length"] == 32
+    assert result.vocabulary["max_length"] == 32

@@ -63,6 +63,7 @@ def fake_train_copying(model_dir, calls: list | None = None, fail: Exception | N
         metrics = {"macro_f1": 0.5, "accuracy": 0.6, "per_class": {}, "evaluated_on": "gold"}
         return TrainResult(metrics=metrics, val_metrics={}, history=[], duration_seconds=1.5,
                            device="cpu", num_train=len(texts),
-                           config={"resolved_model": "tiny"})
+                           config={"resolved_model": "tiny",
+                                   "max_length": config.max_length or 64})
 
     return fake
