@@ -79,8 +79,9 @@ class Project(models.Model):
     readability_confirmed_model = models.CharField(max_length=300, blank=True)
     max_length = models.PositiveIntegerField(
         default=0,
-        help_text="Tokens per text the model reads; 0 = fitted at each training run to hold 95% "
-        "of the labeled texts whole (at most 256).",
+        help_text="Tokens per text the model reads; 0 = the model's default: fitted at each "
+        "training run to hold 95% of the labeled texts whole (at most 256), 128 for "
+        "all-MiniLM-L6-v2.",
     )
     epochs = models.PositiveSmallIntegerField(default=3)
     retrain_min_new_labels = models.PositiveIntegerField(default=50)

@@ -177,10 +177,12 @@ def train(
         model.get_input_embeddings().weight.requires_grad_(False)
     model.to(device)
 
-    if config.max_length is None:  # fitted to the texts, within what the model can take
+    max_length = config.resolved("max_length")
+    if max_length is None:  # fitted to the texts, within what the model can take
         lengths = [len(ids) for ids in tokenizer(list(texts), verbose=False)["input_ids"]]
         cap = min(MAX_LENGTH_CAP, tokenizer.model_max_length or MAX_LENGTH_CAP)
-        config = dataclasses.replace(config, max_length=fitting_max_length(lengths, cap=cap))
+        max_length = fitting_max_length(lengths, cap=cap)
+    config = dataclasses.replace(config, max_length=max_length)
     coverage = vocabulary_coverage(tokenizer, texts, max_length=config.max_length)
     if coverage.unreadable():
         logger.warning("the tokenizer of %s reads %.0f%% of the training tokens as unknown",

@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='project',
             name='max_length',
-            field=models.PositiveIntegerField(default=0, help_text='Tokens per text the model reads; 0 = fitted at each training run to hold 95% of the labeled texts whole (at most 256).'),
+            field=models.PositiveIntegerField(default=0, help_text="Tokens per text the model reads; 0 = the model's default: fitted at each training run to hold 95% of the labeled texts whole (at most 256), 128 for all-MiniLM-L6-v2."),
         ),
         migrations.RunPython(versions_keep_their_projects_max_length, migrations.RunPython.noop),
     ]

@@ -66,6 +66,7 @@ def test_per_model_defaults_apply_unless_a_value_is_given():
     assert default.to_dict()["learning_rate"] == e5["learning_rate"]
     english = TrainConfig(model_name="all-MiniLM-L6-v2")
     assert english.resolved("learning_rate") == minilm["learning_rate"]
+    assert english.resolved("max_length") == 128 and default.resolved("max_length") is None
     assert english.resolved("layer_lr_decay") == 1.0
     other = TrainConfig(model_name="bert-base-uncased")
     assert {key: other.resolved(key) for key in GENERAL_DEFAULTS} == GENERAL_DEFAULTS

@@ -132,8 +132,10 @@ def test_layer_decay_gives_each_layer_below_the_top_a_smaller_rate():
 
 def test_without_a_max_length_the_run_fits_one_to_its_texts(tmp_path):
     texts, labels = tiny_dataset()
+    config = tiny_config(model_name=resolve_model_name("all-MiniLM-L6-v2"), max_length=None,
+                         max_steps=1)  # as a folder: no built-in default max length
     result = train(texts=texts, labels=labels, label_names=LABELS, output_dir=tmp_path,
-                   config=tiny_config(max_length=None, max_steps=1))
+                   config=config)
     assert result.config["max_length"] == 32  # the tiny texts are a few tokens long
     assert json.loads((tmp_path / "training.json").read_text())["config"]["max_length"] == 32
     assert result.vocabulary["max_length"] == 32
