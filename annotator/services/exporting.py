@@ -9,10 +9,16 @@ Types are the same in every row so the JSONL loads with
 `datasets.load_dataset("json", ...)`: strings are "" (never null) when empty,
 lists are [] when empty, meta is a JSON-encoded string; only model_version
 (int) and predicted_confidence / seconds_spent (float) are null when absent.
+
+CSV cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a
+carriage return, after any apostrophes) get one more leading apostrophe (OWASP's advice
+against CSV injection); the importer takes exactly one off again, so export -> import gives
+back the same texts. `bom=True` starts a CSV with a UTF-8 BOM, so Excel reads Chinese.
 """
 
 import csv
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -46,6 +52,17 @@ COLUMNS = [
     "turns",
 ]  # JSONL rows add "annotations": every annotation with its own provenance
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+FORMULA_START = re.compile(r"'*[=+\-@\t\r]")  # a cell a spreadsheet would evaluate
+
+
+def neutralize_formula(cell):
+    """"=HYPERLINK(...)" -> "'=HYPERLINK(...)": a spreadsheet shows it as text."""
+    return "'" + cell if isinstance(cell, str) and FORMULA_START.match(cell) else cell
+
+
+def restore_formula(cell: str) -> str:
+    """The inverse, for imports: one apostrophe off a neutralized cell."""
+    return cell[1:] if cell.startswith("'") and FORMULA_START.match(cell, 1) else cell
 
 _ITEM_FIELDS = [
     "id",
@@ -106,6 +123,7 @@ def export_rows(
     since: datetime | None = None,
     until: datetime | None = None,
     chunk_size: int = 2000,
+    bom: bool = False,
 ) -> Iterator[str]:
     """Yield the export in pieces: a CSV header and one line per item, or one JSONL line per item.
 
@@ -113,6 +131,7 @@ def export_rows(
     exclusive); with any of them only items with a selected annotation are
     exported and label/labels come from the selected annotations.
     labeled_only keeps items with an annotation or an adjudicated label.
+    bom starts a CSV with a UTF-8 byte order mark (for Excel).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -135,7 +154,7 @@ def export_rows(
 
     writer = csv.writer(_Echo())  # writerow() returns the formatted line
     if fmt == "csv":
-        yield writer.writerow(COLUMNS)
+        yield ("\ufeff" if bom else "") + writer.writerow(COLUMNS)
     last = 0
     while True:
         chunk = list(items.filter(pk__gt=last).order_by("pk").values(*_ITEM_FIELDS)[:chunk_size])
@@ -213,5 +232,5 @@ def _csv_values(record: dict) -> list:
             value = json.dumps(value, ensure_ascii=False) if value else ""
         elif value is None:
             value = ""
-        values.append(value)
+        values.append(neutralize_formula(value))
     return values

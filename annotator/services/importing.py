@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from annotator.cleaning import clean_text
 from annotator.models import ImportJob, Item, Project, TextKind
+from annotator.services.exporting import restore_formula
 from annotator.services.labeling import project_apply_overlap
 from annotator.services.readability import vocabulary_check_request
 
@@ -164,7 +165,7 @@ def _csv_rows(
                 f"malformed CSV: {len(values)} fields where the header has {len(header)}",
                 line=start,
             )
-        yield start, dict(zip(header, values, strict=True))
+        yield start, dict(zip(header, map(restore_formula, values), strict=True))
 
 
 def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict]]:

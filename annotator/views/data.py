@@ -100,7 +100,7 @@ def import_report(request: HttpRequest, project_id: int, job_id: int) -> HttpRes
 @_staff_only
 @require_GET
 def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
-    """?format=csv|jsonl&labeled_only=1&gold_only=1&labeler=NAME&since=DATE&until=DATE"""
+    """?format=csv|jsonl&labeled_only=1&gold_only=1&labeler=NAME&since=DATE&until=DATE&bom=1"""
     project = get_object_or_404(Project, pk=project_id)
     params = request.GET
     fmt = params.get("format", "jsonl")
@@ -124,6 +124,7 @@ def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
         labeler=labeler,
         since=since,
         until=until,
+        bom=params.get("bom") in ("1", "true", "on"),
     )
     return export_response(rows, fmt=fmt, name=project.name)
 

@@ -257,3 +257,35 @@ def test_round_trip_export_then_import_gives_the_same_items_and_labels(
         original, lambda i: consensus(i.final_label, [a.label for a in i.annotations.all()])
     )
     assert summary(Item.objects.filter(project=copy), lambda i: i.imported_label) == expected
+
+
+FORMULAS = ["=HYPERLINK(\"http://evil\",\"click\")", "+1+1", "-2+3", "@SUM(A1)",
+            "'=already quoted", "''=twice", "'tis fine"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_start_with_an_apostrophe(project):
+    for text in FORMULAS:
+        make_item(project, text, meta={"note": "=cmd|'/c calc'!A0"})
+    rows = list(csv.DictReader(io.StringIO("".join(export_rows(project=project, fmt="csv")))))
+    exported = {row["text"] for row in rows}
+    assert exported == {"'=HYPERLINK(\"http://evil\",\"click\")", "'+1+1", "'-2+3", "'@SUM(A1)",
+                        "''=already quoted", "'''=twice", "'tis fine"}
+    assert all(not row[c].startswith(("=", "+", "-", "@")) for row in rows for c in row)
+
+
+def test_neutralized_csv_cells_import_back_as_they_were(project, tmp_path):
+    for text in FORMULAS:
+        make_item(project, text)
+    path = tmp_path / "export.csv"
+    path.write_text("".join(export_rows(project=project, fmt="csv", bom=True)), encoding="utf-8")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads the Chinese right
+    copy = Project.objects.create(name="Copy")
+    import_file(project=copy, path=path)
+    assert sorted(Item.objects.filter(project=copy).values_list("text", flat=True)) == sorted(
+        FORMULAS)
+
+
+def test_jsonl_keeps_texts_as_they_are(project):
+    make_item(project, "=1+1")
+    row = json.loads("".join(export_rows(project=project, fmt="jsonl")))
+    assert row["text"] == "=1+1"

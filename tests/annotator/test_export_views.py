@@ -80,6 +80,12 @@ def test_admin_streams_labeled_csv_with_filters(admin_client, project, items, la
     ]
 
 
+def test_the_excel_download_starts_with_a_bom(admin_client, project, items):
+    with_bom = body(admin_client.get(export_url(project, format="csv", bom=1)))
+    assert with_bom.startswith("\ufeffitem_id,")
+    assert body(admin_client.get(export_url(project, format="csv"))).startswith("item_id,")
+
+
 def test_gold_only_filter(admin_client, project, items):
     Item.objects.filter(pk=items[2].pk).update(split="gold")
     rows = body(admin_client.get(export_url(project, gold_only=1))).splitlines()

@@ -21,6 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--labeler", help="username: only this labeler's annotations")
         parser.add_argument("--since", help="annotations from this date/datetime (inclusive)")
         parser.add_argument("--until", help="annotations before this date/datetime (exclusive)")
+        parser.add_argument("--bom", action="store_true",
+                            help="CSV: start with a UTF-8 byte order mark, so Excel shows Chinese")
 
     def handle(self, *args, **opts):
         project = _project(opts["project"])
@@ -43,6 +45,7 @@ class Command(BaseCommand):
             labeler=labeler,
             since=since,
             until=until,
+            bom=opts["bom"],
         )
         out = (
             open(opts["output"], "w", encoding="utf-8", newline="")
