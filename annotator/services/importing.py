@@ -82,38 +82,63 @@ def detect_format(name: str, declared: str | None = None) -> str:
     return EXTENSIONS[ext]
 
 
+LEGACY_ENCODINGS = ("gb18030", "cp1252")  # Chinese (a superset of GBK) and Western Windows
+NAMES = {"gb18030": "GB18030", "cp1252": "Windows-1252"}
+CLEAR_MARGIN = 0.1  # charset-normalizer "chaos": the best reading must beat the next by this
+
+
 def detect_encoding(sample: bytes, declared: str | None = None) -> str:
-    """Declared encoding, else UTF-8 (BOM or not), else GB18030 (superset of GBK)."""
+    """The declared encoding; else UTF-8 (BOM or not); else the legacy encoding that reads the
+    sample clearly best by charset-normalizer's mess measure (GB18030 or Windows-1252).
+
+    Unsure (two readings about as plausible, or none plausible) -> ImportRejected that shows
+    how each reading starts, so the user can declare the right one. GB18030 alone would
+    accept Windows-1252 bytes ("Très" -> "Tr鑣"), so a bare "does it decode" is not enough.
+    """
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ImportRejected("UTF-16 files are not supported; save the file as UTF-8", line=1)
     nul = sample.find(b"\x00")
     if nul >= 0:
         line = sample.count(b"\n", 0, nul) + 1
         raise ImportRejected(
-            "binary data (NUL byte): expected a UTF-8 or GB18030 text file", line=line
+            "binary data (NUL byte): expected a UTF-8, GB18030 or Windows-1252 text file",
+            line=line,
         )
     if declared:
         try:
             return codecs.lookup(declared).name
         except LookupError:
             raise ImportRejected(f"unknown encoding {declared!r}") from None
-    final = len(sample) < SAMPLE_BYTES  # else the sample may end inside a character
+    cut = len(sample) >= SAMPLE_BYTES  # the sample may end inside a character
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=final)
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=not cut)
         return "utf-8"
     except UnicodeDecodeError as exc:
         utf8_error = exc
-    try:
-        codecs.getincrementaldecoder("gb18030")().decode(sample, final=final)
-        return "gb18030"
-    except UnicodeDecodeError:
-        pass
+    if cut and b"\n" in sample[utf8_error.start:]:
+        sample = sample[:sample.rindex(b"\n") + 1]
+    from charset_normalizer import from_bytes
+
+    readings = sorted(from_bytes(sample, cp_isolation=list(LEGACY_ENCODINGS), threshold=1.0),
+                      key=lambda match: match.chaos)
     line = sample.count(b"\n", 0, utf8_error.start) + 1
+    if readings and readings[0].chaos <= CLEAR_MARGIN and (
+        len(readings) == 1 or readings[1].chaos - readings[0].chaos >= CLEAR_MARGIN
+    ):
+        return codecs.lookup(readings[0].encoding).name
+    if not readings:
+        raise ImportRejected(
+            f"bytes are neither UTF-8 nor {' nor '.join(NAMES.values())} (byte "
+            f"0x{sample[utf8_error.start]:02x}); declare the encoding (--encoding)", line=line)
+    start = sample.rfind(b"\n", 0, utf8_error.start) + 1
+    end = sample.find(b"\n", utf8_error.start)
+    raw_line = sample[start:end if end >= 0 else len(sample)]
+    options = "; ".join(
+        f"{NAMES.get(r.encoding, r.encoding)} reads {raw_line.decode(r.encoding, 'replace')[:60]!r}"
+        for r in readings[:2])
     raise ImportRejected(
-        f"bytes are neither UTF-8 nor GB18030 (byte 0x{sample[utf8_error.start]:02x}); "
-        "declare the encoding (--encoding)",
-        line=line,
-    )
+        f"cannot tell the encoding of this file: {options}. Declare the right one "
+        "(--encoding, e.g. gb18030 or cp1252)", line=line)
 
 
 def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterator[str]:

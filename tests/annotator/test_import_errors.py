@@ -51,7 +51,7 @@ def test_unclosed_quote_at_the_end_of_a_csv_is_malformed(project, tmp_path):
 def test_a_binary_file_is_rejected(project, tmp_path):
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00"
     message = rejected(project, write(tmp_path, "photo.csv", png))
-    assert message == "line 3: binary data (NUL byte): expected a UTF-8 or GB18030 text file"
+    assert message == "line 3: binary data (NUL byte): expected a UTF-8, GB18030 or Windows-1252 text file"
 
 
 def test_a_nul_byte_after_the_sniffed_sample_is_rejected(project, tmp_path, small_batches):
@@ -61,11 +61,29 @@ def test_a_nul_byte_after_the_sniffed_sample_is_rejected(project, tmp_path, smal
 
 
 def test_bytes_in_no_known_encoding_are_rejected(project, tmp_path):
-    path = write(tmp_path, "latin.csv", "text\nnice\ncafé au lait\n", "latin-1")
+    path = tmp_path / "odd.csv"
+    path.write_bytes(b"text\nnice\nbad \x81\n")  # undefined in Windows-1252, cut in GB18030
     message = rejected(project, path)
-    assert message == (
-        "line 3: bytes are neither UTF-8 nor GB18030 (byte 0xe9); declare the encoding (--encoding)"
-    )
+    assert message == ("line 3: bytes are neither UTF-8 nor GB18030 nor Windows-1252 (byte 0x81);"
+                       " declare the encoding (--encoding)")
+
+
+def test_a_windows_1252_file_is_not_mistaken_for_gb18030(project, tmp_path):
+    path = write(tmp_path, "fr.csv", "text\nTrès économique\ncafé au lait\n", "cp1252")
+    assert import_file(project=project, path=path).imported == 2
+    assert sorted(Item.objects.values_list("text", flat=True)) == ["Très économique",
+                                                                   "café au lait"]
+
+
+def test_a_file_two_encodings_read_equally_well_is_refused_with_both_readings(
+    project, tmp_path
+):
+    path = write(tmp_path, "short.csv", "text\n好评\n", "gbk")
+    message = rejected(project, path)
+    assert message.startswith("line 2: cannot tell the encoding of this file:")
+    assert "GB18030 reads '好评'" in message and "Windows-1252 reads 'ºÃÆÀ'" in message
+    assert "--encoding" in message and not Item.objects.exists()
+    assert import_file(project=project, path=path, encoding="gb18030").imported == 1
 
 
 def test_a_wrong_declared_encoding_names_the_line(project, tmp_path, small_batches):
