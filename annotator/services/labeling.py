@@ -31,6 +31,10 @@ class ItemAlreadyComplete(Exception):
     """The item got all its labels from others (e.g. after this labeler's lease expired)."""
 
 
+class ItemNotLeased(Exception):
+    """The labeler holds no live lease on the item and has not labeled it before."""
+
+
 def _free_for(labeler, now) -> Q:
     """Rows that `labeler` may claim: not leased, lease expired, or already theirs."""
     return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=labeler)
@@ -105,11 +109,13 @@ def annotation_submit(
 ) -> tuple[Annotation, bool]:
     """Record `labeler`'s label for `item`; returns (annotation, created).
 
+    Only the item served to the labeler (leased to them, lease not expired) gets a new
+    label, so nobody picks their own items and skews the active-learning record.
     Idempotent: a second submit by the same labeler creates no row and does not
     count twice; a different label on a second submit changes the label (that is
-    how "go back and change my last label" works). Releases the lease.
+    how "go back and change my last label" works, no lease needed). Releases the lease.
     Raises ItemAlreadyComplete when the item already has all the labels it needs
-    from other people.
+    from other people, ItemNotLeased when it is not the labeler's to label.
     """
     _check_can_label(labeler, item)
     _validate_label(item.project, label)
@@ -121,6 +127,17 @@ def annotation_submit(
     return annotation, created
 
 
+def _check_lease(labeler, item: Item) -> None:
+    held = Item.objects.filter(pk=item.pk, leased_to=labeler,
+                               lease_expires_at__gt=timezone.now()).exists()
+    # asked again: a concurrent double submit may have just recorded it and released
+    if held or Annotation.objects.filter(item=item, labeler=labeler).exists():
+        return
+    if not Item.objects.filter(pk=item.pk, annotation_count__lt=F("required_labels")).exists():
+        raise ItemAlreadyComplete(item.pk)
+    raise ItemNotLeased(item.pk)
+
+
 def _record(labeler, item: Item, label: str, seconds: float | None) -> tuple[Annotation, bool]:
     mine = Annotation.objects.filter(item=item, labeler=labeler).first()
     if mine is not None:
@@ -128,6 +145,7 @@ def _record(labeler, item: Item, label: str, seconds: float | None) -> tuple[Ann
             mine.label = label
             mine.save(update_fields=["label", "updated_at"])
         return mine, False
+    _check_lease(labeler, item)
     try:
         with transaction.atomic():
             annotation = Annotation.objects.create(

@@ -9,6 +9,8 @@ Item.queue_reason. Ranks left by older versions are cleared in the same transact
 
 Idempotent: the predictions and the ranking of one version are written in one
 transaction, so a version that has predictions is fully scored and a re-run is a no-op.
+A version activated again (rollback) already has predictions: its ranking is rebuilt from
+them, without running the model, so the queue and provenance follow the active version.
 """
 
 import logging
@@ -17,7 +19,7 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from annotator.models import Annotation, Item, ModelVersion, Prediction, Project, Strategy
 
@@ -52,10 +54,18 @@ def _texts(ids: list[int]) -> list[str]:
     return [by_id[i] for i in ids]
 
 
+def _ranked(project: Project):
+    """Items carrying a rank or a version of an earlier ranking."""
+    return Item.objects.filter(project=project).filter(
+        Q(priority__isnull=False) | Q(scored_version__isnull=False))
+
+
 def _clear_ranks(project: Project) -> int:
-    """Forget every earlier ranking (older versions, cold-start seeds) of the project."""
-    ranked = Item.objects.filter(project=project, priority__isnull=False)
-    return ranked.update(priority=None, queue_reason="")
+    """Forget every earlier ranking (older versions, cold-start seeds) of the project.
+
+    scored_version goes too: provenance must not name a version that no longer ranks.
+    """
+    return _ranked(project).update(priority=None, scored_version=None, queue_reason="")
 
 
 def _write_ranking(version: ModelVersion | None, picks, ids) -> None:
@@ -66,26 +76,77 @@ def _write_ranking(version: ModelVersion | None, picks, ids) -> None:
                              batch_size=1000)
 
 
+def _strategy(version: ModelVersion, project: Project) -> str:
+    if version.label_count < project.uncertainty_after_labels:
+        return Strategy.RANDOM
+    return project.strategy
+
+
+def _picks(version: ModelVersion, project: Project, proba, embeddings, queue_size: int):
+    from trainer.strategies import query
+
+    if not len(proba):
+        return []
+    return query(_strategy(version, project), proba, min(queue_size, len(proba)),
+                 random_share=project.random_share, embeddings=embeddings,
+                 diverse=project.diverse_batches, seed=version.pk)
+
+
+def _save_ranking(version: ModelVersion, picks, ids, predictions=()) -> int | None:
+    """In one transaction: store predictions, replace the ranking. None if no longer active."""
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=version.project_id)
+        if not ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
+            return None
+        Prediction.objects.bulk_create(predictions, batch_size=1000, ignore_conflicts=True)
+        cleared = _clear_ranks(version.project)
+        _write_ranking(version, picks, ids)
+    return cleared
+
+
+def _rerank_from_predictions(version: ModelVersion, queue_size: int) -> dict:
+    """Rank the open pool items the version predicted, from the stored probabilities.
+
+    Embeddings are not stored, so a diverse-batch project gets the top uncertain items.
+    """
+    project = version.project
+    rows = list(Prediction.objects.filter(model_version=version, item__in=_open_pool(project))
+                .order_by("item_id").values_list("item_id", "probabilities"))
+    ids = [item_id for item_id, _ in rows]
+    proba = np.array([probs for _, probs in rows], dtype=float)
+    picks = _picks(version, project, proba, None, queue_size)
+    cleared = _save_ranking(version, picks, ids)
+    if cleared is None:
+        return {"skipped": "another version became active while ranking"}
+    logger.info("re-ranked %s items from the stored predictions of %s", len(picks), version)
+    return {"reranked": len(picks), "cleared": cleared}
+
+
 def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
                quantize: bool | None = None) -> dict:
     """Predict the candidates with the version, store predictions, rank the queue.
 
-    Only the active version scores; anything else returns quietly with a reason.
+    Only the active version scores; anything else returns quietly with a reason. A version
+    with predictions (activated again) is re-ranked from them, unless it ranks the queue
+    already.
     """
     from trainer.scoring import load_scorer, predict_and_embed
-    from trainer.strategies import margin, query, uncertainty
+    from trainer.strategies import margin, uncertainty
 
     from annotator.services.training import model_version_local_path
 
     version = ModelVersion.objects.select_related("project").filter(pk=model_version_id).first()
     if version is None or not version.is_active:
         return {"skipped": "not the active version"}
-    if Prediction.objects.filter(model_version=version).exists():
-        return {"skipped": "already scored"}
     project = version.project
+    if Prediction.objects.filter(model_version=version).exists():
+        if not _ranked(project).exclude(scored_version=version).exists():
+            return {"skipped": "already scored"}
+        return _rerank_from_predictions(version, queue_size)
     started = time.perf_counter()
     candidates = _candidate_ids(project, seed=version.pk)
-    stop_ids = [i for i in _stop_sample_ids(project) if i not in set(candidates)]
+    chosen = set(candidates)
+    stop_ids = [i for i in _stop_sample_ids(project) if i not in chosen]
     ids = candidates + stop_ids
     if not ids:
         with transaction.atomic():
@@ -100,29 +161,19 @@ def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
     proba, emb = predict_and_embed(model, tokenizer, _texts(ids), max_length=version.max_length,
                                    device="cpu" if quantize else device)
     names = version.label_names or project.label_names
-    strategy = project.strategy
-    if version.label_count < project.uncertainty_after_labels:
-        strategy = Strategy.RANDOM
+    strategy = _strategy(version, project)
     scores = margin(proba) if strategy == Strategy.RANDOM else uncertainty(strategy, proba)
 
-    picks = []
-    if candidates:
-        n_cand = len(candidates)
-        picks = query(strategy, proba[:n_cand], min(queue_size, n_cand),
-                      random_share=project.random_share, embeddings=emb[:n_cand],
-                      diverse=project.diverse_batches, seed=version.pk)
+    n_cand = len(candidates)
+    picks = _picks(version, project, proba[:n_cand], emb[:n_cand], queue_size)
     predictions = [
         Prediction(item_id=item_id, model_version=version, label=names[int(p.argmax())],
                    probabilities=[round(float(x), 6) for x in p], uncertainty=float(s))
         for item_id, p, s in zip(ids, proba, scores, strict=True)
     ]
-    with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)
-        if not ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
-            return {"skipped": "another version became active while scoring"}
-        Prediction.objects.bulk_create(predictions, batch_size=1000, ignore_conflicts=True)
-        cleared = _clear_ranks(project)
-        _write_ranking(version, picks, candidates)
+    cleared = _save_ranking(version, picks, candidates, predictions)
+    if cleared is None:
+        return {"skipped": "another version became active while scoring"}
     seconds = round(time.perf_counter() - started, 2)
     logger.info("scored %s items with %s in %ss, ranked %s", len(ids), version, seconds,
                 len(picks))

@@ -4,6 +4,7 @@ endpoints (next, submit, skip, undo), and the admin's agreement page."""
 import functools
 import time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -28,10 +29,16 @@ def _get_project_for_user(request: HttpRequest, pk: int, *, admin: bool = False)
 
 
 def _server_timing(view):
-    """Server-Timing header with the view's own time, read by the load benchmark."""
+    """Server-Timing header with the view's own time, read by the load benchmark.
+
+    Only with settings.SERVER_TIMING (ANNOTATOR_SERVER_TIMING=1): production does not show
+    its internal timings.
+    """
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
+        if not settings.SERVER_TIMING:
+            return view(request, *args, **kwargs)
         started = time.perf_counter()
         response = view(request, *args, **kwargs)
         response["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
@@ -145,6 +152,12 @@ def label_submit(request: HttpRequest, pk: int) -> JsonResponse:
         return JsonResponse({"error": " ".join(error.messages)}, status=400)
     except PermissionDenied as error:
         return JsonResponse({"error": str(error) or "not allowed"}, status=403)
+    except labeling.ItemNotLeased:
+        return JsonResponse(
+            {"error": "That item is not reserved for you (or your time on it ran out); "
+                      "your label was not saved. Skip it to get your next item."},
+            status=409,
+        )
     except labeling.ItemAlreadyComplete:
         notice = "Someone else finished that item while it waited; your label was not needed."
     return JsonResponse(_next_payload(request, project, notice=notice))

@@ -31,3 +31,14 @@ def make_items(project: Project, n: int, prefix: str = "item", **fields) -> list
         for i in range(n)
     ]
     return Item.objects.bulk_create(items)
+
+
+def label_as(labeler, item, label, **kwargs):
+    """Lease `item` to `labeler` (as if the labeling page served it) and submit `label`."""
+    from annotator.models import Item
+    from annotator.services.labeling import annotation_submit, item_lease_claim
+
+    served = item_lease_claim(labeler=labeler, candidates=Item.objects.filter(pk=item.pk),
+                              lease_seconds=600)
+    assert served is not None, "the item could not be leased"
+    return annotation_submit(labeler=labeler, item=served, label=label, **kwargs)

@@ -17,8 +17,9 @@ from annotator.selectors import (
     stopping_signal_for,
     suggestion_for,
 )
-from annotator.services.labeling import annotation_submit
+from annotator.services.labeling import annotation_submit, item_lease_claim
 from annotator.services.scoring import pool_score, pool_seed
+from annotator.services.training import model_version_activate
 from tests.annotator.labeling_factories import make_item, make_items
 from tests.trainer.tiny import LABELS
 
@@ -38,6 +39,13 @@ def _version(project, model_dir, number=1) -> ModelVersion:
         project=project, version=number, base_model="tiny", artifact_path=path,
         label_names=LABELS, is_active=True, max_length=16,
     )
+
+
+def _label(labeler, item, label):
+    """Lease `item` to `labeler` (as if served) and submit the label."""
+    served = item_lease_claim(labeler=labeler, candidates=Item.objects.filter(pk=item.pk),
+                              lease_seconds=600)
+    return annotation_submit(labeler=labeler, item=served, label=label)
 
 
 @pytest.fixture
@@ -103,10 +111,58 @@ def test_a_new_version_flags_old_ranks_stale_and_its_scoring_replaces_them(
     assert set(ranked.values_list("scored_version", flat=True)) == {new.pk}
 
 
+def test_rolling_back_re_ranks_the_queue_from_the_stored_predictions(
+    project, labeler, pool, tiny_model, django_capture_on_commit_callbacks
+):
+    old = _version(project, tiny_model, 1)
+    pool_score(model_version_id=old.pk)
+    new = _version(project, tiny_model, 2)
+    pool_score(model_version_id=new.pk)
+    assert stale_ranked_count(project) == 0
+
+    no_model = mock.patch("trainer.scoring.load_scorer", side_effect=AssertionError("ran"))
+    score_now = mock.patch("annotator.tasks.score_pool_task.delay",
+                           side_effect=lambda pk: pool_score(model_version_id=pk))
+    with no_model, score_now, django_capture_on_commit_callbacks(execute=True):
+        model_version_activate(version=old)
+    assert stale_ranked_count(project) == 0
+    ranked = Item.objects.filter(project=project, priority__isnull=False)
+    assert ranked.count() == len(pool)
+    assert set(ranked.values_list("scored_version", flat=True)) == {old.pk}
+    uncertainty = dict(Prediction.objects.filter(model_version=old)
+                       .values_list("item_id", "uncertainty"))
+    assert [uncertainty[i.pk] for i in ranked.order_by("-priority")] == sorted(
+        uncertainty.values(), reverse=True)
+
+    served = next_item_for(labeler, project)
+    annotation, _ = annotation_submit(labeler=labeler, item=served, label="neutral")
+    assert annotation.model_version_id == old.pk
+    assert annotation.predicted_label == Prediction.objects.get(item=served,
+                                                                model_version=old).label
+    before = list(Item.objects.order_by("pk").values_list("pk", "priority", "scored_version"))
+    assert pool_score(model_version_id=old.pk) == {"skipped": "already scored"}
+    assert list(Item.objects.order_by("pk").values_list("pk", "priority", "scored_version")) \
+        == before
+
+
+def test_a_new_versions_ranking_leaves_no_item_pointing_at_the_old_version(
+    project, labeler, pool, tiny_model
+):
+    old = _version(project, tiny_model, 1)
+    pool_score(model_version_id=old.pk)
+    new = _version(project, tiny_model, 2)
+    assert pool_score(model_version_id=new.pk, queue_size=4)["ranked"] == 4
+    versions = set(Item.objects.filter(project=project).values_list("scored_version", flat=True))
+    assert versions == {new.pk, None}
+    unranked = Item.objects.filter(project=project, priority__isnull=True).first()
+    annotation, _ = _label(labeler, unranked, "neutral")
+    assert annotation.model_version_id == new.pk  # its prediction, not the old ranking
+
+
 def test_labeled_items_are_not_ranked_and_the_candidate_sample_is_bounded(
     project, labeler, pool, tiny_model
 ):
-    annotation_submit(labeler=labeler, item=pool[0], label="positive")
+    _label(labeler, pool[0], "positive")
     project.candidate_pool_size = 5
     project.save()
     version = _version(project, tiny_model)
@@ -125,7 +181,7 @@ def test_random_control_picks_are_recorded_in_provenance(project, labeler, pool,
     assert reasons == {"uncertainty": 6, "random_control": 6}
 
     control = Item.objects.filter(project=project, queue_reason="random_control").first()
-    annotation, _ = annotation_submit(labeler=labeler, item=control, label="neutral")
+    annotation, _ = _label(labeler, control, "neutral")
     prediction = Prediction.objects.get(item=control, model_version=version)
     assert annotation.picked_by == Annotation.Picked.RANDOM_CONTROL
     assert annotation.strategy == "margin"

@@ -8,8 +8,7 @@ from annotator.services.agreement import (
     krippendorff_alpha_nominal,
     project_agreement,
 )
-from annotator.services.labeling import annotation_submit
-from tests.annotator.labeling_factories import make_item
+from tests.annotator.labeling_factories import label_as, make_item
 
 
 def test_cohen_kappa_matches_the_textbook_example():
@@ -57,8 +56,8 @@ def test_project_agreement_reports_pairs_confusion_and_disagreements(project, la
     items = []
     for i, (a, b) in enumerate(rows):
         item = make_item(project, f"text {i}", required_labels=2)
-        annotation_submit(labeler=labeler, item=item, label=a)
-        annotation_submit(labeler=other, item=item, label=b)
+        label_as(labeler, item, a)
+        label_as(other, item, b)
         items.append(item)
     make_item(project, "single")  # one label only: not part of agreement
     report = project_agreement(project)

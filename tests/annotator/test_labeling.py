@@ -13,6 +13,7 @@ from annotator.services.labeling import (
     MAX_SECONDS_PER_ITEM,
     annotation_submit,
     item_adjudicate,
+    item_lease_claim,
     project_apply_overlap,
 )
 from tests.annotator.labeling_factories import make_item, make_items
@@ -29,6 +30,19 @@ def _submit(client, project, item_id, label, seconds="3.5"):
         reverse("label_submit", args=[project.pk]),
         {"item": item_id, "label": label, "seconds": seconds},
     )
+
+
+def _served(labeler, item):
+    """Lease `item` to `labeler`, as the labeling page would have served it."""
+    claimed = item_lease_claim(
+        labeler=labeler, candidates=Item.objects.filter(pk=item.pk), lease_seconds=600
+    )
+    assert claimed is not None
+    return claimed
+
+
+def _label(labeler, item, label, **kwargs):
+    return annotation_submit(labeler=labeler, item=_served(labeler, item), label=label, **kwargs)
 
 
 def test_labeling_page_shows_label_keys_and_first_item(labeler_client, project):
@@ -65,7 +79,6 @@ def test_submit_records_annotation_and_returns_next_item(labeler_client, labeler
     first = _next(labeler_client, project)["item"]
     response = _submit(labeler_client, project, first["id"], "positive")
     assert response.status_code == 200
-    assert response["Server-Timing"].startswith("app;dur=")
     data = response.json()
     annotation = Annotation.objects.get(labeler=labeler)
     assert (annotation.item_id, annotation.label, annotation.seconds_spent) == (
@@ -79,8 +92,41 @@ def test_submit_records_annotation_and_returns_next_item(labeler_client, labeler
     assert _next(labeler_client, project)["progress"] == {"mine_today": 1, "done": 1, "total": 3}
 
 
+def test_server_timing_is_sent_only_when_the_setting_asks(labeler_client, project, settings):
+    make_items(project, 2)
+    first = _next(labeler_client, project)["item"]
+    assert "Server-Timing" not in _submit(labeler_client, project, first["id"], "positive")
+    settings.SERVER_TIMING = True
+    response = labeler_client.get(reverse("label_next", args=[project.pk]))
+    assert response["Server-Timing"].startswith("app;dur=")
+
+
+def test_a_label_for_an_item_leased_to_someone_else_is_refused_with_409(
+    labeler_client, labeler, admin_user, project
+):
+    item = make_item(project, "theirs")
+    _served(admin_user, item)
+    response = _submit(labeler_client, project, item.pk, "positive")
+    assert response.status_code == 409
+    assert "not reserved for you" in response.json()["error"]
+    assert not Annotation.objects.exists()
+    item.refresh_from_db()
+    assert item.annotation_count == 0 and item.leased_to == admin_user
+
+
+def test_a_label_for_an_item_never_served_is_refused_with_409(labeler_client, project):
+    make_items(project, 2)
+    served = _next(labeler_client, project)["item"]
+    other = Item.objects.exclude(pk=served["id"]).get()
+    response = _submit(labeler_client, project, other.pk, "positive")
+    assert response.status_code == 409
+    assert not Annotation.objects.exists()
+    assert Item.objects.get(pk=served["id"]).leased_to is not None  # still holds its own
+
+
 def test_double_submit_is_idempotent(labeler_client, labeler, project):
     item = make_item(project, "fine")
+    assert _next(labeler_client, project)["item"]["id"] == item.pk
     _submit(labeler_client, project, item.pk, "neutral")
     _submit(labeler_client, project, item.pk, "neutral")
     assert Annotation.objects.filter(item=item).count() == 1
@@ -97,14 +143,10 @@ def test_unknown_label_is_rejected_with_400(labeler_client, labeler, project):
 
 def test_seconds_spent_is_bounded_server_side(labeler, project):
     item = make_item(project, "slow one")
-    annotation, _ = annotation_submit(
-        labeler=labeler, item=item, label="neutral", seconds_spent=1e9
-    )
+    annotation, _ = _label(labeler, item, "neutral", seconds_spent=1e9)
     assert annotation.seconds_spent == MAX_SECONDS_PER_ITEM
     other = make_item(project, "negative time")
-    annotation, _ = annotation_submit(
-        labeler=labeler, item=other, label="neutral", seconds_spent=-5
-    )
+    annotation, _ = _label(labeler, other, "neutral", seconds_spent=-5)
     assert annotation.seconds_spent == 0
 
 
@@ -177,7 +219,7 @@ def test_overlap_applies_to_a_deterministic_share_of_the_pool(project):
 
 def test_overlap_submit_is_recorded_as_overlap(labeler, project):
     item = make_item(project, "shared", required_labels=2)
-    annotation, _ = annotation_submit(labeler=labeler, item=item, label="neutral")
+    annotation, _ = _label(labeler, item, "neutral")
     assert annotation.picked_by == Annotation.Picked.OVERLAP
 
 
@@ -195,13 +237,13 @@ def test_training_labels_use_consensus_final_label_and_skip_gold_and_ties(
     judged = make_item(project, "judged", required_labels=2)
     gold = make_item(project, "gold", split=Item.Split.GOLD, gold_label="positive")
     for user, label in [(labeler, "positive"), (admin_user, "positive"), (third, "negative")]:
-        annotation_submit(labeler=user, item=majority, label=label)
-    annotation_submit(labeler=labeler, item=tie, label="positive")
-    annotation_submit(labeler=third, item=tie, label="negative")
-    annotation_submit(labeler=labeler, item=judged, label="positive")
-    annotation_submit(labeler=third, item=judged, label="negative")
+        _label(user, majority, label)
+    _label(labeler, tie, "positive")
+    _label(third, tie, "negative")
+    _label(labeler, judged, "positive")
+    _label(third, judged, "negative")
     item_adjudicate(admin=admin_user, item=judged, label="neutral")
-    annotation_submit(labeler=labeler, item=gold, label="positive")
+    _label(labeler, gold, "positive")
     assert training_labels(project) == [
         (majority.pk, "majority", "positive"),
         (judged.pk, "judged", "neutral"),
@@ -210,8 +252,8 @@ def test_training_labels_use_consensus_final_label_and_skip_gold_and_ties(
 
 def test_adjudication_keeps_the_original_annotations(admin_client, admin_user, labeler, project):
     item = make_item(project, "disputed", required_labels=2)
-    annotation_submit(labeler=labeler, item=item, label="positive")
-    annotation_submit(labeler=admin_user, item=item, label="negative")
+    _label(labeler, item, "positive")
+    _label(admin_user, item, "negative")
     response = admin_client.post(
         reverse("adjudicate", args=[project.pk, item.pk]), {"label": "neutral"}
     )
@@ -231,8 +273,8 @@ def test_adjudication_rejects_unknown_label(admin_client, admin_user, project):
 
 def test_agreement_page_lists_disagreements_escaped(admin_client, admin_user, labeler, project):
     item = make_item(project, XSS, required_labels=2)
-    annotation_submit(labeler=labeler, item=item, label="positive")
-    annotation_submit(labeler=admin_user, item=item, label="negative")
+    _label(labeler, item, "positive")
+    _label(admin_user, item, "negative")
     page = admin_client.get(reverse("agreement", args=[project.pk])).content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(1)" not in page

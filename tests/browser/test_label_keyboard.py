@@ -152,7 +152,7 @@ def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page,
 def test_admin_adjudicates_a_disagreement(live_server, browser_page, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from annotator.models import Item, Project
-    from annotator.services.labeling import annotation_submit
+    from tests.annotator.labeling_factories import label_as
 
     project = Project.objects.create(name="Phones", overlap_percent=20, overlap_labelers=2)
     admin = get_user_model().objects.create_user("boss", password=PASSWORD, is_staff=True)
@@ -169,8 +169,8 @@ def test_admin_adjudicates_a_disagreement(live_server, browser_page, monkeypatch
         item = make_item(
             project, f"Battery lasts {i + 1} days. " + XSS * (i == 2), required_labels=2
         )
-        annotation_submit(labeler=people[0], item=item, label=a)
-        annotation_submit(labeler=people[1], item=item, label=b)
+        label_as(people[0], item, a)
+        label_as(people[1], item, b)
 
     page = browser_page
     page.goto(f"{live_server.url}/accounts/login/?next=/projects/{project.pk}/agreement/")
