@@ -3,9 +3,10 @@
 The path of a retrain: `training_request` (one queued run per project, enforced by a
 partial unique constraint) -> after commit `train_project_task.delay(run_id)` ->
 `training_run_execute` claims the run with a conditional UPDATE, snapshots the labels,
-fine-tunes with `trainer.train`, copies the folder into the "artifacts" storage and
-activates the new ModelVersion in one transaction. A failed or killed run never touches
-the active model; a run whose heartbeat stopped is reclaimed (retried) or marked failed.
+fine-tunes with `trainer.train`, copies the folder into the "artifacts" storage (one
+folder per attempt) and activates the new ModelVersion in one transaction. A background
+thread keeps the heartbeat fresh while it works. A failed or killed run never touches the
+active model; a run whose heartbeat stopped is reclaimed (retried) or marked failed.
 """
 
 import logging
@@ -13,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -86,13 +88,11 @@ def artifact_files(version: ModelVersion) -> list[str]:
 
 
 def _store_folder(folder: Path, prefix: str) -> None:
+    """Copy into a prefix no other attempt uses (storage.save would rename a clash)."""
     storage = _artifacts()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        name = f"{prefix}/{path.relative_to(folder).as_posix()}"
-        if storage.exists(name):  # left by an attempt killed after copying
-            storage.delete(name)
         with open(path, "rb") as fh:
-            storage.save(name, File(fh))
+            storage.save(f"{prefix}/{path.relative_to(folder).as_posix()}", File(fh))
 
 
 def model_version_local_path(version: ModelVersion) -> Path:
@@ -179,10 +179,58 @@ def _claim(run_id: int) -> int | None:
     return TrainingRun.objects.values_list("attempts", flat=True).get(id=run_id)
 
 
-def _progress_writer(run_id: int, attempt: int, extra: Callable | None):
+class _Heartbeat:
+    """Keeps the run's heartbeat_at fresh from a thread while this attempt works.
+
+    Loading the model, the linear probe, evaluation and the upload report no steps, and a
+    run silent for TRAINING_STALE_SECONDS is reclaimed by another worker. The thread stops
+    and sets `lost` once the run is no longer this attempt's (taken over, failed, done).
+    """
+
+    def __init__(self, run_id: int, attempt: int):
+        self.run_id, self.attempt = run_id, attempt
+        self.every = settings.TRAINING_STALE_SECONDS / 5
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True,
+                                         name=f"heartbeat-run-{run_id}")
+
+    def __enter__(self) -> "_Heartbeat":
+        # another connection cannot see a run inside an uncommitted transaction (tests)
+        if not connection.in_atomic_block:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise RunLost(f"run {self.run_id} attempt {self.attempt} was taken over or stopped")
+
+    def _beat(self) -> None:
+        mine = TrainingRun.objects.filter(
+            id=self.run_id, status=TrainingRun.Status.RUNNING, attempts=self.attempt
+        )
+        try:
+            while not self._done.wait(self.every):
+                try:
+                    if not mine.update(heartbeat_at=timezone.now()):
+                        self.lost.set()
+                        return
+                except DatabaseError:  # a busy database: try again next beat
+                    logger.warning("heartbeat of run %s failed", self.run_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def _progress_writer(run_id: int, attempt: int, extra: Callable | None, beat: _Heartbeat):
     last = [0.0]
 
     def write(state: dict) -> None:
+        beat.check()
         if extra:
             extra(state)
         now = time.monotonic()
@@ -205,58 +253,13 @@ def training_run_execute(*, run_id: int, progress: Callable[[dict], None] | None
     Safe to call again for the same run (redelivery): a finished run or one another
     worker is training is left alone.
     """
-    from trainer.train import train
-
     attempt = _claim(run_id)
     if attempt is None:
         return None
-    run = TrainingRun.objects.select_related("project").get(id=run_id)
-    project = run.project
-    logger.info("training run %s of project %s, attempt %s", run.id, project.id, attempt)
+    logger.info("training run %s, attempt %s", run_id, attempt)
     try:
-        rows = [r for r in training_labels(project) if r[2] in project.label_names]
-        if len({label for _, _, label in rows}) < 2:
-            raise ValueError("need labeled examples of at least two classes to train")
-        run.label_snapshot = [[item_id, label] for item_id, _, label in rows]
-        TrainingRun.objects.filter(id=run.id).update(label_snapshot=run.label_snapshot)
-        gold_texts, gold_labels = _gold(project)
-        active = ModelVersion.objects.filter(project=project, is_active=True).first()
-        warm = (
-            str(model_version_local_path(active))
-            if active and settings.TRAINING_WARM_START
-            else None
-        )
-        config = _config(project, warm)
-        with tempfile.TemporaryDirectory(prefix="train-") as tmp:
-            result = train(
-                texts=[t for _, t, _ in rows], labels=[label for _, _, label in rows],
-                label_names=project.label_names, config=config, output_dir=tmp,
-                eval_texts=gold_texts or None, eval_labels=gold_labels or None,
-                progress=_progress_writer(run.id, attempt, progress),
-            )
-            number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("version"))["n"]
-                      or 0) + 1
-            prefix = f"projects/{project.id}/v{number}"
-            _store_folder(Path(tmp), prefix)
-        with transaction.atomic():
-            Project.objects.select_for_update().get(id=project.id)
-            finished = TrainingRun.objects.filter(
-                id=run.id, status=TrainingRun.Status.RUNNING, attempts=attempt
-            ).update(status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(),
-                     heartbeat_at=timezone.now())
-            if not finished:
-                raise RunLost(f"run {run.id} attempt {attempt} was taken over or stopped")
-            version = ModelVersion.objects.create(
-                project=project, version=number, training_run=run,
-                base_model=config.warm_start_from or result.config["resolved_model"],
-                artifact_path=prefix, label_names=project.label_names, label_count=len(rows),
-                metrics=result.metrics, duration_seconds=result.duration_seconds,
-                device=result.device, max_length=result.config["max_length"],
-                base_model_source=result.config.get("base_source", ""),
-                vocabulary=result.vocabulary,
-            )
-            _activate(version)
-        return version
+        with _Heartbeat(run_id, attempt) as beat:
+            return _execute(run_id, attempt, beat, progress)
     except RunLost:
         logger.warning("run %s attempt %s lost to another worker", run_id, attempt)
         return None
@@ -267,6 +270,58 @@ def training_run_execute(*, run_id: int, progress: Callable[[dict], None] | None
         ).update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
                  error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=5)}"[:5000])
         return None
+
+
+def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVersion:
+    from trainer.train import train
+
+    run = TrainingRun.objects.select_related("project").get(id=run_id)
+    project = run.project
+    rows = [r for r in training_labels(project) if r[2] in project.label_names]
+    if len({label for _, _, label in rows}) < 2:
+        raise ValueError("need labeled examples of at least two classes to train")
+    run.label_snapshot = [[item_id, label] for item_id, _, label in rows]
+    TrainingRun.objects.filter(id=run.id).update(label_snapshot=run.label_snapshot)
+    gold_texts, gold_labels = _gold(project)
+    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    warm = (
+        str(model_version_local_path(active))
+        if active and settings.TRAINING_WARM_START
+        else None
+    )
+    config = _config(project, warm)
+    with tempfile.TemporaryDirectory(prefix="train-") as tmp:
+        result = train(
+            texts=[t for _, t, _ in rows], labels=[label for _, _, label in rows],
+            label_names=project.label_names, config=config, output_dir=tmp,
+            eval_texts=gold_texts or None, eval_labels=gold_labels or None,
+            progress=_progress_writer(run.id, attempt, progress, beat),
+        )
+        beat.check()
+        number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("version"))["n"]
+                  or 0) + 1
+        # per run and attempt: a reclaimed attempt never writes into the folder of another
+        prefix = f"projects/{project.id}/v{number}-r{run.id}a{attempt}"
+        _store_folder(Path(tmp), prefix)
+    with transaction.atomic():
+        Project.objects.select_for_update().get(id=project.id)
+        finished = TrainingRun.objects.filter(
+            id=run.id, status=TrainingRun.Status.RUNNING, attempts=attempt
+        ).update(status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(),
+                 heartbeat_at=timezone.now())
+        if not finished:
+            raise RunLost(f"run {run.id} attempt {attempt} was taken over or stopped")
+        version = ModelVersion.objects.create(
+            project=project, version=number, training_run=run,
+            base_model=config.warm_start_from or result.config["resolved_model"],
+            artifact_path=prefix, label_names=project.label_names, label_count=len(rows),
+            metrics=result.metrics, duration_seconds=result.duration_seconds,
+            device=result.device, max_length=result.config["max_length"],
+            base_model_source=result.config.get("base_source", ""),
+            vocabulary=result.vocabulary,
+        )
+        _activate(version)
+    return version
 
 
 def _activate(version: ModelVersion) -> None:

@@ -1,5 +1,6 @@
 """Training runs: request, claim, execute, activate, retry and the periodic check."""
 
+import time
 from datetime import timedelta
 from unittest import mock
 
@@ -83,7 +84,8 @@ def test_execute_stores_the_model_folder_in_artifact_storage(project, labeled, f
     version = svc.training_run_execute(run_id=_run(project).id)
     files = svc.artifact_files(version)
     assert {"config.json", "model.safetensors", "training.json"} <= set(files)
-    assert storages["artifacts"].exists(f"projects/{project.id}/v1/config.json")
+    assert version.artifact_path.startswith(f"projects/{project.id}/v1-")
+    assert storages["artifacts"].exists(f"{version.artifact_path}/config.json")
     assert (svc.model_version_local_path(version) / "config.json").exists()
 
 
@@ -144,6 +146,9 @@ def test_a_stale_running_run_is_reclaimed_and_retried(project, labeled, fake_tra
     version = svc.training_run_execute(run_id=run.id)
     run.refresh_from_db()
     assert version is not None and run.status == "succeeded" and run.attempts == 2
+    # its own folder: the dead attempt 1 may have written v1's files already
+    assert version.artifact_path == f"projects/{project.id}/v1-r{run.id}a2"
+    assert storages["artifacts"].exists(f"{version.artifact_path}/config.json")
 
 
 def test_a_stale_run_out_of_attempts_is_marked_failed(project, labeled, fake_train, settings):
@@ -166,6 +171,49 @@ def test_a_run_taken_over_while_training_never_activates(project, labeled, monke
     monkeypatch.setattr("trainer.train.train", taken_over)
     assert svc.training_run_execute(run_id=_run(project).id) is None
     assert ModelVersion.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat thread has its own connection
+def test_a_long_phase_without_steps_keeps_the_heartbeat_so_nobody_reclaims_the_run(
+    project, labeled, monkeypatch, tiny_model, settings
+):
+    settings.TRAINING_STALE_SECONDS = 2
+    steps = fake_train_copying(tiny_model)
+    reclaimed = []
+
+    def slow_to_load(**kwargs):  # loading a model or a probe: no progress for 2.5 s
+        time.sleep(2.5)
+        reclaimed.append(svc._claim(run.id))  # another worker looking for dead runs
+        return steps(**kwargs)
+
+    monkeypatch.setattr("trainer.train.train", slow_to_load)
+    run = _run(project)
+    version = svc.training_run_execute(run_id=run.id)
+    run.refresh_from_db()
+    assert reclaimed == [None]
+    assert version is not None and run.status == "succeeded" and run.attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_stops_and_says_so_when_the_run_is_taken_over(project, settings):
+    settings.TRAINING_STALE_SECONDS = 0.5  # a beat every 0.1 s
+    old = timezone.now() - timedelta(minutes=5)
+    run = _run(project, status="running", attempts=1, heartbeat_at=old)
+
+    def last_beat():
+        return TrainingRun.objects.values_list("heartbeat_at", flat=True).get(id=run.id)
+
+    with svc._Heartbeat(run.id, 1) as heartbeat:
+        deadline = time.monotonic() + 10
+        while last_beat() == old and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert last_beat() > old
+        TrainingRun.objects.filter(id=run.id).update(attempts=2, heartbeat_at=old)
+        assert heartbeat.lost.wait(timeout=10)
+        with pytest.raises(svc.RunLost):
+            heartbeat.check()
+        time.sleep(0.3)
+        assert last_beat() == old  # attempt 2's run is left alone
 
 
 def test_activation_hands_the_version_to_scoring_when_it_exists(
@@ -249,8 +297,9 @@ def test_setup_schedule_registers_the_periodic_check_once(db):
 
     call_command("setup_schedule")
     call_command("setup_schedule")
-    task = PeriodicTask.objects.get()
-    assert task.task == "annotator.tasks.retrain_due_projects_task" and task.interval.every == 1
+    tasks = {task.task: task.interval.every for task in PeriodicTask.objects.all()}
+    assert tasks == {"annotator.tasks.retrain_due_projects_task": 1,
+                     "annotator.tasks.sweep_imports_task": 5}
 
 
 # --- end to end, real training -----------------------------------------------------
