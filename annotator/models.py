@@ -126,10 +126,22 @@ class Membership(models.Model):
         return f"{self.user} in {self.project}"
 
 
+class PublishedItemManager(models.Manager):
+    """Items whose import has finished. Rows an import is still writing (or a killed import
+    left) are `staged`: nothing but the importer sees them, so an import in many short
+    transactions still appears all at once or not at all."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(staged=False)
+
+
 class Item(models.Model):
     class Split(models.TextChoices):
         POOL = "pool", "Pool"
         GOLD = "gold", "Gold"
+
+    objects = PublishedItemManager()
+    with_staged = models.Manager()  # the importer's view, staged rows included
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
     external_id = models.CharField(max_length=200, blank=True, db_index=True)
@@ -145,6 +157,10 @@ class Item(models.Model):
     # Label imported with the data (pre-labeled), kept apart from human annotations.
     imported_label = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    import_job = models.ForeignKey(
+        "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
+    )
+    staged = models.BooleanField(default=False, help_text="Written by an unfinished import.")
 
     # queue state
     required_labels = models.PositiveSmallIntegerField(default=1)
@@ -233,6 +249,7 @@ class Annotation(models.Model):
 
 class ImportJob(models.Model):
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
@@ -252,8 +269,35 @@ class ImportJob(models.Model):
     report = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
 
+    # a queued upload: the column mapping and where the file waits for the worker
+    options = models.JSONField(default=dict, blank=True)
+    upload_path = models.CharField(max_length=500, blank=True)
+    # progress of a running import; a heartbeat older than IMPORT_STALE_SECONDS = dead
+    bytes_total = models.BigIntegerField(default=0)
+    bytes_read = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # staged rows are deduplicated against published items only, so two imports
+            # into one project at once could collide on the same text
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(status="running"),
+                name="one_running_import_per_project",
+            )
+        ]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return min(99, self.bytes_read * 100 // self.bytes_total) if self.bytes_total else 0
 
 
 class TrainingRun(models.Model):

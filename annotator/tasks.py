@@ -35,6 +35,32 @@ def retrain_due_projects_task() -> list[int]:
     return retrain_due_projects()
 
 
+# --- imports ----------------------------------------------------------------
+
+
+@shared_task(name="annotator.tasks.import_file_task", bind=True, max_retries=360)
+def import_file_task(self, job_id: int) -> dict:
+    """Run a queued upload's import (queue "default"); waits while another import of the
+    project runs. A bad file is an answer (the job says why), not a task failure."""
+    from annotator.services.importing import ImportBusy, ImportRejected, import_job_run
+
+    try:
+        job = import_job_run(job_id=job_id)
+    except ImportBusy as exc:
+        raise self.retry(exc=exc, countdown=10) from None
+    except ImportRejected as exc:
+        return {"job": job_id, "status": "failed", "error": str(exc)}
+    return {"job": job_id, "status": job.status, "imported": job.imported}
+
+
+@shared_task(name="annotator.tasks.sweep_imports_task")
+def sweep_imports_task() -> dict:
+    """Beat: mark imports whose process died failed, delete the rows they staged."""
+    from annotator.services.importing import import_jobs_sweep
+
+    return import_jobs_sweep()
+
+
 # --- active learning ----------------------------------------------------------
 
 

@@ -1,14 +1,23 @@
 """Import items from CSV, TSV, JSON (array of objects) and JSONL files.
 
-The file is read row by row (never whole into memory) and written with
-bulk_create in batches of settings.IMPORT_BATCH_SIZE, all inside one
-transaction: an import either lands completely or not at all.
+The file is read row by row (never whole into memory) and written in batches of
+settings.IMPORT_BATCH_SIZE, each batch in its own short transaction, so labelers' writes
+get through between batches even on SQLite (one writer at a time). The rows are written
+`staged` (invisible: Item.objects hides them) and published at the end by one UPDATE in
+one transaction: from the user's point of view an import lands completely or not at all.
+A failed or interrupted import deletes its staged rows; one killed outright (kill -9) stops
+its heartbeat and `import_jobs_fail_stale` marks it failed, `staged_items_delete` removes
+what it wrote. One import runs per project at a time (a partial unique constraint).
+
+The web upload queues a job (`import_job_queue`) that a Celery worker runs
+(`import_job_run`), with progress on the report page; the command line and tests run it in
+their own process (`import_file`).
 
 File-level errors always abort (ImportRejected, message "line N: reason"):
 binary data, bytes that do not decode, malformed CSV/JSON, a missing text
 column, a label outside the project's label set, an unknown kind, malformed
-dialogue turns. Row-level problems (empty text after cleaning, text longer
-than settings.IMPORT_MAX_TEXT_CHARS) also abort by default; with
+dialogue turns, a file without rows. Row-level problems (empty text after cleaning, text
+longer than settings.IMPORT_MAX_TEXT_CHARS) also abort by default; with
 skip_invalid=True those rows are rejected into the report instead.
 Duplicates (same clean text earlier in the file or already in the project)
 are never errors: they are counted and listed in the report.
@@ -18,7 +27,10 @@ import codecs
 import csv
 import hashlib
 import json
+import logging
 import random
+import uuid
+from datetime import timedelta
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,6 +38,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from annotator.cleaning import clean_text
@@ -48,7 +61,22 @@ SAMPLE_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
 ANALYZE_AFTER_ROWS = 10_000  # PostgreSQL: refresh table statistics after a big import
 
+DELETE_BATCH = 2_000  # staged rows deleted per short transaction
+OPTIONS = {  # what an import can be told, with the defaults
+    "fmt": None,
+    "encoding": None,
+    "text_column": "text",
+    "label_column": None,
+    "id_column": None,
+    "meta_columns": [],
+    "kind_column": None,
+    "turns_column": "turns",
+    "split": Item.Split.POOL,
+    "skip_invalid": False,
+}
+
 csv.field_size_limit(2**31 - 1)  # long texts get our own "too long" error, not csv's
+logger = logging.getLogger(__name__)
 
 
 class ImportRejected(Exception):
@@ -60,6 +88,14 @@ class ImportRejected(Exception):
         self.reason = reason
         self.line = line
         super().__init__(f"line {line}: {reason}" if line else reason)
+
+
+class ImportBusy(Exception):
+    """Another import of the project is running; this one waits (or the user runs it later)."""
+
+
+class ImportLost(Exception):
+    """The job was marked failed while it ran (stale, e.g. the database stalled too long)."""
 
 
 class _Bytes:
@@ -171,17 +207,23 @@ def _csv_rows(
     missing = [name for name in required if name not in header]
     if missing:
         raise ImportRejected(
-            f"no column {', '.join(map(repr, missing))} in the header "
-            f"(columns: {', '.join(header)})",
+            f"no column {', '.join(map(repr, missing))} in the header ({_columns(header)})",
             line=1,
         )
+    rows = 0
     while True:
         start = reader.line_num + 1
         try:
             values = next(reader)
         except StopIteration:
+            if not rows:
+                raise ImportRejected("the file has a header but no rows", line=start) from None
             return
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):  # where the quote opened, not the EOF
+                raise ImportRejected(
+                    "malformed CSV: a quoted field opened in this row is never closed "
+                    "(the file ends inside it)", line=start) from None
             raise ImportRejected(f"malformed CSV: {exc}", line=reader.line_num) from None
         if not values:
             continue  # blank line
@@ -190,11 +232,21 @@ def _csv_rows(
                 f"malformed CSV: {len(values)} fields where the header has {len(header)}",
                 line=start,
             )
+        rows += 1
         yield start, dict(zip(header, map(restore_formula, values), strict=True))
 
 
+def _columns(header: list[str], shown: int = 3, width: int = 30) -> str:
+    """A short description of a header: a binary or very wide one must not fill the message."""
+    names = ", ".join(repr(name[:width] + ("…" if len(name) > width else ""))
+                      for name in header[:shown])
+    more = f" and {len(header) - shown} more" if len(header) > shown else ""
+    return f"it has {len(header)} column{'s' if len(header) != 1 else ''}: {names}{more}"
+
+
 def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
-    for number, text in enumerate(lines, start=1):
+    number = rows = 0
+    for number, text in enumerate(lines, start=1):  # noqa: B007 (read after the loop)
         if not text.strip():
             continue
         try:
@@ -205,7 +257,16 @@ def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
             ) from None
         if not isinstance(obj, dict):
             raise ImportRejected("expected one JSON object per line", line=number)
+        rows += 1
         yield number, obj
+    if not rows:
+        _no_rows(number)
+
+
+def _no_rows(lines: int) -> None:
+    if not lines:
+        raise ImportRejected("the file is empty", line=1)
+    raise ImportRejected("the file has no rows", line=lines)
 
 
 def _json_array_rows(
@@ -264,7 +325,7 @@ def _json_array_rows(
         )
     pos += 1
     if skip_ws() == "]":
-        return
+        _no_rows(here())
     while True:
         if not skip_ws():
             raise ImportRejected("invalid JSON: the array is not closed", line=here())
@@ -301,10 +362,14 @@ class _Importer:
         turns_column: str | None,
         split: str,
         skip_invalid: bool,
+        job: ImportJob,
+        counter: _Bytes,
     ) -> None:
         if split not in Item.Split.values:
             raise ImportRejected(f"unknown split {split!r}; use pool or gold")
         self.project = project
+        self.job = job
+        self.counter = counter
         self.text_column = text_column
         self.label_column = label_column or None
         self.id_column = id_column or None
@@ -321,6 +386,7 @@ class _Importer:
         self.report: list[dict] = []
         self.seen: set[bytes] = set()
         self.batch: list[tuple[int, dict]] = []  # (line, Item field values)
+        self.writer = _Writer()
 
     def required_columns(self) -> list[str]:
         named = [
@@ -386,6 +452,8 @@ class _Importer:
             "gold_label": label if self.gold else "",
             "imported_label": "" if self.gold else label,
             "random_key": random.random(),
+            "import_job_id": self.job.pk,
+            "staged": True,
         }
         self.batch.append((line, values))
 
@@ -473,48 +541,95 @@ class _Importer:
                 self.note(line, "duplicate: the project already has this text")
             else:
                 new.append(values)
+        prepared = self.writer.prepare(new)
         try:
-            _insert(new)
+            with transaction.atomic():  # one short write: labelers' writes get in between
+                self.writer.write(prepared)
+                self.imported += len(new)
+                _beat(self.job, bytes_read=self.counter.read, imported=self.imported,
+                      duplicates=self.duplicates, rejected=self.rejected)
         except IntegrityError:
             raise ImportRejected(
                 "another import added some of these texts to the project meanwhile; run it again",
                 line=self.batch[0][0],
             ) from None
-        self.imported += len(new)
         self.batch = []
 
 
-def _insert(rows: list[dict]) -> None:
-    """bulk_create, or on PostgreSQL a COPY (about twice as fast for big files).
+class _Writer:
+    """Item rows to the database: `prepare` (CPU, outside any transaction) turns field values
+    into database values, `write` (inside the batch's short transaction) only sends them.
 
-    Fields a row does not name get the model's defaults, so new Item fields
-    with a default need no change here."""
-    if connection.vendor != "postgresql":
-        Item.objects.bulk_create([Item(**values) for values in rows], batch_size=1000)
-        return
-    now = timezone.now()
-    fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
-    defaults = {}
-    for field in fields:
-        auto = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-        defaults[field.attname] = now if auto else field.get_default()
-    json_fields = {f.attname for f in fields if isinstance(f, models.JSONField)}
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    sql = f"COPY {connection.ops.quote_name(Item._meta.db_table)} ({columns}) FROM STDIN"
-    # wrap_database_errors: psycopg's errors from the raw COPY become Django's (IntegrityError)
-    with (
-        connection.wrap_database_errors,
-        connection.cursor() as cursor,
-        cursor.cursor.copy(sql) as copy,
-    ):
+    PostgreSQL: COPY (about twice as fast as INSERT for big files). Others: one executemany
+    INSERT; on SQLite, Django's bulk_create splits a batch into INSERTs of ~45 rows and
+    builds each in Python, all while holding the only write lock labelers need too.
+    Fields a row does not name get the model's defaults, so new Item fields with a default
+    need no change here.
+    """
+
+    def __init__(self) -> None:
+        self.fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
+        self.json_fields = {f.attname for f in self.fields if isinstance(f, models.JSONField)}
+        self.copy = connection.vendor == "postgresql"
+        table = connection.ops.quote_name(Item._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in self.fields)
+        if self.copy:
+            self.sql = f"COPY {table} ({columns}) FROM STDIN"
+        else:
+            marks = ", ".join(["%s"] * len(self.fields))
+            self.sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+
+    def prepare(self, rows: list[dict]) -> list[list]:
+        now = timezone.now()
+        defaults = []
+        for field in self.fields:
+            auto = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+            defaults.append((field, now if auto else field.get_default()))
+        prepared = []
         for values in rows:
             row = []
-            for name, default in defaults.items():
-                value = values.get(name, default)
-                if name in json_fields and value is not None:
-                    value = json.dumps(value, ensure_ascii=False)
+            for field, default in defaults:
+                value = values.get(field.attname, default)
+                if self.copy:
+                    if field.attname in self.json_fields and value is not None:
+                        value = json.dumps(value, ensure_ascii=False)
+                else:
+                    value = field.get_db_prep_save(value, connection)
                 row.append(value)
-            copy.write_row(row)
+            prepared.append(row)
+        return prepared
+
+    def write(self, prepared: list[list]) -> None:
+        if not prepared:
+            return
+        # wrap_database_errors: psycopg's errors from the raw COPY become Django's
+        # (IntegrityError)
+        if not self.copy:
+            with connection.cursor() as cursor:
+                cursor.executemany(self.sql, prepared)
+            return
+        with (
+            connection.wrap_database_errors,
+            connection.cursor() as cursor,
+            cursor.cursor.copy(self.sql) as copy,
+        ):
+            for row in prepared:
+                copy.write_row(row)
+
+
+def _beat(job: ImportJob, **progress) -> None:
+    """Record progress (and that the job is alive); ImportLost once it is no longer running."""
+    alive = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
+        heartbeat_at=timezone.now(), **progress)
+    if not alive:
+        raise ImportLost(f"import #{job.pk} was stopped while it ran")
+
+
+def _options(options: dict) -> dict:
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown import options: {', '.join(sorted(unknown))}")
+    return {**OPTIONS, **options}
 
 
 def import_file(
@@ -523,49 +638,124 @@ def import_file(
     path: str | Path | None = None,
     fileobj: IO[bytes] | None = None,
     filename: str = "",
-    fmt: str | None = None,
-    encoding: str | None = None,
-    text_column: str = "text",
-    label_column: str | None = None,
-    id_column: str | None = None,
-    meta_columns: Iterable[str] = (),
-    kind_column: str | None = None,
-    turns_column: str | None = "turns",
-    split: str = Item.Split.POOL,
-    skip_invalid: bool = False,
     user=None,
     progress: Callable[[int], None] | None = None,
+    **options,
 ) -> ImportJob:
-    """Import one file into `project`; returns the finished ImportJob.
+    """Import one file into `project` now, in this process; returns the finished ImportJob.
 
-    `fileobj` must be opened in binary mode. `progress(bytes_read)` is called
-    after each batch. Raises ImportRejected (with `.job`, recorded as failed)
-    when the file cannot be imported; then no item was written.
+    `options` are those of OPTIONS (format, encoding, column mapping, split, skip_invalid).
+    `fileobj` must be opened in binary mode. `progress(bytes_read)` is called after each
+    batch. Raises ImportRejected (with `.job`, recorded as failed) when the file cannot be
+    imported, ImportBusy when another import of the project is running; either way no item
+    was written.
     """
     if (path is None) == (fileobj is None):
         raise ValueError("pass exactly one of path or fileobj")
+    options = _options(options)
     name = filename or str(path or getattr(fileobj, "name", "") or "upload")
-    job = ImportJob.objects.create(project=project, filename=Path(name).name[:300], created_by=user)
+    total = Path(path).stat().st_size if path is not None else _size(fileobj)
+    job = ImportJob.objects.create(project=project, filename=Path(name).name[:300],
+                                   created_by=user, options=options, bytes_total=total,
+                                   status=ImportJob.Status.QUEUED)
+    return import_job_run(job_id=job.pk, path=path, fileobj=fileobj, progress=progress)
+
+
+def _size(fileobj: IO[bytes]) -> int:
+    try:
+        here = fileobj.tell()
+        size = fileobj.seek(0, 2)
+        fileobj.seek(here)
+        return size
+    except (OSError, AttributeError):
+        return 0
+
+
+def import_job_queue(*, project: Project, upload, user=None, **options) -> ImportJob:
+    """Keep an uploaded file under VAR_DIR/uploads and queue its import for a worker.
+
+    `upload` is a Django UploadedFile. The worker deletes the file when the import ends.
+    """
+    options = _options(options)
+    folder = Path(settings.VAR_DIR) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}{Path(upload.name).suffix.lower()[:10]}"
+    with open(path, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    job = ImportJob.objects.create(
+        project=project, filename=Path(upload.name).name[:300], created_by=user,
+        options=options, upload_path=str(path), bytes_total=path.stat().st_size,
+        status=ImportJob.Status.QUEUED,
+    )
+    transaction.on_commit(lambda: _enqueue_import(job.pk))
+    return job
+
+
+def _enqueue_import(job_id: int) -> None:
+    from annotator.tasks import import_file_task
+
+    import_file_task.delay(job_id)
+
+
+def _claim(job: ImportJob) -> bool:
+    """queued -> running; False if the job is not queued (done, or redelivered).
+
+    Raises ImportBusy while another import of the project runs (a dead one is failed first).
+    """
+    import_jobs_fail_stale(ImportJob.objects.filter(project_id=job.project_id))
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            claimed = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.QUEUED).update(
+                status=ImportJob.Status.RUNNING, started_at=now, heartbeat_at=now)
+    except IntegrityError:
+        running = (ImportJob.objects.filter(project_id=job.project_id,
+                                            status=ImportJob.Status.RUNNING)
+                   .values_list("pk", flat=True).first())
+        raise ImportBusy(f"import #{running} of this project is still running; "
+                         "this one starts when it ends") from None
+    return bool(claimed)
+
+
+def import_job_run(
+    *,
+    job_id: int,
+    path: str | Path | None = None,
+    fileobj: IO[bytes] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportJob:
+    """Run a queued import job (from its upload_path unless a path or fileobj is given).
+
+    Idempotent: a job that is not queued is returned as it is.
+    """
+    job = ImportJob.objects.select_related("project").get(pk=job_id)
+    if not _claim(job):
+        return job
+    project, options = job.project, _options(job.options)
     counter = _Bytes()
     try:
         with ExitStack() as stack:
             if fileobj is None:
-                fileobj = stack.enter_context(open(path, "rb"))  # noqa: SIM115
-            kind = detect_format(name, fmt)
+                fileobj = stack.enter_context(open(path or job.upload_path, "rb"))  # noqa: SIM115
+            kind = detect_format(job.filename, options["fmt"])
             importer = _Importer(
                 project=project,
-                text_column=text_column,
-                label_column=label_column,
-                id_column=id_column,
-                meta_columns=meta_columns,
-                kind_column=kind_column,
-                turns_column=turns_column,
-                split=split,
-                skip_invalid=skip_invalid,
+                text_column=options["text_column"],
+                label_column=options["label_column"],
+                id_column=options["id_column"],
+                meta_columns=options["meta_columns"],
+                kind_column=options["kind_column"],
+                turns_column=options["turns_column"],
+                split=options["split"],
+                skip_invalid=options["skip_invalid"],
+                job=job,
+                counter=counter,
             )
+            staged_items_delete(project=project)  # left by an import killed earlier
             sample = fileobj.read(SAMPLE_BYTES)
             fileobj.seek(0)
-            enc = detect_encoding(sample, encoding)
+            enc = detect_encoding(sample, options["encoding"])
             if kind == "json":
                 rows = _json_array_rows(fileobj, enc, counter)
             elif kind == "jsonl":
@@ -575,41 +765,113 @@ def import_file(
                 rows = _csv_rows(
                     _decoded_lines(fileobj, enc, counter), delimiter, importer.required_columns()
                 )
-            with transaction.atomic():
-                importer.run(rows, (lambda: progress(counter.read)) if progress else None)
-                if project.overlap_percent and importer.imported:
-                    project_apply_overlap(project)
-    except Exception as exc:
-        job.status = ImportJob.Status.FAILED
-        job.error = str(exc) if isinstance(exc, ImportRejected) else f"{type(exc).__name__}: {exc}"
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "error", "finished_at"])
+            importer.run(rows, (lambda: progress(counter.read)) if progress else None)
+            _publish(job, importer)
+    except BaseException as exc:  # Ctrl-C and shutdowns too: nothing stays half-written
+        _fail(job, exc)
         if isinstance(exc, ImportRejected):
             exc.job = job
         raise
+    finally:
+        _forget_upload(job)
     if connection.vendor == "postgresql" and importer.imported >= ANALYZE_AFTER_ROWS:
         # Fresh planner statistics: with stale ones the next import's hash lookups
         # (and the labeling queue) scan the whole project instead of using the index.
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(Item._meta.db_table)}")
-    job.status = ImportJob.Status.SUCCEEDED
-    job.imported, job.duplicates, job.rejected = (
-        importer.imported,
-        importer.duplicates,
-        importer.rejected,
-    )
-    job.report = importer.report
-    job.finished_at = timezone.now()
-    job.save()
+    job.refresh_from_db()
     if job.imported:
         vocabulary_check_request(project=project, import_job=job)
     if (
         job.imported
-        and split == Item.Split.POOL
+        and options["split"] == Item.Split.POOL
         and not project.model_versions.filter(is_active=True).exists()
     ):
         transaction.on_commit(lambda: _enqueue_seeding(project.pk))
     return job
+
+
+def _publish(job: ImportJob, importer: _Importer) -> None:
+    """Make the staged rows items, all in one transaction."""
+    with transaction.atomic():
+        finished = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
+            status=ImportJob.Status.SUCCEEDED, finished_at=timezone.now(),
+            heartbeat_at=timezone.now(), bytes_read=importer.counter.read,
+            imported=importer.imported, duplicates=importer.duplicates,
+            rejected=importer.rejected, report=importer.report,
+        )
+        if not finished:
+            raise ImportLost(f"import #{job.pk} was stopped while it ran")
+        Item.with_staged.filter(import_job=job, staged=True).update(staged=False)
+        if job.project.overlap_percent and importer.imported:
+            project_apply_overlap(job.project)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ImportRejected | ImportLost):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return "interrupted (Ctrl-C or a shutdown) before it finished; nothing was imported"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fail(job: ImportJob, exc: BaseException) -> None:
+    """Record why, and delete what the job staged (best effort: the sweep finishes it)."""
+    try:
+        ImportJob.objects.filter(pk=job.pk).exclude(status=ImportJob.Status.SUCCEEDED).update(
+            status=ImportJob.Status.FAILED, error=_reason(exc), finished_at=timezone.now(),
+            imported=0,
+        )
+        staged_items_delete(job=job)
+    except Exception:  # the database itself may be why the import failed
+        logger.exception("could not record the failure of import #%s", job.pk)
+    job.refresh_from_db()
+
+
+def _forget_upload(job: ImportJob) -> None:
+    if job.upload_path:
+        Path(job.upload_path).unlink(missing_ok=True)
+
+
+def staged_items_delete(*, project: Project | None = None, job: ImportJob | None = None) -> int:
+    """Delete staged rows no running import owns (of one job, one project, or all), in short
+    transactions. Returns how many."""
+    staged = Item.with_staged.filter(staged=True)
+    if job is not None:
+        staged = staged.filter(import_job=job)
+    if project is not None:
+        staged = staged.filter(project=project)
+    staged = staged.filter(Q(import_job__isnull=True) | ~Q(import_job__status__in=[
+        ImportJob.Status.RUNNING, ImportJob.Status.QUEUED]))
+    deleted = 0
+    while ids := list(staged.values_list("pk", flat=True)[:DELETE_BATCH]):
+        with transaction.atomic():
+            Item.with_staged.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted
+
+
+def import_jobs_fail_stale(jobs=None) -> list[int]:
+    """Mark running jobs without a heartbeat for IMPORT_STALE_SECONDS failed (their process
+    was killed); returns their ids. Their staged rows go with `staged_items_delete`."""
+    jobs = ImportJob.objects.all() if jobs is None else jobs
+    cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    stale = list(jobs.filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+                 .values_list("pk", flat=True))
+    if stale:
+        ImportJob.objects.filter(pk__in=stale, status=ImportJob.Status.RUNNING).update(
+            status=ImportJob.Status.FAILED, finished_at=timezone.now(), imported=0,
+            error=(f"the import stopped: no sign of life for {settings.IMPORT_STALE_SECONDS} s "
+                   "(its process was killed or died); nothing was imported. Import the file "
+                   "again."),
+        )
+        logger.warning("marked stale imports failed: %s", stale)
+    return stale
+
+
+def import_jobs_sweep() -> dict:
+    """Beat: fail stale imports, delete the rows dead imports staged."""
+    return {"failed": import_jobs_fail_stale(), "deleted": staged_items_delete()}
 
 
 def _enqueue_seeding(project_id: int) -> None:

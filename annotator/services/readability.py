@@ -21,10 +21,8 @@ logger = logging.getLogger(__name__)
 
 def _sample_texts(project: Project, job: ImportJob | None, size: int) -> list[str]:
     items = Item.objects.filter(project=project)
-    if job is not None:  # the texts of this import: items created since it started
-        items = items.filter(created_at__gte=job.created_at)
-        if job.finished_at:
-            items = items.filter(created_at__lte=job.finished_at)
+    if job is not None:  # the texts this import brought
+        items = items.filter(import_job=job)
     return list(items.order_by("random_key", "pk").values_list("text", flat=True)[:size])
 
 

@@ -7,5 +7,10 @@ urlpatterns = [
     path(
         "projects/<int:project_id>/import/<int:job_id>/", data.import_report, name="import_report"
     ),
+    path(
+        "projects/<int:project_id>/import/<int:job_id>/status",
+        data.import_status,
+        name="import_status",
+    ),
     path("projects/<int:project_id>/export", data.export_download, name="export_download"),
 ]

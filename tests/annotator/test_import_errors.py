@@ -1,5 +1,6 @@
 """Bad input: each gets a clear error naming the line, and nothing is written."""
 
+import hashlib
 import json
 
 import pytest
@@ -19,7 +20,7 @@ def rejected(project, path, **options) -> str:
     """Import, expect a rejection; check nothing was written and the job records the error."""
     with pytest.raises(ImportRejected) as info:
         import_file(project=project, path=path, **options)
-    assert Item.objects.count() == 0
+    assert not Item.with_staged.exists()  # not even hidden rows
     job = ImportJob.objects.get()
     assert (job.status, job.imported, job.error) == ("failed", 0, str(info.value))
     assert info.value.job == job
@@ -43,9 +44,31 @@ def test_csv_row_with_extra_fields_names_the_line(project, tmp_path, small_batch
     assert message == "line 5: malformed CSV: 3 fields where the header has 2"
 
 
-def test_unclosed_quote_at_the_end_of_a_csv_is_malformed(project, tmp_path):
-    path = write(tmp_path, "bad.csv", 'text\nfine\n"never closed\nmore\n')
-    assert rejected(project, path).startswith("line 4: malformed CSV: unexpected end of data")
+def test_an_unclosed_quote_is_reported_where_its_row_starts(project, tmp_path):
+    path = write(tmp_path, "bad.csv", 'text\nfine\n"never closed\nmore\nand more\n')
+    assert rejected(project, path) == (
+        "line 3: malformed CSV: a quoted field opened in this row is never closed "
+        "(the file ends inside it)"
+    )
+
+
+def test_a_header_without_rows_is_rejected(project, tmp_path):
+    assert rejected(project, write(tmp_path, "h.csv", "text,label\n")) == (
+        "line 2: the file has a header but no rows"
+    )
+
+
+@pytest.mark.parametrize(("name", "content"), [("e.json", "[ ]"), ("e.jsonl", "\n\n")])
+def test_a_json_file_without_objects_is_rejected(project, tmp_path, name, content):
+    assert rejected(project, write(tmp_path, name, content)).endswith("the file has no rows")
+
+
+def test_a_missing_column_error_stays_short_for_a_huge_header(project, tmp_path):
+    header = ",".join(f"column_{i}_" + "x" * 40 for i in range(100))
+    message = rejected(project, write(tmp_path, "wide.csv", header + "\n" + "1," * 99 + "1\n"))
+    assert message.startswith("line 1: no column 'text' in the header (it has 100 columns: ")
+    assert message.endswith("and 97 more)")
+    assert len(message) < 300
 
 
 def test_a_binary_file_is_rejected(project, tmp_path):
@@ -102,14 +125,15 @@ def test_wrong_encoding_later_in_the_file_names_the_line(project, tmp_path, smal
 def test_a_missing_text_column_is_rejected(project, tmp_path):
     path = write(tmp_path, "nocol.csv", "body,label\nnice,positive\n")
     assert (
-        rejected(project, path) == "line 1: no column 'text' in the header (columns: body, label)"
+        rejected(project, path)
+        == "line 1: no column 'text' in the header (it has 2 columns: 'body', 'label')"
     )
 
 
 def test_a_missing_mapped_column_is_rejected(project, tmp_path):
     path = write(tmp_path, "nocol.csv", "text\nnice\n")
     assert rejected(project, path, label_column="label") == (
-        "line 1: no column 'label' in the header (columns: text)"
+        "line 1: no column 'label' in the header (it has 1 column: 'text')"
     )
 
 
@@ -210,15 +234,15 @@ def test_a_text_added_by_a_concurrent_import_fails_cleanly(project, tmp_path, mo
     """The project was empty at the start, so the importer skips the lookup; the unique
     constraint still catches a text another import committed meanwhile."""
     path = write(tmp_path, "r.csv", "text\nfirst\nsecond\n")
-    original = importing._insert
+    original = importing._Writer.write
 
-    def insert_after_a_rival(rows):
-        Item.objects.create(
-            project=project, raw_text="second", text="second", content_hash=rows[1]["content_hash"]
-        )
-        original(rows)
+    def write_after_a_rival(writer, prepared):
+        digest = hashlib.sha256(b"second").hexdigest()
+        Item.objects.create(project=project, raw_text="second", text="second",
+                            content_hash=digest)
+        original(writer, prepared)
 
-    monkeypatch.setattr(importing, "_insert", insert_after_a_rival)
+    monkeypatch.setattr(importing._Writer, "write", write_after_a_rival)
     with pytest.raises(ImportRejected, match="line 2: another import added some of these texts"):
         import_file(project=project, path=path)
     assert Item.objects.count() == 0

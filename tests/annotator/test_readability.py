@@ -1,5 +1,6 @@
 """The language guard in the platform: import report, registry page, scheduled retraining."""
 
+import contextlib
 from unittest import mock
 
 import pytest
@@ -23,12 +24,15 @@ def upload(client, project, texts, name="reviews.jsonl"):
         "text_column": "text", "split": "pool", "turns_column": "turns"})
 
 
+@contextlib.contextmanager
 def run_checks_inline():
-    """Deliver the check task in this process, as a worker would."""
-    from annotator.tasks import vocabulary_check_task
+    """Deliver the import and the check tasks in this process, as workers would."""
+    from annotator.tasks import import_file_task, vocabulary_check_task
 
-    return mock.patch.object(vocabulary_check_task, "delay",
-                             side_effect=lambda *args: vocabulary_check_task.apply(args=args))
+    with mock.patch.object(vocabulary_check_task, "delay",
+                           side_effect=lambda *args: vocabulary_check_task.apply(args=args)), \
+            mock.patch.object(import_file_task, "delay", side_effect=import_file_task):
+        yield
 
 
 def unreadable_check(project, **fields):
@@ -96,8 +100,14 @@ def test_the_guard_reads_the_whole_project_not_only_the_newest_import(
     assert readability_for(project).unreadable and readability_blocks_schedule(project)
 
 
-def test_the_report_says_a_check_is_pending_until_the_worker_is_done(admin_client, project):
-    with mock.patch("annotator.tasks.vocabulary_check_task.delay"):
+def test_the_report_says_a_check_is_pending_until_the_worker_is_done(
+    admin_client, project, django_capture_on_commit_callbacks
+):
+    from annotator.tasks import import_file_task
+
+    with mock.patch("annotator.tasks.vocabulary_check_task.delay"), \
+            mock.patch.object(import_file_task, "delay", side_effect=import_file_task), \
+            django_capture_on_commit_callbacks(execute=True):
         response = upload(admin_client, project, ENGLISH)
     page = admin_client.get(response["Location"]).content.decode()
     assert "A worker is checking multilingual-e5-small" in page

@@ -6,11 +6,11 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotator.models import Item, Project
-from annotator.services.importing import FORMATS, ImportRejected, import_file
+from annotator.services.importing import FORMATS, ImportBusy, ImportRejected, import_file
 
 
 class Command(BaseCommand):
-    help = "Import items from a CSV, TSV, JSON or JSONL file into a project (atomic, streamed)."
+    help = "Import items from a CSV, TSV, JSON or JSONL file into a project (all or nothing, streamed)."
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="project name or id")
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--format", dest="fmt", choices=FORMATS, help="default: from the extension"
         )
-        parser.add_argument("--encoding", help="default: UTF-8 (with or without BOM), else GB18030")
+        parser.add_argument("--encoding", help="default: detected (UTF-8, GB18030 or Windows-1252)")
         parser.add_argument("--text-column", default="text")
         parser.add_argument(
             "--label-column", help="labels -> gold_label (--split gold) or imported_label"
@@ -73,6 +73,11 @@ class Command(BaseCommand):
             )
         except ImportRejected as exc:
             raise CommandError(f"import failed, nothing was written: {exc}") from None
+        except ImportBusy as exc:
+            raise CommandError(f"not started: {exc}") from None
+        except KeyboardInterrupt:
+            raise CommandError("interrupted: nothing was imported (the job is marked failed)") \
+                from None
         finally:
             bar.close()
         self.stdout.write(
