@@ -80,7 +80,7 @@ class ProjectAdmin(admin.ModelAdmin):
         url = reverse("import_upload", args=[obj.pk])
         return format_html('<a href="{}">import / export</a>', url)
 
-    @admin.action(description="Export labeled items (CSV)")
+    @admin.action(description="Export labeled items (CSV for Excel)")
     def export_labeled_csv(self, request, queryset):
         from annotator.services.exporting import export_rows
         from annotator.views.data import export_response
@@ -89,7 +89,7 @@ class ProjectAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one project to export.", messages.ERROR)
             return None
         project = queryset.get()
-        rows = export_rows(project=project, fmt="csv", labeled_only=True)
+        rows = export_rows(project=project, fmt="csv", labeled_only=True, bom=True)
         return export_response(rows, fmt="csv", name=f"{project.name}-labeled")
 
 
@@ -123,20 +123,40 @@ class AnnotationAdmin(admin.ModelAdmin):
     list_select_related = ["labeler"]
 
 
+class ServiceRecordAdmin(admin.ModelAdmin):
+    """View only: the services and workers write these rows (import_file, training_request,
+    train_round, model_version_activate); an edit by hand would bypass them."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(ServiceRecordAdmin):
     list_display = ["id", "project", "filename", "status", "imported", "duplicates", "rejected", "created_at"]
     list_filter = ["status", "project"]
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(ServiceRecordAdmin):
     list_display = ["id", "project", "status", "trigger", "created_at", "finished_at"]
     list_filter = ["status", "project"]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """Not while a worker owns the run, nor then its project (the worker would save into
+        a deleted run and a second run could start beside it)."""
+        busy = obj is not None and obj.status in (TrainingRun.Status.QUEUED,
+                                                  TrainingRun.Status.RUNNING)
+        return not busy and super().has_delete_permission(request, obj)
+
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ServiceRecordAdmin):
+    """Activate a version on the project's Models page (model_version_activate)."""
+
     list_display = ["project", "version", "is_active", "label_count", "created_at"]
     list_filter = ["project", "is_active"]
 

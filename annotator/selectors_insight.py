@@ -21,7 +21,7 @@ from annotator.services.exporting import consensus
 
 DAYS = 90  # labels-over-time window on the dashboard
 RUNS = 20  # training runs listed on the dashboard
-FIELD_RE = re.compile(r"^[A-Za-z0-9_]{1,50}$")
+FIELD_RE = re.compile(r"[A-Za-z0-9_]{1,50}")  # whole string: fullmatch ($ allows a final \n)
 SOURCES = ("labels", "predictions")
 NONE_GROUP = "(none)"
 
@@ -215,7 +215,7 @@ def parse_grouping(by: str) -> tuple[str, str]:
     if by in ("kind", "week"):
         return by, ""
     kind, _, field = by.partition(":")
-    if kind == "meta" and FIELD_RE.match(field):
+    if kind == "meta" and FIELD_RE.fullmatch(field):
         return "meta", field
     raise ValueError(
         "by must be 'kind', 'week' or 'meta:<field>' with a field of 1-50 letters, digits or _"
@@ -338,7 +338,7 @@ def meta_fields(project: Project, *, sample: int = 200) -> list[str]:
     keys = set()
     for meta in Item.objects.filter(project=project).values_list("meta", flat=True)[:sample]:
         if isinstance(meta, dict):
-            keys.update(key for key in meta if FIELD_RE.match(key))
+            keys.update(key for key in meta if FIELD_RE.fullmatch(key))
     return sorted(keys)
 
 

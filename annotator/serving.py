@@ -42,7 +42,14 @@ class NoActiveModel(Exception):
 
 
 class ModelUnavailable(Exception):
-    """The active version could not be loaded and there is no older one to answer with."""
+    """The active version could not be loaded and there is no older one to answer with.
+
+    The message has the cause (for logs); `version` is the number, for answers to clients.
+    """
+
+    def __init__(self, message: str, *, version: int | None = None):
+        super().__init__(message)
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -230,7 +237,10 @@ def served_model(project_id: int) -> ServedModel:
             logger.exception("cannot load model version %s of project %s", active_id, project_id)
             _failed[project_id] = (active_id, time.monotonic())
             if current is None:
-                raise ModelUnavailable(f"the active model version cannot be loaded: {exc}") from exc
+                number = (ModelVersion.objects.filter(id=active_id)
+                          .values_list("version", flat=True).first())
+                raise ModelUnavailable(f"model version {number} cannot be loaded: {exc}",
+                                       version=number) from exc
             return current
         _models[project_id] = fresh  # the swap: one reference assignment
         _failed.pop(project_id, None)

@@ -109,6 +109,7 @@ def server_env(args: argparse.Namespace, var_dir: str) -> dict:
         ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="WARNING",
         CONN_MAX_AGE="3600",  # persistent connections for the whole run
+        ANNOTATOR_SERVER_TIMING="1",  # the view's own time, read from each answer
     )
     return env
 

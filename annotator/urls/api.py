@@ -1,3 +1,4 @@
+from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -5,6 +6,9 @@ from annotator.views import api
 
 urlpatterns = [
     path("api/projects/<int:project_id>/predict", api.predict, name="api_predict"),
+    # both need a login (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]): the schema answers 401 to
+    # anonymous API clients, the docs page sends anonymous browsers to the login page
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api_schema")),
+         name="api_docs"),
 ]

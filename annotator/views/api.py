@@ -3,11 +3,12 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view, parser_classes
+from rest_framework.decorators import api_view, parser_classes, throttle_classes
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 
 from annotator import serving
 from annotator.models import Membership, Project
@@ -26,6 +27,12 @@ class NoActiveModel(APIException):
 class ModelUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "model_unavailable"
+
+
+class PredictThrottle(UserRateThrottle):
+    """Requests per user: REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["predict"] (ANNOTATOR_API_RATE)."""
+
+    scope = "predict"
 
 
 def _project_for(user, project_id: int) -> Project:
@@ -51,6 +58,7 @@ def _error(description: str) -> OpenApiResponse:
         403: _error("neither staff nor a member of the project"),
         404: _error("no such project"),
         409: _error("the project has no active model version yet"),
+        429: _error("too many requests from this user; the Retry-After header says when to retry"),
         503: _error("the active model version cannot be loaded"),
     },
     examples=[OpenApiExample("two reviews", request_only=True,
@@ -58,6 +66,7 @@ def _error(description: str) -> OpenApiResponse:
 )
 @api_view(["POST"])
 @parser_classes([JSONParser])
+@throttle_classes([PredictThrottle])
 def predict(request: Request, project_id: int) -> Response:
     project = _project_for(request.user, project_id)
     body = PredictRequestSerializer(data=request.data)
@@ -69,6 +78,9 @@ def predict(request: Request, project_id: int) -> Response:
             f"project {project.id} has no active model yet: train one (or activate a version) "
             "in the model registry first"
         ) from None
-    except serving.ModelUnavailable as exc:
-        raise ModelUnavailable(str(exc)) from None
+    except serving.ModelUnavailable as exc:  # the cause is in the log; paths are no answer
+        raise ModelUnavailable(
+            f"the active model version (version {exc.version}) cannot be loaded; "
+            "an admin finds the error in the server log"
+        ) from None
     return Response(result)

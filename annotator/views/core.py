@@ -1,9 +1,17 @@
+import hashlib
+import logging
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from annotator import selectors
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -16,3 +24,39 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def project_list(request: HttpRequest) -> HttpResponse:
     projects = selectors.projects_for_user(request.user)
     return render(request, "annotator/project_list.html", {"projects": projects})
+
+
+def _login_failures_key(request: HttpRequest) -> str:
+    """The cache key counting failed logins of one username from one client address.
+
+    Behind a reverse proxy every client has the proxy's address: the count is then per username.
+    """
+    username = request.POST.get("username", "").strip().lower()
+    who = f"{username}\n{request.META.get('REMOTE_ADDR', '')}"
+    return "login-failures:" + hashlib.sha256(who.encode()).hexdigest()
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, refusing a username from an address (429) once it failed
+    LOGIN_FAILURE_LIMIT times within LOGIN_LOCKOUT_SECONDS of its first failure."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if cache.get(_login_failures_key(request), 0) >= settings.LOGIN_FAILURE_LIMIT:
+            logger.warning("login refused for %r from %s: too many failures",
+                           request.POST.get("username", ""), request.META.get("REMOTE_ADDR"))
+            context = self.get_context_data(form=self.form_class(request), locked_out=True)
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form) -> HttpResponse:
+        cache.delete(_login_failures_key(self.request))
+        return super().form_valid(form)
+
+    def form_invalid(self, form) -> HttpResponse:
+        key = _login_failures_key(self.request)
+        cache.add(key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+        try:
+            cache.incr(key)
+        except ValueError:  # the window ended between add and incr: a new one starts
+            cache.set(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+        return super().form_invalid(form)

@@ -125,11 +125,14 @@ class _Pipe:
 
 
 def _zip_stream(version: ModelVersion):
+    """The version's files as a zip, streamed. Zip64 for every entry: the size of a file is not
+    known before it is streamed, and without zip64 one over 2 GiB would abort the download."""
     storage, pipe = storages["artifacts"], _Pipe()
-    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
+                         allowZip64=True) as archive:
         for rel in artifact_files(version):
             src = storage.open(f"{version.artifact_path}/{rel}")
-            with src, archive.open(rel, "w") as dst:
+            with src, archive.open(rel, "w", force_zip64=True) as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
                     yield pipe.drain()

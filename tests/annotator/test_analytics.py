@@ -81,6 +81,7 @@ def test_csv_cells_are_not_taken_for_formulas(admin_client, project, labeler):
     {"by": "meta:"},
     {"by": "meta:" + "a" * 51},
     {"by": "meta:product__x'"},
+    {"by": "meta:abc\n"},  # a final newline: "$" would have let it through (a 500)
     {"by": "month"},
     {"source": "guesses"},
 ])
@@ -107,6 +108,11 @@ def test_meta_values_from_users_are_escaped(admin_client, project, data):
     html = admin_client.get(url, {"by": "meta:product"}).content.decode()
     assert XSS not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_only_plain_meta_keys_are_offered_as_groupings(project):
+    make_item(project, "one", meta={"product": "a", "colour\n": "b", "size-x": "c"})
+    assert selectors_insight.meta_fields(project) == ["product"]
 
 
 def test_a_missing_meta_field_groups_everything_under_none(project, data):

@@ -26,12 +26,18 @@ PATH = "/api/projects/{project_id}/predict"
 
 
 @pytest.fixture
-def api_schema(db):
+def auth(labeler) -> dict:
+    return {"Authorization": token_client(labeler)._credentials["HTTP_AUTHORIZATION"]}
+
+
+@pytest.fixture
+def api_schema(auth):
     # As django.test.Client does: keep the test's connection open across WSGI requests.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    try:
-        yield schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+    try:  # the schema is served to logged-in users and token holders only
+        yield schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application(),
+                                             headers=auth)
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
@@ -48,10 +54,9 @@ def _acceptable(body) -> bool:
     )
 
 
-def test_predict_honours_its_schema_for_generated_inputs(api_schema, project, labeler):
+def test_predict_honours_its_schema_for_generated_inputs(api_schema, auth, project):
     add_version(project, 1, active=True)
     serving.clear()
-    auth = {"Authorization": token_client(labeler)._credentials["HTTP_AUTHORIZATION"]}
     operation = api_schema[PATH]["POST"]
     cases = st.one_of(
         operation.as_strategy(mode, path_parameters={"project_id": project.id})

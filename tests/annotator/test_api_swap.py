@@ -8,6 +8,7 @@ from django.db import connection
 
 from annotator import serving
 from annotator.services.training import model_version_activate
+from annotator.views.api import PredictThrottle
 from tests.annotator.serving_helpers import add_version, token_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -24,6 +25,8 @@ def _wait_until(condition, seconds: float = 120) -> None:
 
 def test_a_version_swap_under_concurrent_requests_drops_nothing(project, labeler, monkeypatch):
     monkeypatch.setattr("annotator.services.training.on_model_activated", lambda version: None)
+    # as many requests as the machine answers: not what the per-user rate limit is for
+    monkeypatch.setattr(PredictThrottle, "THROTTLE_RATES", {"predict": None})
     add_version(project, 1, active=True)
     v2 = add_version(project, 2)
     serving.clear()

@@ -118,6 +118,21 @@ def test_the_admin_action_exports_labeled_items_as_csv(admin_client, project, it
     assert [row["text"] for row in rows] == ["Great", "Awful"]
 
 
+def test_the_admin_action_writes_a_csv_excel_opens_safely(admin_client, project, labeler):
+    for text in ["=HYPERLINK(\"http://evil.example\")", "鞋子很舒服"]:
+        item = Item.objects.create(project=project, raw_text=text, text=text,
+                                   content_hash=content_hash(text))
+        Annotation.objects.create(item=item, labeler=labeler, label="positive")
+    response = admin_client.post(
+        reverse("admin:annotator_project_changelist"),
+        {"action": "export_labeled_csv", "_selected_action": [project.pk]},
+    )
+    content = body(response)
+    assert content.startswith("\ufeffitem_id,")  # without it Excel shows Chinese as mojibake
+    rows = list(csv.DictReader(io.StringIO(content.removeprefix("\ufeff"))))
+    assert [row["text"] for row in rows] == ["'=HYPERLINK(\"http://evil.example\")", "鞋子很舒服"]
+
+
 def test_the_admin_action_wants_exactly_one_project(admin_client, project, other_project):
     response = admin_client.post(
         reverse("admin:annotator_project_changelist"),

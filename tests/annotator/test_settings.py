@@ -1,9 +1,130 @@
+"""Settings: secure defaults read from the environment, checked in a fresh process each.
+
+The test process runs tests/settings.py with pytest-django's overrides, so what production
+settings do with an environment is asked of a subprocess that imports annotator.settings
+with exactly that environment (and no DATABASE_URL: SQLite in a temporary folder).
+"""
+
+import argparse
+import importlib.util
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+STRONG_KEY = secrets.token_urlsafe(50)
 
 
-def test_debug_is_off_unless_asked_for():
-    assert settings.DEBUG is False
+def _run(tmp_path, args: list[str], **env: str) -> subprocess.CompletedProcess:
+    clean = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)),
+             "ANNOTATOR_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "annotator.settings",
+             "HF_HUB_OFFLINE": "1", **env}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _setting(tmp_path, expression: str, **env: str) -> str:
+    """repr() of an expression over the production settings module, imported with env."""
+    result = _run(tmp_path, ["-c", f"from annotator import settings as s; print(repr({expression}))"],
+                  **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+# --- secret key ------------------------------------------------------------------------
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
+    result = _run(tmp_path, ["-c", "import annotator.settings"])
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is required when DEBUG is off" in result.stderr
+    assert "secrets.token_urlsafe(50)" in result.stderr  # says how to make one
+
+
+@pytest.mark.parametrize("key", [
+    "change-me", "changeme", "CHANGE_ME_BEFORE_GOING_LIVE", "secret", "dev-only-insecure-key",
+    "django-insecure-" + "k3y" * 15, "x" * 60, "short-key-1",
+])
+def test_production_settings_refuse_a_placeholder_or_weak_secret_key(tmp_path, key):
+    result = _run(tmp_path, ["-c", "import annotator.settings"], SECRET_KEY=key)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is" in result.stderr
+
+
+def test_development_runs_with_its_own_key_and_production_with_a_random_one(tmp_path):
+    assert _setting(tmp_path, "s.SECRET_KEY", DEBUG="1") == repr("dev-only-insecure-key")
+    assert _setting(tmp_path, "s.DEBUG", SECRET_KEY=STRONG_KEY) == "False"  # off unless asked
+
+
+# --- HTTPS -----------------------------------------------------------------------------
+
+
+def test_plain_http_by_default(tmp_path):
+    assert _setting(tmp_path, "(s.SESSION_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, "
+                    "s.SECURE_HSTS_SECONDS)", SECRET_KEY=STRONG_KEY) == "(False, False, 0)"
+
+
+def test_https_turns_on_secure_cookies_redirects_hsts_and_the_proxy_header(tmp_path):
+    values = _setting(
+        tmp_path,
+        "(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, "
+        "s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_PROXY_SSL_HEADER)",
+        SECRET_KEY=STRONG_KEY, HTTPS="1", SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto",
+    )
+    assert values == "(True, True, True, 31536000, True, ('HTTP_X_FORWARDED_PROTO', 'https'))"
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = _run(tmp_path, ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                  SECRET_KEY=STRONG_KEY, HTTPS="1", SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto",
+                  ALLOWED_HOSTS="annotator.example.com")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_https_redirects_everything_but_the_health_check(client, db):
+    assert client.get("/healthz").status_code == 200  # container health checks speak HTTP
+    response = client.get("/accounts/login/")
+    assert response.status_code == 301 and response["Location"].startswith("https://")
+
+
+# --- throttles, cache ---------------------------------------------------------------------
+
+
+def test_the_api_rate_and_the_cache_come_from_the_environment(tmp_path):
+    assert _setting(tmp_path, 's.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["predict"]',
+                    SECRET_KEY=STRONG_KEY, ANNOTATOR_API_RATE="5/second") == "'5/second'"
+    assert _setting(tmp_path, 's.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["predict"]',
+                    SECRET_KEY=STRONG_KEY, ANNOTATOR_API_RATE="") == "None"  # no limit
+    assert "RedisCache" in _setting(tmp_path, 's.CACHES["default"]["BACKEND"]',
+                                    SECRET_KEY=STRONG_KEY, CACHE_URL="redis://redis:6379/2")
+
+
+def test_server_timing_is_off_unless_asked(tmp_path):
+    assert _setting(tmp_path, "s.SERVER_TIMING", SECRET_KEY=STRONG_KEY) == "False"
+    assert _setting(tmp_path, "s.SERVER_TIMING", SECRET_KEY=STRONG_KEY,
+                    ANNOTATOR_SERVER_TIMING="1") == "True"
+
+
+def test_the_labeling_load_benchmark_starts_its_server_with_server_timing(tmp_path):
+    spec = importlib.util.spec_from_file_location("labeling_load",
+                                                  ROOT / "bench" / "labeling_load.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(database_url=f"sqlite:///{tmp_path / 'bench.sqlite3'}")
+    server_env = bench.server_env(args, str(tmp_path))
+    assert _setting(tmp_path, "s.SERVER_TIMING", **server_env) == "True"
+
+
+# --- the rest ----------------------------------------------------------------------------
 
 
 def test_artifacts_go_through_a_named_storage():

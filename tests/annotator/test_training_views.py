@@ -139,3 +139,28 @@ def test_downloaded_zip_loads_in_a_transformers_pipeline(admin_client, project, 
         archive.extractall(tmp_path)
     prediction = pipeline("text-classification", model=str(tmp_path))("love it")
     assert prediction[0]["label"] in LABELS
+
+
+def test_the_zip_writes_every_entry_as_zip64_so_files_over_2_gib_fit(admin_client, project):
+    import struct
+    import uuid
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import storages
+
+    prefix = f"projects/{project.id}/zip64-{uuid.uuid4().hex}"
+    files = {"config.json": b"{}", "weights/model.safetensors": b"\0" * 5000}
+    for name, content in files.items():
+        storages["artifacts"].save(f"{prefix}/{name}", ContentFile(content))
+    version = ModelVersion.objects.create(project=project, version=7, artifact_path=prefix,
+                                          base_model="tiny", label_names=LABELS)
+    response = admin_client.get(reverse("version_download", args=[project.id, version.id]))
+    data = b"".join(response.streaming_content)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert {name: archive.read(name) for name in archive.namelist()} == files
+        for info in archive.infolist():
+            # the local header (streamed before the size is known) carries a zip64 extra field
+            # (id 0x0001); without it zipfile refuses to finish an entry over 2 GiB
+            (name_length,) = struct.unpack_from("<H", data, info.header_offset + 26)
+            extra_at = info.header_offset + 30 + name_length
+            assert data[extra_at:extra_at + 2] == b"\x01\x00", info.filename
