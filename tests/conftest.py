@@ -3,7 +3,19 @@ from django.contrib.auth import get_user_model
 
 from annotator.models import Membership, Project
 
+# CI (ANNOTATOR_REQUIRE_SERVICES=1): a skipped browser or postgres test fails the run
+pytest_plugins = ["tests.service_guard"]
+
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Login-failure and API-throttle counts live in the cache (locmem in tests): none may
+    carry over into the next test, where the same user ids come back."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture
