@@ -257,9 +257,16 @@ API_MAX_TEXTS = env.int("ANNOTATOR_API_MAX_TEXTS", default=64)
 
 # --- import / labeling ------------------------------------------------------
 IMPORT_MAX_TEXT_CHARS = env.int("ANNOTATOR_MAX_TEXT_CHARS", default=20_000)
-IMPORT_BATCH_SIZE = env.int("ANNOTATOR_IMPORT_BATCH_SIZE", default=2_000)
+# Rows per write. SQLite has one writer: smaller batches hold its lock for less time
+# (bench/import_while_labeling.py); PostgreSQL's COPY likes bigger ones.
+IMPORT_BATCH_SIZE = env.int(
+    "ANNOTATOR_IMPORT_BATCH_SIZE",
+    default=500 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 2_000,
+)
 # A running import with no progress written for this long is marked failed (process killed).
 IMPORT_STALE_SECONDS = env.int("ANNOTATOR_IMPORT_STALE_SECONDS", default=180)
+# CPU priority of an import's process (os.nice increment): the web answers labelers first.
+IMPORT_NICE = env.int("ANNOTATOR_IMPORT_NICE", default=10)
 # Request bodies: file uploads on the import page, and everything else (API JSON, forms).
 UPLOAD_MAX_BYTES = env.int("ANNOTATOR_UPLOAD_MAX_MB", default=512) * 1024 * 1024
 REQUEST_MAX_BYTES = env.int("ANNOTATOR_REQUEST_MAX_MB", default=10) * 1024 * 1024

@@ -48,6 +48,10 @@ def parse_args() -> argparse.Namespace:
                         help="pause between items (1 s: a fast human; 0: flat out)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (bin/up: 3)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (bin/up: 4)")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="ANNOTATOR_IMPORT_BATCH_SIZE for the import (0: the default)")
+    parser.add_argument("--import-nice", type=int, default=None,
+                        help="ANNOTATOR_IMPORT_NICE for the import (default: the setting's)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     args.overlap_percent, args.max_per_labeler, args.port, args.keep_db = 10, 10**9, 0, False
@@ -121,7 +125,7 @@ def main() -> None:
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "annotator.wsgi", "--bind", f"127.0.0.1:{port}",
          "--workers", str(args.workers), "--threads", str(args.threads),
-         "--log-level", "warning"],
+         "--keep-alive", "30", "--log-level", "warning"],  # as bin/up
         cwd=ROOT, env=env)
     try:
         load.wait_until_up(base, gunicorn)
@@ -131,10 +135,15 @@ def main() -> None:
         print("phase 1: labelers alone", flush=True)
         baseline = run_phase(labelers, lambda elapsed: elapsed >= args.baseline_seconds)
         print(f"phase 2: labelers + import of {args.import_rows} rows", flush=True)
+        import_env = dict(env)
+        if args.batch_size:
+            import_env["ANNOTATOR_IMPORT_BATCH_SIZE"] = str(args.batch_size)
+        if args.import_nice is not None:
+            import_env["ANNOTATOR_IMPORT_NICE"] = str(args.import_nice)
         importer = subprocess.Popen(
             [sys.executable, "manage.py", "import_items", str(project_id), str(csv_path),
              "--id-column", "id", "--meta-column", "product", "--no-progress"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, env=import_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         import_started = time.monotonic()
         during = run_phase(labelers, lambda elapsed: importer.poll() is not None)
         import_seconds = time.monotonic() - import_started
@@ -151,6 +160,8 @@ def main() -> None:
         "gunicorn": f"{args.workers} workers x {args.threads} threads",
         "pool_before_import": args.items,
         "import": {"rows": args.import_rows, "mb": round(size / 2**20, 1),
+                   "batch_size": args.batch_size or "default",
+                   "nice": "default" if args.import_nice is None else args.import_nice,
                    "exit": importer.returncode, "output": (out.strip() or err.strip())[-300:],
                    "seconds": round(import_seconds, 1),
                    "rows_per_s": round(args.import_rows / import_seconds)},

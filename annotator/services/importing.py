@@ -28,6 +28,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import random
 import uuid
 from datetime import timedelta
@@ -732,6 +733,7 @@ def import_job_run(
     job = ImportJob.objects.select_related("project").get(pk=job_id)
     if not _claim(job):
         return job
+    _lower_priority()
     project, options = job.project, _options(job.options)
     counter = _Bytes()
     try:
@@ -789,6 +791,18 @@ def import_job_run(
     ):
         transaction.on_commit(lambda: _enqueue_seeding(project.pk))
     return job
+
+
+def _lower_priority() -> None:
+    """Let the web processes have the CPU first (settings.IMPORT_NICE; once per process: a
+    nice increment cannot be undone without privileges)."""
+    global _niced
+    if settings.IMPORT_NICE and not _niced:
+        os.nice(settings.IMPORT_NICE)
+        _niced = True
+
+
+_niced = False
 
 
 def _publish(job: ImportJob, importer: _Importer) -> None:
