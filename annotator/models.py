@@ -1,15 +1,18 @@
 """Tables of the platform. State lives here; writes go through services."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from annotator.labelsets import stored_label_set, validate_label_set
 
 
 def default_labels() -> list[dict]:
     return [
-        {"name": "negative", "key": "1"},
-        {"name": "neutral", "key": "2"},
-        {"name": "positive", "key": "3"},
+        {"name": "negative", "key": "1", "color": "#d62728"},
+        {"name": "neutral", "key": "2", "color": "#7f7f7f"},
+        {"name": "positive", "key": "3", "color": "#2ca02c"},
     ]
 
 
@@ -31,7 +34,8 @@ class Strategy(models.TextChoices):
 class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
-    # Ordered label set: [{"name": "negative", "key": "1"}, ...]
+    # Ordered label set: [{"name": "negative", "key": "1", "color": "#d62728"}, ...]
+    # (annotator/labelsets.py says what is valid; read it through label_set)
     labels = models.JSONField(default=default_labels)
     text_kind = models.CharField(max_length=20, choices=TextKind.choices, default=TextKind.REVIEW)
     members = models.ManyToManyField(
@@ -86,6 +90,10 @@ class Project(models.Model):
     epochs = models.PositiveSmallIntegerField(default=3)
     retrain_min_new_labels = models.PositiveIntegerField(default=50)
     retrain_every_minutes = models.PositiveIntegerField(default=60)
+    guidelines = models.TextField(
+        blank=True, help_text="Labeling guidelines in Markdown, shown on the labeling page."
+    )
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -93,9 +101,23 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        try:
+            self.labels = validate_label_set(self.labels)
+        except ValidationError as error:
+            # not tied to the labels field: a ModelForm without it (the settings page) would
+            # raise ValueError on an old, invalid label set instead of showing the message
+            raise ValidationError([f"Label set: {m}" for m in error.messages]) from error
+
+    @property
+    def label_set(self) -> list[dict]:
+        """The labels with name, key and colour each, even from a row saved before the
+        label set was validated (plain strings, missing keys)."""
+        return stored_label_set(self.labels)
+
     @property
     def label_names(self) -> list[str]:
-        return [label["name"] for label in self.labels]
+        return [label["name"] for label in self.label_set]
 
     @property
     def max_length_or_cap(self) -> int:
@@ -113,9 +135,14 @@ class Project(models.Model):
 
 
 class Membership(models.Model):
+    class Role(models.TextChoices):
+        LABELER = "labeler", "Labeler"
+        ADMIN = "admin", "Project admin"  # manages this project only; staff manage all
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     joined_at = models.DateTimeField(auto_now_add=True)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.LABELER)
 
     class Meta:
         constraints = [
@@ -249,6 +276,7 @@ class Annotation(models.Model):
 
 class ImportJob(models.Model):
     class Status(models.TextChoices):
+        PREVIEW = "preview", "Uploaded, waiting for the column mapping"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
@@ -298,6 +326,24 @@ class ImportJob(models.Model):
         if self.status == self.Status.SUCCEEDED:
             return 100
         return min(99, self.bytes_read * 100 // self.bytes_total) if self.bytes_total else 0
+
+
+class ImportIssue(models.Model):
+    """Every row an import skipped (duplicate) or rejected, with the row itself."""
+
+    class Kind(models.TextChoices):
+        DUPLICATE = "duplicate", "Duplicate"
+        REJECTED = "rejected", "Rejected"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="issues")
+    line = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    reason = models.CharField(max_length=500)
+    row = models.JSONField(default=dict, blank=True)  # the fields as read from the file
+
+    class Meta:
+        ordering = ["line", "pk"]
+        indexes = [models.Index(fields=["job", "kind", "line"], name="import_issue_idx")]
 
 
 class TrainingRun(models.Model):

@@ -7,17 +7,25 @@ from collections.abc import Iterable
 from datetime import datetime, time
 
 from django.core.cache import cache
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
-from annotator.models import Annotation, Item, Project, VocabularyCheck
+from annotator.models import Annotation, Item, Membership, Project, VocabularyCheck
 from annotator.services import labeling
 
 
-def projects_for_user(user) -> QuerySet[Project]:
+def projects_for_user(user, *, include_archived: bool = False) -> QuerySet[Project]:
+    """Staff see every project, others the projects they are members of; each project
+    carries `managed`: may this user manage it (staff, or its project admin). An archived
+    project is left out for those who do not manage it, unless `include_archived`."""
     if user.is_staff:
-        return Project.objects.all()
-    return Project.objects.filter(members=user)
+        return Project.objects.annotate(managed=Value(True))
+    admin = Membership.objects.filter(project=OuterRef("pk"), user=user,
+                                      role=Membership.Role.ADMIN)
+    projects = Project.objects.filter(members=user).annotate(managed=Exists(admin))
+    if not include_archived:
+        projects = projects.filter(Q(archived_at__isnull=True) | Q(managed=True))
+    return projects
 
 
 def labelable_items(project: Project) -> QuerySet[Item]:
@@ -71,6 +79,19 @@ def last_annotation_of(labeler, project: Project) -> Annotation | None:
     )
 
 
+def annotations_of(
+    labeler, project: Project, *, text: str = "", label: str = ""
+) -> QuerySet[Annotation]:
+    """`labeler`'s annotations in `project`, newest first (the "My labels" page); `text`
+    is searched in the item text, case-insensitively, `label` is matched exactly."""
+    annotations = Annotation.objects.filter(labeler=labeler, item__project=project)
+    if text:
+        annotations = annotations.filter(item__text__icontains=text)
+    if label:
+        annotations = annotations.filter(label=label)
+    return annotations.select_related("item").order_by("-created_at", "-pk")
+
+
 # Counting a 100k-item project on every request costs more than the rest of the
 # request; the project-wide figures may be a few seconds old.
 PROJECT_PROGRESS_CACHE_SECONDS = 5
@@ -90,11 +111,15 @@ def project_progress(project: Project) -> dict:
     )
 
 
+def start_of_today() -> datetime:
+    """Local midnight: "today" in the labelers' and the team lead's figures."""
+    return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+
+
 def labeling_progress(labeler, project: Project) -> dict:
     """My labels today (exact) and project labeled / total (a few seconds old at most)."""
-    start_of_day = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
     mine_today = Annotation.objects.filter(
-        labeler=labeler, item__project=project, created_at__gte=start_of_day
+        labeler=labeler, item__project=project, created_at__gte=start_of_today()
     ).count()
     counts = project_progress(project)
     return {"mine_today": mine_today, "done": counts["done"], "total": counts["total"]}
@@ -156,6 +181,24 @@ def suggestion_for(item: Item) -> tuple[str, float] | None:
         return None
     label, probabilities = prediction
     return label, float(max(probabilities))
+
+
+def active_version_if_nothing_new(project: Project):
+    """The active version, if no pool label was added, changed or adjudicated since its run
+    took the labels (a retrain would learn the same); else None. None too for a version
+    with no recorded run, or one trained on another label set: nothing to compare."""
+    from annotator.models import ModelVersion
+
+    active = (ModelVersion.objects.filter(project=project, is_active=True)
+              .select_related("training_run").first())
+    run = active.training_run if active else None
+    if run is None or run.started_at is None or active.label_names != project.label_names:
+        return None
+    since = run.started_at
+    changed = Annotation.objects.filter(
+        item__project=project, item__split=Item.Split.POOL, updated_at__gt=since
+    ).exists() or Item.objects.filter(project=project, adjudicated_at__gt=since).exists()
+    return None if changed else active
 
 
 def stale_ranked_count(project: Project) -> int:

@@ -20,7 +20,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from annotator.models import Annotation, Item, Membership, Project
+from annotator.models import Annotation, Item, Project
+from annotator.permissions import can_label, can_manage
 from annotator.services import scoring
 
 # A labeler who leaves a tab open for an hour did not spend an hour on one item.
@@ -72,13 +73,19 @@ def item_lease_release(*, labeler, item_id: int) -> None:
     Item.objects.filter(pk=item_id, leased_to=labeler).update(leased_to=None, lease_expires_at=None)
 
 
+def labeler_leases_release(*, labeler, project: Project) -> int:
+    """Give back every item `labeler` holds in `project` (e.g. when they leave it)."""
+    return Item.objects.filter(project=project, leased_to=labeler).update(
+        leased_to=None, lease_expires_at=None
+    )
+
+
 def _check_can_label(labeler, item: Item) -> None:
     project = item.project
-    if (
-        not labeler.is_staff
-        and not Membership.objects.filter(project=project, user=labeler).exists()
-    ):
+    if not can_label(labeler, project):
         raise PermissionDenied("not a member of this project")
+    if project.archived_at:
+        raise PermissionDenied("this project is archived: it takes no more labels")
     if item.split == Item.Split.GOLD and not project.label_gold_by_people:
         raise PermissionDenied("gold items are not labeled by people in this project")
 
@@ -175,7 +182,7 @@ def item_skip(*, labeler, item_id: int) -> None:
 
 def item_adjudicate(*, admin, item: Item, label: str) -> Item:
     """Record the final label of a disagreement; the labelers' annotations stay as they are."""
-    if not admin.is_staff:
+    if not can_manage(admin, item.project):
         raise PermissionDenied("only admins adjudicate")
     _validate_label(item.project, label)
     item.final_label = label
@@ -202,3 +209,25 @@ def project_apply_overlap(project: Project) -> int:
         if count:
             Item.objects.filter(pk__in=chosen).update(required_labels=labelers)
     return count
+
+
+def annotation_change(*, labeler, annotation: Annotation, label: str) -> Annotation:
+    """`labeler` corrects one of their own earlier labels (the "My labels" page).
+
+    No lease: the item was served to them when they first labeled it. The item's
+    annotation count stays (it is still one label from them); agreement, training
+    labels and the export read the annotations, so they follow. An adjudicated item
+    keeps its final label: the admin decided it, and may look again.
+    """
+    if annotation.labeler_id != labeler.pk:
+        raise PermissionDenied("only its labeler may change an annotation")
+    project = annotation.item.project
+    if not can_label(labeler, project):
+        raise PermissionDenied("not a member of this project")
+    if project.archived_at:
+        raise PermissionDenied("this project is archived: its labels are final")
+    _validate_label(project, label)
+    if annotation.label != label:
+        annotation.label = label
+        annotation.save(update_fields=["label", "updated_at"])
+    return annotation

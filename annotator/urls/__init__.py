@@ -18,4 +18,7 @@ urlpatterns = [
     path("", include("annotator.urls.training")),
     path("", include("annotator.urls.insight")),
     path("", include("annotator.urls.api")),
+    path("", include("annotator.urls.projects")),
+    path("", include("annotator.urls.people")),
+    path("", include("annotator.urls.history")),
 ]

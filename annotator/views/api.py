@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
 from annotator import serving
-from annotator.models import Membership, Project
+from annotator.models import Project
+from annotator.permissions import can_label
 from annotator.serializers import (
     ErrorSerializer,
     PredictRequestSerializer,
@@ -38,7 +39,7 @@ class PredictThrottle(UserRateThrottle):
 def _project_for(user, project_id: int) -> Project:
     """404 for a project that does not exist, 403 unless staff or a member."""
     project = get_object_or_404(Project, id=project_id)
-    if not (user.is_staff or Membership.objects.filter(project=project, user=user).exists()):
+    if not can_label(user, project):
         raise PermissionDenied("you are not a member of this project")
     return project
 

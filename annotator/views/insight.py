@@ -1,4 +1,4 @@
-"""Project dashboard and sentiment analytics (staff only)."""
+"""Project dashboard and sentiment analytics (staff and the project's admins)."""
 
 import csv
 
@@ -8,11 +8,11 @@ from django.views.decorators.http import require_GET
 
 from annotator import charts, selectors_insight
 from annotator.models import Project
-from annotator.views.training import staff_required
+from annotator.permissions import project_admin_required
 
 
 @require_GET
-@staff_required
+@project_admin_required
 def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     report = selectors_insight.project_dashboard(project)
@@ -22,7 +22,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @require_GET
-@staff_required
+@project_admin_required
 def analytics(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     by = request.GET.get("by", "kind")
@@ -44,7 +44,7 @@ def _cell(value) -> str:
 
 
 @require_GET
-@staff_required
+@project_admin_required
 def analytics_csv(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     source, by = request.GET.get("source", "labels"), request.GET.get("by", "kind")

@@ -15,15 +15,19 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotator import selectors
 from annotator.models import Item, Project
+from annotator.permissions import can_manage
 from annotator.services import agreement, labeling
 
 SKIPPED_KEPT = 500  # how many skipped ids a session remembers per project
+ARCHIVED_NOTICE = "This project is archived: it takes no more labels."
 
 
 def _get_project_for_user(request: HttpRequest, pk: int, *, admin: bool = False) -> Project:
-    """The project if the user may see it (404 otherwise); 403 for labelers on admin pages."""
-    project = get_object_or_404(selectors.projects_for_user(request.user), pk=pk)
-    if admin and not request.user.is_staff:
+    """The project if the user may see it (404 otherwise); 403 for labelers on admin pages
+    (staff and the project's admins manage it)."""
+    projects = selectors.projects_for_user(request.user, include_archived=True)
+    project = get_object_or_404(projects, pk=pk)
+    if admin and not can_manage(request.user, project):
         raise PermissionDenied
     return project
 
@@ -99,8 +103,11 @@ def _suggestion(item: Item) -> dict | None:
 
 
 def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:
-    skipped = request.session.get(_skipped_key(project), [])
-    item = selectors.next_item_for(request.user, project, exclude_ids=skipped)
+    if project.archived_at:  # archived while the page was open
+        item, extra["notice"] = None, ARCHIVED_NOTICE
+    else:
+        skipped = request.session.get(_skipped_key(project), [])
+        item = selectors.next_item_for(request.user, project, exclude_ids=skipped)
     if item:
         item.project = project  # already loaded: the suggestion check needs no query
     return {
@@ -114,8 +121,11 @@ def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:
 @require_GET
 def label_page(request: HttpRequest, pk: int) -> HttpResponse:
     project = _get_project_for_user(request, pk)
+    if project.archived_at:
+        return render(request, "annotator/labeling/archived.html", {"project": project},
+                      status=410)
     config = {
-        "labels": project.labels,
+        "labels": project.label_set,
         "urls": {
             name: reverse(f"label_{name}", args=[project.pk])
             for name in ("next", "submit", "skip", "undo")
