@@ -1,8 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
+from annotator.forms.projects import ModelNameInput, clean_model_name
+from annotator.labelsets import validate_label_set
 from annotator.models import (
     Annotation,
     ImportJob,
@@ -15,17 +17,8 @@ from annotator.models import (
     TrainingRun,
     VocabularyCheck,
 )
-from annotator.services.encoders import encoder_choices, encoder_name_problem
-
-
-class ModelNameInput(forms.TextInput):
-    """A text field that suggests the built-in and registered models (free text stays allowed)."""
-
-    def render(self, name, value, attrs=None, renderer=None):
-        attrs = {**(attrs or {}), "list": "model-name-choices", "size": 60}
-        options = format_html_join("", '<option value="{}">{}</option>', encoder_choices())
-        return format_html('{}<datalist id="model-name-choices">{}</datalist>',
-                           super().render(name, value, attrs, renderer), options)
+from annotator.selectors_projects import label_usage
+from annotator.services.projects import project_settings_applied
 
 
 class ProjectForm(forms.ModelForm):
@@ -33,13 +26,22 @@ class ProjectForm(forms.ModelForm):
         model = Project
         exclude = ["members"]  # noqa: DJ006 -- memberships are edited in the inline
         widgets = {"model_name": ModelNameInput}
+        help_texts = {"labels": 'A list like [{"name": "negative", "key": "1", "color": '
+                                '"#d62728"}, ...]. Rename or delete labels in use on the '
+                                "project's Labels page in the app: their annotations follow."}
 
     def clean_model_name(self) -> str:
-        name = self.cleaned_data["model_name"].strip()
-        problem = encoder_name_problem(name)
-        if problem:
-            raise forms.ValidationError(problem)
-        return name
+        return clean_model_name(self.cleaned_data["model_name"])
+
+    def clean_labels(self) -> list[dict]:
+        labels = validate_label_set(self.cleaned_data["labels"])
+        if self.instance.pk:  # a name gone from the JSON would leave its annotations behind
+            kept = {label["name"] for label in labels}
+            gone = [name for name in self.instance.label_names if name not in kept]
+            for name, uses in label_usage(self.instance, gone).items():
+                self.add_error("labels", f"{name!r} is in use ({', '.join(uses)}): rename or "
+                                         "delete it on the project's Labels page in the app.")
+        return labels
 
 
 class MembershipInline(admin.TabularInline):
@@ -63,17 +65,8 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if "model_name" in form.changed_data and obj.items.exists():
-            from annotator.services.readability import vocabulary_check_request
-
-            vocabulary_check_request(project=obj)
-            self.message_user(request, f"A worker is checking whether {obj.effective_model_name}"
-                                       " can read this project's texts (see its Models page).")
-        if {"overlap_percent", "overlap_labelers"} & set(form.changed_data):
-            from annotator.services.labeling import project_apply_overlap
-
-            count = project_apply_overlap(obj)
-            self.message_user(request, f"{count} pool items now go to {obj.overlap_labelers} labelers.")
+        for note in project_settings_applied(project=obj, changed=set(form.changed_data)):
+            self.message_user(request, note)
 
     @admin.display(description="data")
     def data_links(self, obj: Project) -> str:

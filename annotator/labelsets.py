@@ -1,0 +1,159 @@
+"""A project's label set: the one place that says what a valid one is.
+
+A label set is an ordered list of {"name": ..., "key": ..., "color": ...}. Writers (the
+project pages, the Django admin, Project.clean) call `validate_label_set`; readers go
+through `Project.label_set`, which uses `stored_label_set` so that rows saved before the
+rules existed (plain strings, labels without key or colour) still show.
+"""
+
+import re
+import string
+import unicodedata
+
+from django.core.exceptions import ValidationError
+
+MIN_LABELS = 2
+MAX_LABELS = 20
+NAME_MAX_LENGTH = 100  # Annotation.label, Item.gold_label / imported_label / final_label
+FIELDS = ("name", "key", "color")
+
+# Taken by the labeling page (annotator/static/annotator/label.js, which lowercases keys):
+# s skips, u goes back, ? shows the shortcuts.
+RESERVED_KEYS = frozenset("su?")
+DEFAULT_KEYS = [*"1234567890", *(c for c in string.ascii_lowercase if c not in RESERVED_KEYS)]
+PALETTE = [  # Tableau 20: distinct on screen, in this order
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+]  # fmt: skip
+COLOR = re.compile(r"^#[0-9a-f]{6}$")
+EXAMPLE = '{"name": "positive", "key": "3", "color": "#2ca02c"}'
+
+
+def _has_control_characters(text: str) -> bool:
+    # Cc: tabs, newlines, NUL...; Cs: lone surrogates (PostgreSQL refuses them); Zl/Zp: breaks
+    return any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text)
+
+
+def _check_name(position: int, raw) -> str:
+    if raw is None:
+        raise ValidationError(f"Label {position} has no name.")
+    if not isinstance(raw, str):
+        raise ValidationError(f"Label {position}: the name must be text.")
+    name = raw.strip()
+    if not name:
+        raise ValidationError(f"Label {position}: the name is empty.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError(
+            f"Label {position}: the name is {len(name)} characters long; "
+            f"at most {NAME_MAX_LENGTH} fit."
+        )
+    if _has_control_characters(name):
+        raise ValidationError(f"Label {position} ({name!r}): the name has control characters.")
+    return name
+
+
+def _check_key(name: str, raw) -> str:
+    if raw is None or raw == "":
+        return ""
+    key = raw.strip().lower() if isinstance(raw, str) else ""
+    if len(key) != 1 or not key.isprintable():
+        raise ValidationError(
+            f"Label {name!r}: the shortcut key must be one visible character, not {raw!r}."
+        )
+    if key in RESERVED_KEYS:
+        raise ValidationError(
+            f"Label {name!r}: the key {key!r} is taken by the labeling page "
+            f"(s skips, u goes back, ? shows the shortcuts)."
+        )
+    return key
+
+
+def _check_color(name: str, raw) -> str:
+    if raw is None or raw == "":
+        return ""
+    color = raw.strip().lower() if isinstance(raw, str) else ""
+    if not COLOR.match(color):
+        raise ValidationError(
+            f"Label {name!r}: the colour must look like #1f77b4 (# and six hex digits), "
+            f"not {raw!r}."
+        )
+    return color
+
+
+def validate_label_set(labels) -> list[dict]:
+    """The label set normalised (names stripped, keys lowercased, missing keys and colours
+    filled in); ValidationError with a message a person can act on if it is not valid."""
+    if not isinstance(labels, list | tuple):
+        raise ValidationError(f"The label set must be a list of labels like [{EXAMPLE}, ...].")
+    if not MIN_LABELS <= len(labels) <= MAX_LABELS:
+        raise ValidationError(
+            f"A project needs {MIN_LABELS} to {MAX_LABELS} labels; this set has {len(labels)}."
+        )
+    checked = []
+    for position, label in enumerate(labels, start=1):
+        if not isinstance(label, dict):
+            raise ValidationError(
+                f"Label {position} must be an object like {EXAMPLE}, not {label!r}."
+            )
+        unknown = sorted(set(label) - set(FIELDS), key=str)
+        if unknown:
+            raise ValidationError(
+                f"Label {position}: unknown field(s) {', '.join(map(repr, unknown))}; "
+                f"a label has {', '.join(FIELDS)}."
+            )
+        name = _check_name(position, label.get("name"))
+        checked.append({
+            "name": name,
+            "key": _check_key(name, label.get("key")),
+            "color": _check_color(name, label.get("color")),
+        })
+
+    names = [label["name"].casefold() for label in checked]
+    keys = [label["key"] for label in checked if label["key"]]
+    for seen, what in ((names, "name"), (keys, "shortcut key")):
+        doubles = sorted({value for value in seen if seen.count(value) > 1})
+        if doubles:
+            raise ValidationError(
+                f"Two labels have the same {what}: {', '.join(map(repr, doubles))}"
+                + (" (names are compared ignoring case)." if what == "name" else ".")
+            )
+
+    _fill_in(checked)
+    return checked
+
+
+def _fill_in(labels: list[dict]) -> None:
+    """Give labels without a key or colour the first ones no other label has."""
+    keys, colors = {label["key"] for label in labels}, {label["color"] for label in labels}
+    free_keys = iter([key for key in DEFAULT_KEYS if key not in keys])
+    free_colors = iter([color for color in PALETTE if color not in colors])
+    for index, label in enumerate(labels):
+        label["key"] = label["key"] or next(free_keys, "")
+        label["color"] = label["color"] or next(free_colors, PALETTE[index % len(PALETTE)])
+
+
+def stored_label_set(labels) -> list[dict]:
+    """Whatever a row holds, as labels with name, key and colour; never raises.
+
+    Rows written before validation existed may hold ["joy", "anger"] or labels without a
+    key or colour: pages must still show them, so this keeps every named label and fills
+    in what is missing (an unusable key or colour is replaced).
+    """
+    if not isinstance(labels, list | tuple):
+        return []
+    kept = []
+    for label in labels:
+        if isinstance(label, str):
+            label = {"name": label}
+        name = label.get("name") if isinstance(label, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            continue
+        key, color = label.get("key"), label.get("color")
+        kept.append({
+            "name": name,
+            "key": key.strip().lower() if isinstance(key, str) and len(key.strip()) == 1 else "",
+            "color": color.lower() if isinstance(color, str) and COLOR.match(color.lower()) else "",
+        })
+    _fill_in(kept)
+    return kept

@@ -1,0 +1,27 @@
+"""Reads of the project pages."""
+
+from django.db.models import Count
+
+from annotator.models import Annotation, Item, Project
+
+# Where a label's name is written besides the label set: (rows, project lookup, column, what).
+# Predictions, Annotation.predicted_label and ModelVersion.label_names keep the names the
+# model was trained with; the next training run uses the new ones.
+LABEL_COLUMNS = [
+    (Annotation.objects, "item__project", "label", "annotations"),
+    (Item.with_staged, "project", "gold_label", "gold labels"),
+    (Item.with_staged, "project", "imported_label", "imported labels"),
+    (Item.with_staged, "project", "final_label", "adjudicated labels"),
+]
+
+
+def label_usage(project: Project, names: list[str]) -> dict[str, list[str]]:
+    """What uses each of `names`, e.g. {"joy": ["annotations: 12", "gold labels: 3"]}; names
+    nothing uses are left out."""
+    usage: dict[str, list[str]] = {}
+    for rows, scope, column, what in LABEL_COLUMNS:
+        counts = (rows.filter(**{scope: project, f"{column}__in": names})
+                  .values_list(column).annotate(n=Count("pk")).order_by(column))
+        for name, count in counts:
+            usage.setdefault(name, []).append(f"{what}: {count}")
+    return usage

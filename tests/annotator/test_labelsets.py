@@ -1,0 +1,201 @@
+"""The label set: what validate_label_set accepts and how it says no, old rows that hold
+anything, and every page that shows labels, for any set the validator lets through."""
+
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import escape
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from annotator.admin import ProjectForm
+from annotator.labelsets import (
+    NAME_MAX_LENGTH,
+    PALETTE,
+    RESERVED_KEYS,
+    stored_label_set,
+    validate_label_set,
+)
+from annotator.models import Annotation, Item, Project
+from tests.annotator.labeling_factories import label_as, make_item
+
+pytestmark = pytest.mark.django_db
+
+
+def _names(n):
+    return [{"name": f"label {i}"} for i in range(n)]
+
+
+def test_it_strips_names_lowercases_keys_and_fills_in_keys_and_colours():
+    labels = validate_label_set([
+        {"name": "  好评 "}, {"name": "neutral", "key": "A", "color": "#ABCDEF"}, {"name": "bad"},
+    ])
+    assert labels == [
+        {"name": "好评", "key": "1", "color": PALETTE[0]},
+        {"name": "neutral", "key": "a", "color": "#abcdef"},
+        {"name": "bad", "key": "2", "color": PALETTE[1]},
+    ]
+
+
+def test_default_keys_are_digits_then_free_letters_never_reserved_ones():
+    keys = [label["key"] for label in validate_label_set(_names(20))]
+    assert keys[:10] == list("1234567890")
+    assert keys[10:] == list("abcdefghij")
+    explicit_first = validate_label_set([{"name": "x", "key": "2"}, *_names(19)])
+    assert [label["key"] for label in explicit_first][:3] == ["2", "1", "3"]
+    assert not RESERVED_KEYS & {label["key"] for label in validate_label_set(_names(20))}
+
+
+@pytest.mark.parametrize("labels, message", [
+    (["joy", "anger"], "must be an object"),
+    ({"name": "joy"}, "must be a list"),
+    (None, "must be a list"),
+    (_names(1), "2 to 20 labels"),
+    (_names(21), "2 to 20 labels"),
+    ([{"name": "a"}, {"name": "   "}], "name is empty"),
+    ([{"name": "a"}, {"key": "2"}], "has no name"),
+    ([{"name": "a"}, {"name": 5}], "must be text"),
+    ([{"name": "a"}, {"name": "x" * (NAME_MAX_LENGTH + 1)}], "at most 100"),
+    ([{"name": "Joy"}, {"name": "joy "}], "same name"),
+    ([{"name": "a"}, {"name": "b\x00"}], "control characters"),
+    ([{"name": "a"}, {"name": "line\nbreak"}], "control characters"),
+    ([{"name": "a", "key": "1"}, {"name": "b", "key": "1"}], "same shortcut key"),
+    ([{"name": "a", "key": "A"}, {"name": "b", "key": "a"}], "same shortcut key"),
+    ([{"name": "a", "key": "s"}, {"name": "b"}], "taken by the labeling page"),
+    ([{"name": "a", "key": "U"}, {"name": "b"}], "taken by the labeling page"),
+    ([{"name": "a", "key": "?"}, {"name": "b"}], "taken by the labeling page"),
+    ([{"name": "a", "key": "12"}, {"name": "b"}], "one visible character"),
+    ([{"name": "a", "key": " "}, {"name": "b"}], "one visible character"),
+    ([{"name": "a", "key": "\t"}, {"name": "b"}], "one visible character"),
+    ([{"name": "a", "color": "red"}, {"name": "b"}], "#1f77b4"),
+    ([{"name": "a", "color": "#12345"}, {"name": "b"}], "#1f77b4"),
+    ([{"name": "a", "shortcut": "1"}, {"name": "b"}], "unknown field"),
+])
+def test_it_refuses_with_a_message_that_says_what_is_wrong(labels, message):
+    with pytest.raises(ValidationError) as error:
+        validate_label_set(labels)
+    assert message in " ".join(error.value.messages)
+
+
+def test_a_name_fits_every_column_that_stores_labels():
+    for model, field in [(Annotation, "label"), (Item, "gold_label"), (Item, "imported_label"),
+                         (Item, "final_label")]:
+        assert model._meta.get_field(field).max_length == NAME_MAX_LENGTH
+
+
+def test_project_clean_normalises_and_refuses():
+    project = Project(name="P", labels=[{"name": " a "}, {"name": "b"}])
+    project.full_clean()
+    assert project.labels[0] == {"name": "a", "key": "1", "color": PALETTE[0]}
+    project.labels = ["joy", "anger"]
+    with pytest.raises(ValidationError, match="must be an object"):
+        project.full_clean()
+
+
+def test_the_admin_form_refuses_a_list_of_strings():
+    form = ProjectForm(data={"name": "P", "labels": json.dumps(["joy", "anger"]),
+                             "text_kind": "review", "strategy": "margin"})
+    assert not form.is_valid()
+    assert "must be an object" in " ".join(form.errors["labels"])
+
+
+def test_the_admin_form_will_not_drop_a_label_in_use(project, labeler):
+    label_as(labeler, make_item(project, "great"), "positive")
+    form = ProjectForm(instance=project, data={"labels": json.dumps(
+        [{"name": "negative"}, {"name": "good"}])})
+    form.is_valid()
+    assert "'positive' is in use (annotations: 1)" in " ".join(form.errors["labels"])
+
+
+@pytest.mark.parametrize("stored, names", [
+    (["joy", "anger"], ["joy", "anger"]),
+    ([{"name": "a"}, {"name": "b", "key": "b", "color": "nope"}], ["a", "b"]),
+    ([{"name": "a"}, 5, None, {"key": "1"}, {"name": ""}, ["x"]], ["a"]),
+    ({"name": "a"}, []),
+    (None, []),
+])
+def test_old_rows_are_read_whatever_they_hold(stored, names):
+    labels = stored_label_set(stored)
+    assert [label["name"] for label in labels] == names
+    assert all(label["key"] and label["color"].startswith("#") for label in labels)
+
+
+# --- every page that shows labels, for any label set -----------------------------------
+
+LABEL_PAGES = ["label_page", "import_upload", "insight_dashboard", "model_registry"]
+
+
+@pytest.fixture
+def labeled_project(project, labeler):
+    item = make_item(project, "great shoes <b>really</b>")
+    label_as(labeler, item, "positive")
+    make_item(project, "an item still in the queue")
+    return project
+
+
+def _pages(client, project):
+    return {name: client.get(reverse(name, args=[project.pk])) for name in LABEL_PAGES}
+
+
+def test_pages_show_a_list_of_strings_an_old_admin_saved(admin_client, labeled_project):
+    Project.objects.filter(pk=labeled_project.pk).update(labels=["joy", "anger"])
+    for name, response in _pages(admin_client, labeled_project).items():
+        assert response.status_code == 200, name
+    label_page = _pages(admin_client, labeled_project)["label_page"].content.decode()
+    assert 'data-label="joy"' in label_page and 'data-label="anger"' in label_page
+
+
+names = st.text(min_size=0, max_size=NAME_MAX_LENGTH + 5)
+keys = st.one_of(st.none(), st.just(""), st.characters(), st.text(max_size=2))
+colors = st.one_of(st.none(), st.just(""), st.from_regex(r"#[0-9a-fA-F]{6}", fullmatch=True),
+                   st.text(max_size=8))
+label = st.one_of(
+    st.fixed_dictionaries({"name": names}, optional={"key": keys, "color": colors}),
+    names,  # the strings an old admin form let through
+)
+label_sets = st.lists(label, min_size=0, max_size=22)
+# mostly valid sets: readable names, some in Chinese or with markup, keys left to the defaults
+readable_names = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
+                         min_size=1, max_size=NAME_MAX_LENGTH).filter(str.strip)
+likely_valid = st.lists(
+    st.fixed_dictionaries(
+        {"name": readable_names},
+        optional={"color": st.from_regex(r"#[0-9a-fA-F]{6}", fullmatch=True)}),
+    min_size=2, max_size=20, unique_by=lambda label: label["name"].strip().casefold())
+
+EXAMPLES = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _check(admin_client, project, labels):
+    try:
+        accepted = validate_label_set(labels)
+    except ValidationError as error:
+        assert error.messages and all(message.strip() for message in error.messages)
+        event("refused")
+        return
+    event("accepted")
+    Project.objects.filter(pk=project.pk).update(labels=accepted)
+    Annotation.objects.update(label=accepted[0]["name"])
+    pages = _pages(admin_client, project)
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+    content = pages["label_page"].content.decode()
+    for label in accepted:
+        assert f'data-label="{escape(label["name"])}"' in content
+
+
+@EXAMPLES
+@given(labels=label_sets)
+def test_any_label_set_renders_every_page_or_is_refused_with_a_message(
+    admin_client, labeled_project, labels
+):
+    _check(admin_client, labeled_project, labels)
+
+
+@EXAMPLES
+@given(labels=likely_valid)
+def test_readable_label_sets_render_every_page(admin_client, labeled_project, labels):
+    _check(admin_client, labeled_project, labels)
