@@ -19,7 +19,12 @@ VAR_DIR = Path(env("ANNOTATOR_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key" if DEBUG else "")
+# bin/up writes a random key here: manage.py from any shell, without SECRET_KEY exported,
+# then signs with the same key as the running site.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+_env_key = env("SECRET_KEY", default="")
+_file_key = SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() else ""
+SECRET_KEY = _env_key or _file_key or ("dev-only-insecure-key" if DEBUG else "")
 
 
 def _secret_key_problem(key: str) -> str:
@@ -35,8 +40,15 @@ def _secret_key_problem(key: str) -> str:
 
 
 if not DEBUG and (_problem := _secret_key_problem(SECRET_KEY)):
+    if _env_key:
+        _where = "from the SECRET_KEY environment variable"
+    elif _file_key:
+        _where = f"read from {SECRET_KEY_FILE}"
+    else:
+        _where = f"set the SECRET_KEY environment variable, or write one to {SECRET_KEY_FILE}"
     raise ImproperlyConfigured(
-        f"{_problem}; make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        f"{_problem} ({_where}); make one with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
     )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
@@ -296,10 +308,24 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
+
+def _one_line_below_500(record) -> bool:
+    """django.request logs a 403 or 404 with its traceback: a client error, not ours, so one
+    line ("Forbidden (Permission denied): /path") is enough; 5xx keep theirs."""
+    if getattr(record, "status_code", 500) < 500:
+        record.exc_info = record.exc_text = None
+    return True
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"one_line_below_500": {"()": "django.utils.log.CallbackFilter",
+                                       "callback": _one_line_below_500}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["one_line_below_500"]},
+    },
 }

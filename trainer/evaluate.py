@@ -40,6 +40,34 @@ def classification_metrics(
     }
 
 
+# Below these an F1 or accuracy is mostly noise: on 1 item it is 0 or 1, and for a class
+# seen twice one item moves its recall by half.
+MIN_RELIABLE_GOLD = 30  # evaluation items (gold; the validation split when there is none)
+MIN_RELIABLE_PER_CLASS = 5  # evaluation items of every class
+
+
+def metrics_reliability(metrics: dict) -> dict:
+    """Can the figures in `metrics` (classification_metrics, plus "evaluated_on") be read?
+
+    {"n": items evaluated on (None if unknown), "on": "gold" / "validation" / "",
+     "reliable": bool, "reason": why not ("" when reliable)}.
+    """
+    n, on = metrics.get("support"), metrics.get("evaluated_on", "")
+    per_class = metrics.get("per_class") or {}
+    thin = sorted((int(m.get("support", 0)), name) for name, m in per_class.items()
+                  if int(m.get("support", 0)) < MIN_RELIABLE_PER_CLASS)
+    if n is None:
+        reason = "the number of evaluation items was not recorded"
+    elif n < MIN_RELIABLE_GOLD:
+        reason = f"only {n} evaluation item{'s' if n != 1 else ''} ({MIN_RELIABLE_GOLD} needed)"
+    elif thin:
+        listed = ", ".join(f"{name} {count}" for count, name in thin)
+        reason = f"fewer than {MIN_RELIABLE_PER_CLASS} evaluation items of a class ({listed})"
+    else:
+        reason = ""
+    return {"n": n, "on": on, "reliable": not reason, "reason": reason}
+
+
 def predict_proba(tokenizer, model, texts: Sequence[str], *, max_length: int = 128,
                   batch_size: int = 64, device: str = ""):
     """Class probabilities (numpy, len(texts) x num_labels); see trainer.scoring.predict_proba."""

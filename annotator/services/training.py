@@ -29,7 +29,11 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
-from annotator.selectors import readability_blocks_schedule, training_labels
+from annotator.selectors import (
+    active_version_if_nothing_new,
+    readability_blocks_schedule,
+    training_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,15 @@ ACTIVE = [TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
 
 class RunLost(Exception):
     """Another worker reclaimed the run, or it was marked failed, while we trained."""
+
+
+class NothingNewToLearn(Exception):
+    """No label was added, changed or adjudicated since the active version was trained."""
+
+    def __init__(self, version: ModelVersion):
+        self.version = version
+        super().__init__(f"no label was added, changed or adjudicated since v{version.version} "
+                         "was trained")
 
 
 # --- reads used here ------------------------------------------------------------
@@ -120,14 +133,21 @@ def model_version_local_path(version: ModelVersion) -> Path:
 
 
 def training_request(
-    *, project: Project, trigger: str, user=None, enqueue: bool = True
+    *, project: Project, trigger: str, user=None, enqueue: bool = True, force: bool = False
 ) -> TrainingRun | None:
     """Queue a training run, or return the project's queued/running one.
+
+    Raises NothingNewToLearn instead when the active version was trained on the labels as
+    they are now (it would make the same model again), unless `force`.
 
     A second concurrent request hits the partial unique constraint and gets the
     existing run; if that run's worker died (stale heartbeat) it is enqueued again, so
     the new worker reclaims it. The task is enqueued only after the transaction commits.
     """
+    if not force and not TrainingRun.objects.filter(project=project, status__in=ACTIVE).exists():
+        current = active_version_if_nothing_new(project)
+        if current is not None:
+            raise NothingNewToLearn(current)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -305,10 +325,13 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
         _store_folder(Path(tmp), prefix)
     with transaction.atomic():
         Project.objects.select_for_update().get(id=project.id)
+        # the last progress said "evaluating": a finished run is past every phase
+        last = TrainingRun.objects.values_list("progress", flat=True).get(id=run.id) or {}
+        last.pop("phase", None)
         finished = TrainingRun.objects.filter(
             id=run.id, status=TrainingRun.Status.RUNNING, attempts=attempt
         ).update(status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(),
-                 heartbeat_at=timezone.now())
+                 heartbeat_at=timezone.now(), progress=last)
         if not finished:
             raise RunLost(f"run {run.id} attempt {attempt} was taken over or stopped")
         version = ModelVersion.objects.create(
@@ -415,7 +438,10 @@ def retrain_due_projects() -> list[int]:
                            project.id, project.effective_model_name)
             continue
         if project_retrain_due(project):
-            run = training_request(project=project, trigger=TrainingRun.Trigger.SCHEDULE)
+            try:
+                run = training_request(project=project, trigger=TrainingRun.Trigger.SCHEDULE)
+            except NothingNewToLearn:
+                continue
             if run:
                 queued.append(run.id)
     return queued

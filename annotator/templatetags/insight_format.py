@@ -2,6 +2,8 @@
 
 from django import template
 
+from trainer.evaluate import metrics_reliability
+
 register = template.Library()
 
 
@@ -33,3 +35,9 @@ def percent(value, digits: int = 0) -> str:
 @register.filter
 def index(sequence, i):
     return sequence[i]
+
+
+@register.filter
+def reliability(metrics) -> dict:
+    """Can a version's metrics be read? {"n", "on", "reliable", "reason"}."""
+    return metrics_reliability(metrics or {})

@@ -1,37 +1,32 @@
-"""Model registry, retrain triggers, live progress and version download (staff only)."""
+"""Model registry, retrain triggers, live progress and version download (staff and the
+project's admins)."""
 
 import zipfile
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.files.storage import storages
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator.models import ModelVersion, Project, TrainingRun
-from annotator.selectors import readability_for, stopping_signal_for
+from annotator.permissions import managed_project, project_admin_required
+from annotator.selectors import (
+    active_version_if_nothing_new,
+    readability_for,
+    stopping_signal_for,
+)
 from annotator.services.readability import readability_confirm, vocabulary_check_request
-from annotator.services.training import artifact_files, model_version_activate, training_request
-
-
-def staff_required(view):
-    """Logged-in staff only: others get 403 (anonymous users go to the login page)."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapper
+from annotator.services.training import (
+    NothingNewToLearn,
+    artifact_files,
+    model_version_activate,
+    training_request,
+)
 
 
 def _run_state(run: TrainingRun | None) -> dict:
@@ -42,7 +37,7 @@ def _run_state(run: TrainingRun | None) -> dict:
 
 
 @require_GET
-@staff_required
+@project_admin_required
 def model_registry(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     versions = ModelVersion.objects.filter(project=project).select_related(
@@ -54,11 +49,12 @@ def model_registry(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project, "versions": versions, "runs": runs,
         "stop_signal": stopping_signal_for(project), "check": check,
         "confirmed": project.readability_confirmed_model == project.effective_model_name,
+        "up_to_date": active_version_if_nothing_new(project),
     })
 
 
 @require_POST
-@staff_required
+@project_admin_required
 def vocabulary_check_now(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     vocabulary_check_request(project=project)
@@ -68,7 +64,7 @@ def vocabulary_check_now(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@project_admin_required
 def vocabulary_confirm(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     readability_confirm(project=project)
@@ -78,10 +74,16 @@ def vocabulary_confirm(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@project_admin_required
 def retrain_now(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
-    run = training_request(project=project, trigger=TrainingRun.Trigger.MANUAL, user=request.user)
+    try:
+        run = training_request(project=project, trigger=TrainingRun.Trigger.MANUAL,
+                               user=request.user, force=request.POST.get("force") == "1")
+    except NothingNewToLearn as nothing:
+        messages.warning(request, f"Nothing queued: {nothing}, so a retrain would make the "
+                                  "same model again. \"Retrain anyway\" trains all the same.")
+        return redirect("model_registry", project_id=project.id)
     messages.info(request, f"Training run {run.id} is {run.status}." if run else "Nothing queued.")
     check = readability_for(project)
     if run and check and check.unreadable:
@@ -91,7 +93,7 @@ def retrain_now(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@project_admin_required
 def version_activate(request: HttpRequest, project_id: int, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
     model_version_activate(version=version)
@@ -100,7 +102,7 @@ def version_activate(request: HttpRequest, project_id: int, version_id: int) -> 
 
 
 @require_GET
-@staff_required
+@project_admin_required
 def training_progress(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_object_or_404(Project, id=project_id)
     return JsonResponse(_run_state(TrainingRun.objects.filter(project=project).first()))
@@ -140,7 +142,7 @@ def _zip_stream(version: ModelVersion):
 
 
 @require_GET
-@staff_required
+@project_admin_required
 def version_download(request: HttpRequest, project_id: int, version_id: int):
     version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
     response = StreamingHttpResponse(_zip_stream(version), content_type="application/zip")
@@ -150,11 +152,18 @@ def version_download(request: HttpRequest, project_id: int, version_id: int):
 
 
 @api_view(["POST"])
-@permission_classes([IsAdminUser])
+@permission_classes([IsAuthenticated])
 def api_retrain(request: Request, project_id: int) -> Response:
-    """Queue a retrain (or return the one already queued/running): {"run_id", "status"}."""
-    project = get_object_or_404(Project, id=project_id)
-    run = training_request(project=project, trigger=TrainingRun.Trigger.API, user=request.user)
+    """Queue a retrain (or return the one already queued/running): {"run_id", "status"}.
+    409 when no label changed since the active version was trained, unless {"force": true}."""
+    project = managed_project(request.user, project_id)
+    force = isinstance(request.data, dict) and request.data.get("force") in (True, "1", "true")
+    try:
+        run = training_request(project=project, trigger=TrainingRun.Trigger.API,
+                               user=request.user, force=force)
+    except NothingNewToLearn as nothing:
+        return Response({"detail": f"{nothing}; send force=true to train anyway",
+                         "active_version": nothing.version.version}, status=409)
     if run is None:
         return Response({"detail": "could not queue a run"}, status=409)
     return Response({"run_id": run.id, "status": run.status}, status=202)

@@ -63,6 +63,39 @@ def test_development_runs_with_its_own_key_and_production_with_a_random_one(tmp_
     assert _setting(tmp_path, "s.DEBUG", SECRET_KEY=STRONG_KEY) == "False"  # off unless asked
 
 
+def test_without_secret_key_it_says_where_the_key_is_expected(tmp_path):
+    result = _run(tmp_path, ["-c", "import annotator.settings"])
+    assert f"or write one to {tmp_path / 'secret_key'}" in result.stderr
+
+
+def test_manage_py_reads_the_key_bin_up_wrote(tmp_path):
+    """bin/up writes VAR_DIR/secret_key: manage.py from a shell without SECRET_KEY uses it."""
+    (tmp_path / "secret_key").write_text(STRONG_KEY + "\n")
+    assert _setting(tmp_path, "s.SECRET_KEY") == repr(STRONG_KEY)
+    result = _run(tmp_path, ["manage.py", "migrate", "--noinput", "-v", "0"])
+    assert result.returncode == 0, result.stderr
+    result = _run(tmp_path, ["manage.py", "shell", "-c",
+                             "from django.contrib.auth.models import User; "
+                             "User.objects.create_user('admin')"])
+    assert result.returncode == 0, result.stderr
+    result = _run(tmp_path, ["manage.py", "drf_create_token", "admin"])
+    assert result.returncode == 0, result.stderr
+    assert "Generated token" in result.stdout
+
+
+def test_the_environment_wins_over_the_key_file(tmp_path):
+    (tmp_path / "secret_key").write_text(secrets.token_urlsafe(50))
+    assert _setting(tmp_path, "s.SECRET_KEY", SECRET_KEY=STRONG_KEY) == repr(STRONG_KEY)
+
+
+def test_a_weak_key_in_the_file_is_refused_and_the_file_named(tmp_path):
+    (tmp_path / "secret_key").write_text("change-me")
+    result = _run(tmp_path, ["-c", "import annotator.settings"])
+    assert result.returncode != 0
+    assert "SECRET_KEY is a placeholder" in result.stderr
+    assert f"read from {tmp_path / 'secret_key'}" in result.stderr
+
+
 # --- HTTPS -----------------------------------------------------------------------------
 
 

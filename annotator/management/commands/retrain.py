@@ -5,7 +5,8 @@ from django.db import transaction
 from tqdm import tqdm
 
 from annotator.models import Project, TrainingRun
-from annotator.services.training import training_request, training_run_execute
+from annotator.services.training import NothingNewToLearn, training_request, training_run_execute
+from trainer.evaluate import metrics_reliability
 
 
 class Command(BaseCommand):
@@ -15,16 +16,21 @@ class Command(BaseCommand):
         parser.add_argument("project", help="project id or name")
         parser.add_argument("--enqueue", action="store_true",
                             help="queue the run for a Celery worker instead of training here")
+        parser.add_argument("--force", action="store_true",
+                            help="train even if no label changed since the active version")
 
-    def handle(self, *args, project: str, enqueue: bool, **options):
+    def handle(self, *args, project: str, enqueue: bool, force: bool, **options):
         found = Project.objects.filter(id=int(project)) if project.isdigit() else None
         found = found or Project.objects.filter(name=project)
         if not found:
             raise CommandError(f"no project {project!r}")
         project = found.get()
-        with transaction.atomic():
-            run = training_request(project=project, trigger=TrainingRun.Trigger.COMMAND,
-                                   enqueue=enqueue)
+        try:
+            with transaction.atomic():
+                run = training_request(project=project, trigger=TrainingRun.Trigger.COMMAND,
+                                       enqueue=enqueue, force=force)
+        except NothingNewToLearn as nothing:
+            raise CommandError(f"{nothing}; --force trains anyway") from None
         if run is None:
             raise CommandError("could not queue a run")
         if enqueue:
@@ -44,9 +50,12 @@ class Command(BaseCommand):
             reason = run.error.splitlines()[0] if run.error else "taken by another worker"
             raise CommandError(f"run {run.id} {run.status}: {reason}")
         metrics = version.metrics
+        reliability = metrics_reliability(metrics)
         self.stdout.write(self.style.SUCCESS(
             f"v{version.version} active: {version.label_count} labels, "
             f"macro-F1 {metrics.get('macro_f1', float('nan')):.3f} "
-            f"on {metrics.get('evaluated_on', '-')}, "
+            f"on {metrics.get('evaluated_on', '-')} (n={reliability['n']}), "
             f"{version.duration_seconds:.1f} s on {version.device}"
         ))
+        if not reliability["reliable"]:
+            self.stdout.write(self.style.WARNING(f"unreliable estimate: {reliability['reason']}"))

@@ -1,0 +1,67 @@
+"""A labeler's own labels: the "My labels" page and changing one of them."""
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from annotator import selectors
+from annotator.models import Annotation, Project
+from annotator.permissions import can_label
+from annotator.services import labeling
+
+PER_PAGE = 50
+
+
+def _labeling_project(user, project_id: int) -> Project:
+    """The project if `user` labels in it; 404 if it does not exist, 403 if not theirs."""
+    project = get_object_or_404(Project, pk=project_id)
+    if not can_label(user, project):
+        raise PermissionDenied
+    return project
+
+
+@login_required
+@require_GET
+def my_labels(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _labeling_project(request.user, project_id)
+    text, label = request.GET.get("q", "").strip(), request.GET.get("label", "")
+    annotations = selectors.annotations_of(request.user, project, text=text, label=label)
+    page = Paginator(annotations, PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "annotator/labeling/my_labels.html", {
+        "project": project, "page": page, "q": text, "label": label,
+        "filters": urlencode({k: v for k, v in (("q", text), ("label", label)) if v}),
+    })
+
+
+@login_required
+@require_POST
+def my_label_change(request: HttpRequest, project_id: int, annotation_id: int) -> HttpResponse:
+    project = _labeling_project(request.user, project_id)
+    annotation = get_object_or_404(Annotation.objects.select_related("item"),
+                                   pk=annotation_id, item__project=project)
+    annotation.item.project = project  # already loaded and checked
+    try:
+        labeling.annotation_change(labeler=request.user, annotation=annotation,
+                                   label=request.POST.get("label", ""))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Item #{annotation.item_id}: your label is now "
+                                  f"{annotation.label}.")
+        if annotation.item.final_label:
+            messages.info(request, f"An admin adjudicated item #{annotation.item_id} as "
+                                   f"{annotation.item.final_label}: training and the export "
+                                   "keep that final label.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()},
+                                           require_https=request.is_secure()):
+        back = reverse("my_labels", args=[project.pk])
+    return redirect(f"{back}#annotation-{annotation.pk}")
