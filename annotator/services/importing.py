@@ -9,7 +9,8 @@ A failed or interrupted import deletes its staged rows; one killed outright (kil
 its heartbeat and `import_jobs_fail_stale` marks it failed, `staged_items_delete` removes
 what it wrote. One import runs per project at a time (a partial unique constraint).
 
-The web upload queues a job (`import_job_queue`) that a Celery worker runs
+The web upload keeps the file and shows a preview (`import_job_upload`, `file_preview`); the
+admin's column mapping queues the job (`import_job_start`) that a Celery worker runs
 (`import_job_run`), with progress on the report page; the command line and tests run it in
 their own process (`import_file`).
 
@@ -21,6 +22,10 @@ longer than settings.IMPORT_MAX_TEXT_CHARS) also abort by default; with
 skip_invalid=True those rows are rejected into the report instead.
 Duplicates (same clean text earlier in the file or already in the project)
 are never errors: they are counted and listed in the report.
+
+Every duplicate and rejected row becomes an ImportIssue (with the row as read), written in
+its batch's transaction; a failed import deletes them with its staged rows, since nothing of
+it was imported. ImportJob.report keeps the first REPORT_LIMIT of them for the command line.
 """
 
 import codecs
@@ -31,9 +36,11 @@ import logging
 import os
 import random
 import uuid
-from datetime import timedelta
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,8 +50,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotator.cleaning import clean_text
-from annotator.models import ImportJob, Item, Project, TextKind
-from annotator.services.exporting import restore_formula
+from annotator.models import ImportIssue, ImportJob, Item, Project, TextKind
+from annotator.services.exporting import _Echo, neutralize_formula, restore_formula
 from annotator.services.labeling import project_apply_overlap
 from annotator.services.readability import vocabulary_check_request
 
@@ -58,6 +65,10 @@ EXTENSIONS = {
     "ndjson": "jsonl",
 }
 REPORT_LIMIT = 1000  # report entries kept on the ImportJob; counts stay exact
+ISSUE_VALUE_CHARS = 1000  # an issue keeps each value of its row up to this, then "…"
+PREVIEW_ROWS = 10
+PREVIEW_CELL_CHARS = 120
+PREVIEW_KEEP = timedelta(days=1)  # an upload nobody mapped is deleted after this
 SAMPLE_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
 ANALYZE_AFTER_ROWS = 10_000  # PostgreSQL: refresh table statistics after a big import
@@ -166,7 +177,7 @@ def detect_encoding(sample: bytes, declared: str | None = None) -> str:
     if not readings:
         raise ImportRejected(
             f"bytes are neither UTF-8 nor {' nor '.join(NAMES.values())} (byte "
-            f"0x{sample[utf8_error.start]:02x}); declare the encoding (--encoding)", line=line)
+            f"0x{sample[utf8_error.start]:02x}); declare the encoding", line=line)
     start = sample.rfind(b"\n", 0, utf8_error.start) + 1
     end = sample.find(b"\n", utf8_error.start)
     raw_line = sample[start:end if end >= 0 else len(sample)]
@@ -175,7 +186,7 @@ def detect_encoding(sample: bytes, declared: str | None = None) -> str:
         for r in readings[:2])
     raise ImportRejected(
         f"cannot tell the encoding of this file: {options}. Declare the right one "
-        "(--encoding, e.g. gb18030 or cp1252)", line=line)
+        "(e.g. gb18030 or cp1252)", line=line)
 
 
 def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterator[str]:
@@ -187,7 +198,7 @@ def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterat
             raise ImportRejected(
                 f"cannot decode bytes as {encoding} "
                 f"({exc.reason} at byte {exc.start + 1} of the line); "
-                "declare the right encoding (--encoding)",
+                "declare the right encoding",
                 line=number,
             ) from None
         if "\x00" in text:
@@ -243,6 +254,27 @@ def _columns(header: list[str], shown: int = 3, width: int = 30) -> str:
                       for name in header[:shown])
     more = f" and {len(header) - shown} more" if len(header) > shown else ""
     return f"it has {len(header)} column{'s' if len(header) != 1 else ''}: {names}{more}"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _issue_row(row: dict) -> dict:
+    """The row as read, to list and to download; a value is cut when very long."""
+    kept = {}
+    for key, value in row.items():
+        if isinstance(value, str):
+            value = _shorten(value, ISSUE_VALUE_CHARS)
+        elif value is not None:
+            try:
+                text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+            except ValueError:  # NaN or Infinity, which PostgreSQL's jsonb cannot hold
+                value = text = json.dumps(value, ensure_ascii=False)
+            if len(text) > ISSUE_VALUE_CHARS:
+                value = _shorten(text, ISSUE_VALUE_CHARS)
+        kept[str(key)] = value
+    return kept
 
 
 def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
@@ -385,9 +417,11 @@ class _Importer:
         self.max_chars = settings.IMPORT_MAX_TEXT_CHARS
         self.imported = self.duplicates = self.rejected = 0
         self.report: list[dict] = []
+        self.issues: list[dict] = []  # ImportIssue field values, written with the next batch
         self.seen: set[bytes] = set()
-        self.batch: list[tuple[int, dict]] = []  # (line, Item field values)
-        self.writer = _Writer()
+        self.batch: list[tuple[int, dict, dict]] = []  # (line, Item field values, row)
+        self.items = _Writer(Item)
+        self.issue_writer = _Writer(ImportIssue)
 
     def required_columns(self) -> list[str]:
         named = [
@@ -399,15 +433,17 @@ class _Importer:
         ]
         return [c for c in named if c]
 
-    def note(self, line: int, reason: str) -> None:
+    def note(self, line: int, kind: str, reason: str, row: dict) -> None:
         if len(self.report) < REPORT_LIMIT:
             self.report.append({"line": line, "reason": reason})
+        self.issues.append({"job_id": self.job.pk, "line": line, "kind": kind,
+                            "reason": reason[:500], "row": _issue_row(row)})
 
     def run(self, rows: Iterable[tuple[int, dict]], progress: Callable[[], None] | None) -> None:
         self.project_had_items = Item.objects.filter(project=self.project).exists()
         for line, row in rows:
             self.add(line, row)
-            if len(self.batch) >= settings.IMPORT_BATCH_SIZE:
+            if len(self.batch) + len(self.issues) >= settings.IMPORT_BATCH_SIZE:
                 self.flush()
                 if progress:
                     progress()
@@ -419,10 +455,11 @@ class _Importer:
     def add(self, line: int, row: dict) -> None:
         raw, clean, turns = self.text_of(line, row)
         if not clean:
-            return self.invalid(line, "empty text after cleaning")
+            return self.invalid(line, "empty text after cleaning", row)
         if len(clean) > self.max_chars:
             return self.invalid(
-                line, f"text is {len(clean):,} characters, over the limit of {self.max_chars:,}"
+                line, f"text is {len(clean):,} characters, over the limit of {self.max_chars:,}",
+                row,
             )
         label = self.value(row, self.label_column)
         if label and label not in self.labels:
@@ -438,7 +475,8 @@ class _Importer:
         digest = hashlib.sha256(clean.encode("utf-8")).digest()
         if digest[:16] in self.seen:
             self.duplicates += 1
-            return self.note(line, "duplicate: same clean text earlier in the file")
+            return self.note(line, ImportIssue.Kind.DUPLICATE,
+                             "duplicate: same clean text earlier in the file", row)
         self.seen.add(digest[:16])
         values = {
             "project_id": self.project.pk,
@@ -456,15 +494,15 @@ class _Importer:
             "import_job_id": self.job.pk,
             "staged": True,
         }
-        self.batch.append((line, values))
+        self.batch.append((line, values, row))
 
-    def invalid(self, line: int, reason: str) -> None:
+    def invalid(self, line: int, reason: str, row: dict) -> None:
         if not self.skip_invalid:
             raise ImportRejected(
-                f"{reason} (fix the row, or skip such rows with --skip-invalid)", line=line
+                f"{reason} (fix the row, or choose to skip invalid rows)", line=line
             )
         self.rejected += 1
-        self.note(line, reason)
+        self.note(line, ImportIssue.Kind.REJECTED, reason, row)
 
     @staticmethod
     def value(row: dict, column: str | None) -> str:
@@ -525,27 +563,29 @@ class _Importer:
             raise ImportRejected(f"{column!r} holds invalid JSON: {exc.msg}", line=line) from None
 
     def flush(self) -> None:
-        if not self.batch:
+        if not self.batch and not self.issues:
             return
         existing = set()
         if self.project_had_items:  # an empty project can only collide with this file
-            hashes = [values["content_hash"] for _, values in self.batch]
+            hashes = [values["content_hash"] for _, values, _ in self.batch]
             existing = set(
                 Item.objects.filter(project=self.project, content_hash__in=hashes).values_list(
                     "content_hash", flat=True
                 )
             )
         new = []
-        for line, values in self.batch:
+        for line, values, row in self.batch:
             if values["content_hash"] in existing:
                 self.duplicates += 1
-                self.note(line, "duplicate: the project already has this text")
+                self.note(line, ImportIssue.Kind.DUPLICATE,
+                          "duplicate: the project already has this text", row)
             else:
                 new.append(values)
-        prepared = self.writer.prepare(new)
+        prepared, issues = self.items.prepare(new), self.issue_writer.prepare(self.issues)
         try:
             with transaction.atomic():  # one short write: labelers' writes get in between
-                self.writer.write(prepared)
+                self.items.write(prepared)
+                self.issue_writer.write(issues)
                 self.imported += len(new)
                 _beat(self.job, bytes_read=self.counter.read, imported=self.imported,
                       duplicates=self.duplicates, rejected=self.rejected)
@@ -554,25 +594,26 @@ class _Importer:
                 "another import added some of these texts to the project meanwhile; run it again",
                 line=self.batch[0][0],
             ) from None
-        self.batch = []
+        self.batch, self.issues = [], []
 
 
 class _Writer:
-    """Item rows to the database: `prepare` (CPU, outside any transaction) turns field values
-    into database values, `write` (inside the batch's short transaction) only sends them.
+    """Rows of a model (items, import issues) to the database: `prepare` (CPU, outside any
+    transaction) turns field values into database values, `write` (inside the batch's short
+    transaction) only sends them.
 
     PostgreSQL: COPY (about twice as fast as INSERT for big files). Others: one executemany
     INSERT; on SQLite, Django's bulk_create splits a batch into INSERTs of ~45 rows and
     builds each in Python, all while holding the only write lock labelers need too.
-    Fields a row does not name get the model's defaults, so new Item fields with a default
-    need no change here.
+    Fields a row does not name get the model's defaults, so new fields with a default need
+    no change here.
     """
 
-    def __init__(self) -> None:
-        self.fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
+    def __init__(self, model: type[models.Model]) -> None:
+        self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
         self.json_fields = {f.attname for f in self.fields if isinstance(f, models.JSONField)}
         self.copy = connection.vendor == "postgresql"
-        table = connection.ops.quote_name(Item._meta.db_table)
+        table = connection.ops.quote_name(model._meta.db_table)
         columns = ", ".join(connection.ops.quote_name(f.column) for f in self.fields)
         if self.copy:
             self.sql = f"COPY {table} ({columns}) FROM STDIN"
@@ -672,25 +713,118 @@ def _size(fileobj: IO[bytes]) -> int:
         return 0
 
 
-def import_job_queue(*, project: Project, upload, user=None, **options) -> ImportJob:
-    """Keep an uploaded file under VAR_DIR/uploads and queue its import for a worker.
-
-    `upload` is a Django UploadedFile. The worker deletes the file when the import ends.
+def import_job_upload(
+    *, project: Project, upload, user=None, fmt: str | None = None, encoding: str | None = None
+) -> ImportJob:
+    """Keep an uploaded file under VAR_DIR/uploads as a job waiting for its column mapping
+    (status preview). `upload` is a Django UploadedFile; `fmt` and `encoding` are declared,
+    else detected. Raises ImportRejected, and keeps nothing, when its first rows cannot be read.
     """
-    options = _options(options)
     folder = Path(settings.VAR_DIR) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}{Path(upload.name).suffix.lower()[:10]}"
     with open(path, "wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)
-    job = ImportJob.objects.create(
+    try:
+        file_preview(path=path, filename=upload.name, fmt=fmt, encoding=encoding)
+    except ImportRejected:
+        path.unlink()
+        raise
+    return ImportJob.objects.create(
         project=project, filename=Path(upload.name).name[:300], created_by=user,
-        options=options, upload_path=str(path), bytes_total=path.stat().st_size,
-        status=ImportJob.Status.QUEUED,
+        options={"fmt": fmt, "encoding": encoding}, upload_path=str(path),
+        bytes_total=path.stat().st_size, status=ImportJob.Status.PREVIEW,
     )
-    transaction.on_commit(lambda: _enqueue_import(job.pk))
-    return job
+
+
+@dataclass(frozen=True)
+class FilePreview:
+    fmt: str
+    encoding: str
+    columns: list[str]
+    rows: list[tuple[int, list[str]]]  # (line, its cells in column order, long ones cut)
+
+    @property
+    def encoding_name(self) -> str:
+        return NAMES.get(self.encoding, self.encoding.upper())
+
+
+def file_preview(
+    *, path: str | Path, filename: str, fmt: str | None = None, encoding: str | None = None
+) -> FilePreview:
+    """The first rows of a file as the import would read them; ImportRejected if it cannot.
+
+    Columns: the CSV/TSV header, or the keys of the first JSON objects.
+    """
+    kind = detect_format(filename, fmt)
+    with open(path, "rb") as fileobj:
+        enc = detect_encoding(fileobj.read(SAMPLE_BYTES), encoding)
+        fileobj.seek(0)
+        rows = list(islice(_rows(fileobj, kind, enc, _Bytes(), required=[]), PREVIEW_ROWS))
+    columns = list(dict.fromkeys(key for _, row in rows for key in row))
+    cells = [
+        (line, [_shorten(_as_text(row.get(column)), PREVIEW_CELL_CHARS) for column in columns])
+        for line, row in rows
+    ]
+    return FilePreview(fmt=kind, encoding=enc, columns=columns, rows=cells)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def import_job_start(*, job: ImportJob, **options) -> bool:
+    """Save a previewed job's column mapping (OPTIONS) and queue it for a worker.
+
+    False when it was not waiting for a mapping (started already by a double submit, or
+    cancelled).
+    """
+    options = _options(options)
+    started = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEW).update(
+        status=ImportJob.Status.QUEUED, options=options)
+    if started:
+        transaction.on_commit(lambda: _enqueue_import(job.pk))
+    return bool(started)
+
+
+def import_job_cancel(*, job: ImportJob) -> bool:
+    """Delete a job still waiting for its mapping, and its file; False if it has started."""
+    deleted, _ = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEW).delete()
+    if deleted:
+        _forget_upload(job)
+    return bool(deleted)
+
+
+def import_previews_delete() -> int:
+    """Delete the uploads nobody mapped within PREVIEW_KEEP, with their files."""
+    old = ImportJob.objects.filter(status=ImportJob.Status.PREVIEW,
+                                   created_at__lt=timezone.now() - PREVIEW_KEEP)
+    return sum(import_job_cancel(job=job) for job in old.only("pk", "upload_path"))
+
+
+def import_rejected_csv(*, job: ImportJob) -> Iterator[str]:
+    """The rejected rows as CSV lines, to fix and import again: the file's own columns, then
+    import_line and import_reason. Cells are formula-neutralised like the export's (an import
+    restores them); a BOM first, so Excel reads Chinese (an import skips it)."""
+    rejected = job.issues.filter(kind=ImportIssue.Kind.REJECTED)
+    found: set[str] = set()
+    for row in rejected.values_list("row", flat=True).iterator(chunk_size=DELETE_BATCH):
+        found.update(row)  # JSON rows need not share their keys
+    # PostgreSQL's jsonb keeps no key order: the mapped columns first, then the others by name
+    options = _options(job.options)
+    mapped = [options[name] for name in ("text_column", "label_column", "id_column",
+                                         "kind_column", "turns_column")]
+    mapped = [c for c in dict.fromkeys([*mapped, *options["meta_columns"]]) if c in found]
+    columns = mapped + sorted(found - set(mapped))
+    writer = csv.writer(_Echo())  # writerow() returns the formatted line
+    yield "\ufeff" + writer.writerow([*columns, "import_line", "import_reason"])
+    issues = rejected.values_list("line", "reason", "row")
+    for line, reason, row in issues.iterator(chunk_size=DELETE_BATCH):
+        cells = [_as_text(row.get(column)) for column in columns]
+        yield writer.writerow([neutralize_formula(cell) for cell in [*cells, str(line), reason]])
 
 
 def _enqueue_import(job_id: int) -> None:
@@ -758,15 +892,7 @@ def import_job_run(
             sample = fileobj.read(SAMPLE_BYTES)
             fileobj.seek(0)
             enc = detect_encoding(sample, options["encoding"])
-            if kind == "json":
-                rows = _json_array_rows(fileobj, enc, counter)
-            elif kind == "jsonl":
-                rows = _jsonl_rows(_decoded_lines(fileobj, enc, counter))
-            else:
-                delimiter = "\t" if kind == "tsv" else ","
-                rows = _csv_rows(
-                    _decoded_lines(fileobj, enc, counter), delimiter, importer.required_columns()
-                )
+            rows = _rows(fileobj, kind, enc, counter, required=importer.required_columns())
             importer.run(rows, (lambda: progress(counter.read)) if progress else None)
             _publish(job, importer)
     except BaseException as exc:  # Ctrl-C and shutdowns too: nothing stays half-written
@@ -791,6 +917,18 @@ def import_job_run(
     ):
         transaction.on_commit(lambda: _enqueue_seeding(project.pk))
     return job
+
+
+def _rows(
+    fileobj: IO[bytes], fmt: str, encoding: str, counter: _Bytes, *, required: list[str]
+) -> Iterator[tuple[int, dict]]:
+    """(line, row) for each row of the file; `required`: columns a CSV header must have."""
+    if fmt == "json":
+        return _json_array_rows(fileobj, encoding, counter)
+    lines = _decoded_lines(fileobj, encoding, counter)
+    if fmt == "jsonl":
+        return _jsonl_rows(lines)
+    return _csv_rows(lines, "\t" if fmt == "tsv" else ",", required)
 
 
 def _lower_priority() -> None:
@@ -837,6 +975,7 @@ def _fail(job: ImportJob, exc: BaseException) -> None:
             imported=0,
         )
         staged_items_delete(job=job)
+        failed_issues_delete(job=job)
     except Exception:  # the database itself may be why the import failed
         logger.exception("could not record the failure of import #%s", job.pk)
     job.refresh_from_db()
@@ -857,10 +996,23 @@ def staged_items_delete(*, project: Project | None = None, job: ImportJob | None
         staged = staged.filter(project=project)
     staged = staged.filter(Q(import_job__isnull=True) | ~Q(import_job__status__in=[
         ImportJob.Status.RUNNING, ImportJob.Status.QUEUED]))
+    return _delete_in_batches(staged)
+
+
+def failed_issues_delete(*, job: ImportJob | None = None) -> int:
+    """Delete the issues failed imports wrote (of one job, or all): nothing of them was
+    imported, so their error is the whole report. Returns how many."""
+    issues = ImportIssue.objects.filter(job__status=ImportJob.Status.FAILED)
+    if job is not None:
+        issues = issues.filter(job=job)
+    return _delete_in_batches(issues)
+
+
+def _delete_in_batches(rows: models.QuerySet) -> int:
     deleted = 0
-    while ids := list(staged.values_list("pk", flat=True)[:DELETE_BATCH]):
+    while ids := list(rows.values_list("pk", flat=True)[:DELETE_BATCH]):
         with transaction.atomic():
-            Item.with_staged.filter(pk__in=ids).delete()
+            rows.model._base_manager.filter(pk__in=ids).delete()  # staged items too
         deleted += len(ids)
     return deleted
 
@@ -884,8 +1036,10 @@ def import_jobs_fail_stale(jobs=None) -> list[int]:
 
 
 def import_jobs_sweep() -> dict:
-    """Beat: fail stale imports, delete the rows dead imports staged."""
-    return {"failed": import_jobs_fail_stale(), "deleted": staged_items_delete()}
+    """Beat: fail stale imports, delete the rows and issues failed imports wrote, and the
+    uploads nobody mapped within PREVIEW_KEEP."""
+    return {"failed": import_jobs_fail_stale(), "deleted": staged_items_delete(),
+            "issues": failed_issues_delete(), "previews": import_previews_delete()}
 
 
 def _enqueue_seeding(project_id: int) -> None:

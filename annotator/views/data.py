@@ -1,99 +1,106 @@
-"""Data pages for admins: upload a file with a column mapping, read an import's
-report, download a streamed export. Non-staff get 403, anonymous users the login page."""
+"""Data pages for project admins (and staff): upload a file, preview it and map its columns,
+follow the import and read every duplicate or rejected row, download a streamed export.
+Labelers get 403, anonymous users the login page."""
 
-import functools
+from pathlib import Path
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotator.models import ImportJob, Item, Project
+from annotator.models import ImportIssue, ImportJob, Item, Project
+from annotator.permissions import project_admin_required
 from annotator.services.exporting import CONTENT_TYPES, export_rows, parse_when
 from annotator.services.importing import (
     FORMATS,
     ImportRejected,
-    detect_format,
-    import_job_queue,
+    file_preview,
+    import_job_cancel,
+    import_job_start,
+    import_job_upload,
     import_jobs_fail_stale,
+    import_rejected_csv,
 )
 from annotator.views.limits import allows_upload
 
-
-def _staff_only(view):
-    @functools.wraps(view)
-    @login_required
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapper
+ISSUES_PER_PAGE = 50
+TEXT_COLUMNS = ("text", "review", "content", "body")  # preselected as the text column, in order
 
 
-class ImportForm(forms.Form):
+class UploadForm(forms.Form):
     file = forms.FileField(help_text="CSV, TSV, JSON (array of objects) or JSONL")
     fmt = forms.ChoiceField(
         label="Format",
         required=False,
         choices=[("", "from the extension")] + [(f, f) for f in FORMATS],
     )
-    encoding = forms.CharField(required=False, help_text="empty: detected (UTF-8, GB18030 or Windows-1252)")
-    text_column = forms.CharField(initial="text")
-    label_column = forms.CharField(required=False, help_text="gold label (split gold) or pre-label")
-    id_column = forms.CharField(required=False, help_text="-> external id")
-    meta_columns = forms.CharField(required=False, help_text="comma-separated, kept in meta")
-    kind_column = forms.CharField(required=False)
-    turns_column = forms.CharField(
-        initial="turns", required=False, help_text="dialogue turns (JSON)"
+    encoding = forms.CharField(
+        required=False, help_text="empty: detected (UTF-8, GB18030 or Windows-1252)"
+    )
+
+
+class MappingForm(forms.Form):
+    """Which column of the file goes where; every choice is one of the file's columns."""
+
+    text_column = forms.ChoiceField(label="Text")
+    label_column = forms.ChoiceField(
+        label="Label", required=False, help_text="gold label (split gold) or pre-label"
+    )
+    id_column = forms.ChoiceField(label="External id", required=False)
+    meta_columns = forms.MultipleChoiceField(
+        label="Meta", required=False, help_text="kept in the item's meta (Ctrl or ⌘ for several)"
+    )
+    kind_column = forms.ChoiceField(label="Kind", required=False)
+    turns_column = forms.ChoiceField(
+        label="Dialogue turns", required=False, help_text="a JSON list of {speaker, text}"
     )
     split = forms.ChoiceField(choices=Item.Split.choices, initial=Item.Split.POOL)
     skip_invalid = forms.BooleanField(
+        label="Skip invalid rows",
         required=False,
-        help_text="reject empty or too long texts into the report instead of failing",
+        help_text="list empty or too long texts as rejected instead of failing the import",
     )
 
-    def clean(self):
-        data = super().clean()
-        upload = data.get("file")
-        if upload is not None:
-            try:
-                detect_format(upload.name, data.get("fmt") or None)
-            except ImportRejected as exc:
-                self.add_error("fmt", str(exc))
-        return data
+    def __init__(self, *args, columns: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(column, column[:60]) for column in columns]
+        by_name = {column.lower(): column for column in reversed(columns)}  # the first wins
+        text = next((by_name[name] for name in TEXT_COLUMNS if name in by_name), "")
+        for name, field in self.fields.items():
+            if name.endswith("_column"):
+                field.choices = [("", "none")] + choices
+            elif name.endswith("_columns"):
+                field.choices = choices
+            else:
+                continue
+            field.error_messages["invalid_choice"] = "no column %(value)s in this file"
+        self.fields["text_column"].choices = [("", "choose a column")] + choices
+        self.fields["text_column"].initial = text
+        self.fields["turns_column"].initial = by_name.get("turns", "")
 
 
 @allows_upload
-@_staff_only
+@project_admin_required
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The upload is kept and imported by a worker; the report page shows its progress."""
+    """The upload is kept and previewed; the preview page maps its columns and queues it."""
     project = get_object_or_404(Project, pk=project_id)
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        job = import_job_queue(
-            project=project,
-            upload=data["file"],
-            user=request.user,
-            fmt=data["fmt"] or None,
-            encoding=data["encoding"] or None,
-            text_column=data["text_column"],
-            label_column=data["label_column"] or None,
-            id_column=data["id_column"] or None,
-            meta_columns=[c.strip() for c in data["meta_columns"].split(",") if c.strip()],
-            kind_column=data["kind_column"] or None,
-            turns_column=data["turns_column"] or None,
-            split=data["split"],
-            skip_invalid=data["skip_invalid"],
-        )
-        return redirect("import_report", project_id=project.pk, job_id=job.pk)
+        try:
+            job = import_job_upload(project=project, upload=data["file"], user=request.user,
+                                    fmt=data["fmt"] or None, encoding=data["encoding"] or None)
+        except ImportRejected as exc:
+            form.add_error("file", str(exc))
+        else:
+            return redirect("import_preview", project_id=project.pk, job_id=job.pk)
     jobs = project.imports.all()[:10]
     return render(request, "annotator/data/import.html", {
         "project": project, "form": form, "jobs": jobs,
@@ -107,16 +114,66 @@ def _job(project_id: int, job_id: int) -> ImportJob:
     return get_object_or_404(jobs.select_related("project"))
 
 
-@_staff_only
+@project_admin_required
+@require_http_methods(["GET", "POST"])
+def import_preview(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    """The first rows as the import reads them (?fmt=&encoding= read them otherwise), and the
+    column mapping, whose POST queues the import."""
+    job = _job(project_id, job_id)
+    if job.status != ImportJob.Status.PREVIEW:
+        return redirect("import_report", project_id=project_id, job_id=job.pk)
+    params = request.POST if request.method == "POST" else request.GET
+    fmt = params.get("fmt") or job.options.get("fmt")
+    encoding = params.get("encoding") or job.options.get("encoding")
+    preview, error = None, ""
+    try:
+        preview = file_preview(path=job.upload_path, filename=job.filename, fmt=fmt,
+                               encoding=encoding)
+    except ImportRejected as exc:
+        error = str(exc)
+    form = MappingForm(request.POST if request.method == "POST" else None,
+                       columns=preview.columns if preview else [])
+    if preview and request.method == "POST" and form.is_valid():
+        import_job_start(job=job, fmt=fmt, encoding=encoding, **form.cleaned_data)
+        return redirect("import_report", project_id=project_id, job_id=job.pk)
+    return render(request, "annotator/data/import_preview.html", {
+        "job": job, "project": job.project, "preview": preview, "error": error, "form": form,
+        "fmt": fmt or "", "encoding": encoding or "", "formats": FORMATS,
+    })
+
+
+@project_admin_required
+@require_POST
+def import_cancel(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    job = _job(project_id, job_id)
+    if not import_job_cancel(job=job):  # it was queued meanwhile
+        return redirect("import_report", project_id=project_id, job_id=job.pk)
+    return redirect("import_upload", project_id=project_id)
+
+
+@project_admin_required
 @require_GET
 def import_report(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+    """Progress, then the counts and every duplicate or rejected row (?kind=, ?page=)."""
     job = _job(project_id, job_id)
+    if job.status == ImportJob.Status.PREVIEW:
+        return redirect("import_preview", project_id=project_id, job_id=job.pk)
+    kind = request.GET.get("kind", "")
+    if kind not in ImportIssue.Kind.values:
+        kind = ""
+    issues = job.issues.only("line", "kind", "reason")
+    page = Paginator(issues.filter(kind=kind) if kind else issues, ISSUES_PER_PAGE).get_page(
+        request.GET.get("page"))
+    # jobs imported before every issue was kept have only the capped job.report
+    listed = job.status == ImportJob.Status.SUCCEEDED and issues.exists()
     check = job.vocabulary_checks.order_by("-created_at").first()
-    return render(request, "annotator/data/import_report.html",
-                  {"job": job, "project": job.project, "check": check})
+    return render(request, "annotator/data/import_report.html", {
+        "job": job, "project": job.project, "check": check, "issues": page, "kind": kind,
+        "listed": listed,
+    })
 
 
-@_staff_only
+@project_admin_required
 @require_GET
 def import_status(request: HttpRequest, project_id: int, job_id: int) -> JsonResponse:
     """The report page's progress bar polls this."""
@@ -128,7 +185,18 @@ def import_status(request: HttpRequest, project_id: int, job_id: int) -> JsonRes
     })
 
 
-@_staff_only
+@project_admin_required
+@require_GET
+def import_rejected_download(
+    request: HttpRequest, project_id: int, job_id: int
+) -> StreamingHttpResponse:
+    """The rejected rows as CSV, to fix and import again."""
+    job = _job(project_id, job_id)
+    name = f"{Path(job.filename).stem}-rejected"
+    return export_response(import_rejected_csv(job=job), fmt="csv", name=name)
+
+
+@project_admin_required
 @require_GET
 def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
     """?format=csv|jsonl&labeled_only=1&gold_only=1&labeler=NAME&since=DATE&until=DATE&bom=1"""
@@ -157,7 +225,12 @@ def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
         until=until,
         bom=params.get("bom") in ("1", "true", "on"),
     )
-    return export_response(rows, fmt=fmt, name=project.name)
+    # the import page offers several downloads: each file says which one, and of when
+    what = "labeled" if params.get("labeled_only") in ("1", "true", "on") else "all"
+    what += "-gold" if params.get("gold_only") in ("1", "true", "on") else ""
+    what += "-excel" if params.get("bom") in ("1", "true", "on") else ""
+    name = f"{slugify(project.name) or f'project{project.pk}'}-{what}-{timezone.localdate()}"
+    return export_response(rows, fmt=fmt, name=name)
 
 
 def export_response(rows, *, fmt: str, name: str) -> StreamingHttpResponse:

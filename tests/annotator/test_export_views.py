@@ -3,10 +3,12 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from annotator.cleaning import content_hash
 from annotator.models import Annotation, Item
@@ -51,7 +53,8 @@ def test_admin_streams_jsonl_by_default(admin_client, project, items):
     response = admin_client.get(export_url(project))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
-    assert response["Content-Disposition"] == 'attachment; filename="shoes.jsonl"'
+    today = timezone.localdate().isoformat()
+    assert response["Content-Disposition"] == f'attachment; filename="shoes-all-{today}.jsonl"'
     rows = [json.loads(line) for line in body(response).splitlines()]
     assert [(row["text"], row["label"]) for row in rows] == [
         ("Great", "positive"),
@@ -103,6 +106,27 @@ def test_gold_only_filter(admin_client, project, items):
 def test_bad_parameters_get_400(admin_client, project, params, message):
     response = admin_client.get(export_url(project, **params))
     assert (response.status_code, response.content.decode()) == (400, message)
+
+
+def test_each_download_of_the_import_page_has_its_own_file_name(admin_client, project, items):
+    page = admin_client.get(reverse("import_upload", args=[project.pk])).content.decode()
+    links = [href.replace("&amp;", "&") for href in
+             re.findall(r'href="([^"]*/export\?[^"]*)"', page)]
+    assert len(links) >= 3
+    names = {admin_client.get(link)["Content-Disposition"] for link in links}
+    assert len(names) == len(links)
+    today = timezone.localdate().isoformat()
+    assert f'filename="shoes-labeled-{today}.jsonl"' in " ".join(names)
+    assert f'filename="shoes-all-{today}.jsonl"' in " ".join(names)
+
+
+def test_a_project_name_without_latin_letters_still_names_the_file(admin_client, project, items):
+    project.name = "鞋子"
+    project.save()
+    response = admin_client.get(export_url(project, labeled_only=1, gold_only=1))
+    today = timezone.localdate().isoformat()
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="project{project.pk}-labeled-gold-{today}.jsonl"')
 
 
 def test_the_admin_action_exports_labeled_items_as_csv(admin_client, project, items):

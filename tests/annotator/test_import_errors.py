@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from annotator.models import ImportJob, Item
+from annotator.models import ImportIssue, ImportJob, Item
 from annotator.services import importing
 from annotator.services.importing import ImportRejected, import_file
 
@@ -21,6 +21,7 @@ def rejected(project, path, **options) -> str:
     with pytest.raises(ImportRejected) as info:
         import_file(project=project, path=path, **options)
     assert not Item.with_staged.exists()  # not even hidden rows
+    assert not ImportIssue.objects.exists()  # nor the duplicates met before the bad row
     job = ImportJob.objects.get()
     assert (job.status, job.imported, job.error) == ("failed", 0, str(info.value))
     assert info.value.job == job
@@ -88,7 +89,7 @@ def test_bytes_in_no_known_encoding_are_rejected(project, tmp_path):
     path.write_bytes(b"text\nnice\nbad \x81\n")  # undefined in Windows-1252, cut in GB18030
     message = rejected(project, path)
     assert message == ("line 3: bytes are neither UTF-8 nor GB18030 nor Windows-1252 (byte 0x81);"
-                       " declare the encoding (--encoding)")
+                       " declare the encoding")
 
 
 def test_a_windows_1252_file_is_not_mistaken_for_gb18030(project, tmp_path):
@@ -105,7 +106,8 @@ def test_a_file_two_encodings_read_equally_well_is_refused_with_both_readings(
     message = rejected(project, path)
     assert message.startswith("line 2: cannot tell the encoding of this file:")
     assert "GB18030 reads '好评'" in message and "Windows-1252 reads 'ºÃÆÀ'" in message
-    assert "--encoding" in message and not Item.objects.exists()
+    assert "Declare the right one (e.g. gb18030 or cp1252)" in message
+    assert not Item.objects.exists()
     assert import_file(project=project, path=path, encoding="gb18030").imported == 1
 
 
@@ -146,7 +148,7 @@ def test_a_jsonl_row_without_text_names_the_line(project, tmp_path, small_batche
 def test_empty_text_after_cleaning_names_the_line(project, tmp_path, small_batches):
     path = write(tmp_path, "e.csv", "text\na\nb\nc\n<p>&nbsp;</p>\n")
     assert rejected(project, path) == (
-        "line 5: empty text after cleaning (fix the row, or skip such rows with --skip-invalid)"
+        "line 5: empty text after cleaning (fix the row, or choose to skip invalid rows)"
     )
 
 
@@ -154,7 +156,7 @@ def test_a_one_megabyte_text_names_the_line(project, tmp_path, small_batches):
     path = write(tmp_path, "big.csv", "text\na\nb\nc\n" + "x" * 1_000_000 + "\n")
     assert rejected(project, path) == (
         "line 5: text is 1,000,000 characters, over the limit of 20,000 "
-        "(fix the row, or skip such rows with --skip-invalid)"
+        "(fix the row, or choose to skip invalid rows)"
     )
 
 

@@ -150,7 +150,7 @@ def test_the_sweep_fails_dead_imports_and_deletes_their_rows(project, settings):
                                      filename="alive.csv", status="running",
                                      heartbeat_at=timezone.now())
     result = import_jobs_sweep()
-    assert result == {"failed": [dead.pk], "deleted": 2}
+    assert result == {"failed": [dead.pk], "deleted": 2, "issues": 0, "previews": 0}
     dead.refresh_from_db()
     assert dead.status == "failed" and "no sign of life for 60 s" in dead.error
     assert dead.imported == 0 and not Item.with_staged.exists()

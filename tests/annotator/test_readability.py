@@ -19,9 +19,9 @@ def upload(client, project, texts, name="reviews.jsonl"):
     import json
 
     body = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
-    return client.post(reverse("import_upload", args=[project.pk]), {
-        "file": SimpleUploadedFile(name, body.encode(), content_type="application/jsonl"),
-        "text_column": "text", "split": "pool", "turns_column": "turns"})
+    preview = client.post(reverse("import_upload", args=[project.pk]), {
+        "file": SimpleUploadedFile(name, body.encode(), content_type="application/jsonl")})
+    return client.post(preview["Location"], {"text_column": "text", "split": "pool"})
 
 
 @contextlib.contextmanager

@@ -39,7 +39,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-invalid",
             action="store_true",
-            help="reject empty / too long texts into the report instead of failing",
+            help="skip invalid rows: list empty or too long texts as rejected in the report "
+            "instead of failing the import",
         )
         parser.add_argument("--no-progress", action="store_true")
 
