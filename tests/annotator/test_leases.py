@@ -116,7 +116,8 @@ def test_a_label_for_an_item_leased_to_someone_else_is_refused(project, labeler,
 
 
 def test_a_label_for_an_item_never_served_is_refused(project, labeler):
-    served, other = make_item(project, "first", random_key=0.1), make_item(project, "other")
+    served = make_item(project, "first", random_key=0.1)
+    other = make_item(project, "other", random_key=0.9)
     assert next_item_for(labeler, project).pk == served.pk
     with pytest.raises(ItemNotLeased):
         annotation_submit(labeler=labeler, item=other, label="positive")

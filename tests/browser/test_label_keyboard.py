@@ -1,70 +1,17 @@
 """Headless Chromium labels three items with the keyboard only."""
 
-import functools
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 
 from annotator.models import Annotation, Membership
 from tests.annotator.labeling_factories import make_item
+from tests.browser.conftest import ARTIFACTS, closes_its_db_connection, needs_chromium
 from tests.conftest import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 XSS = "<script>alert(1)</script> The sole came off after two days."
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing (apt-get install chromium)"
-    ),
-]
-
-
-def _closes_its_db_connection(test):
-    """Inside Playwright's sync API the test body gets a DB connection of its own (another
-    context); close it there, or PostgreSQL refuses to drop the test database."""
-
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        try:
-            return test(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return wrapper
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile,  # a throwaway --user-data-dir
-            executable_path=CHROMIUM,
-            headless=True,
-            viewport={"width": 1100, "height": 820},
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+pytestmark = needs_chromium
+_closes_its_db_connection = closes_its_db_connection
 
 
 @pytest.mark.django_db(transaction=True)
