@@ -166,9 +166,6 @@ SILENCED_SYSTEM_CHECKS = [
     # HSTS preload is a promise to browser vendors that only the owner of the registrable
     # domain can make (hstspreload.org): HSTS_PRELOAD=1, not a default.
     "security.W021",
-    # drf-spectacular cannot guess the body of api_retrain (annotator/views/training.py) and
-    # leaves it out of the schema; remove once that view declares its schema (extend_schema).
-    "drf_spectacular.W002",
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -234,7 +231,16 @@ CELERY_TASK_ROUTES = {
     "annotator.tasks.train_project_task": {"queue": "training"},
     "annotator.tasks.score_pool_task": {"queue": "scoring"},
     "annotator.tasks.vocabulary_check_task": {"queue": "scoring"},
+    "annotator.tasks.predict_items_task": {"queue": "scoring"},
+    "annotator.tasks.deliver_webhook_task": {"queue": "default"},
 }
+# --- live monitoring (docs/monitoring.md) -------------------------------------
+# A failed webhook is tried again after 30 s, 60 s, 120 s ... up to this many attempts.
+WEBHOOK_MAX_ATTEMPTS = env.int("ANNOTATOR_WEBHOOK_MAX_ATTEMPTS", default=5)
+WEBHOOK_RETRY_SECONDS = env.int("ANNOTATOR_WEBHOOK_RETRY_SECONDS", default=30)
+WEBHOOK_TIMEOUT_SECONDS = env.float("ANNOTATOR_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Items the live counts on the dashboard and analytics pages cover (the newest predicted).
+MONITORING_WINDOW = env.int("ANNOTATOR_MONITORING_WINDOW", default=200)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_RESULT_EXPIRES = 24 * 3600
@@ -266,6 +272,10 @@ SERVE_INT8 = env.bool("ANNOTATOR_SERVE_INT8", default=False)
 SERVE_RUNTIME = env("ANNOTATOR_SERVE_RUNTIME", default="torch")  # or "onnx" (the onnx extra)
 SERVE_THREADS = env.int("ANNOTATOR_SERVE_THREADS", default=0)
 API_MAX_TEXTS = env.int("ANNOTATOR_API_MAX_TEXTS", default=64)
+# Items per push (POST /api/projects/<id>/items/): one short write transaction each.
+API_MAX_PUSH_ITEMS = env.int("ANNOTATOR_API_MAX_PUSH_ITEMS", default=5_000)
+# Pushed items ask for the readability check at most once per this many seconds per project.
+PUSH_READABILITY_EVERY_SECONDS = env.int("ANNOTATOR_PUSH_READABILITY_EVERY_SECONDS", default=600)
 
 # --- import / labeling ------------------------------------------------------
 IMPORT_MAX_TEXT_CHARS = env.int("ANNOTATOR_MAX_TEXT_CHARS", default=20_000)
@@ -306,6 +316,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # no "valid" badge fetched from swagger.io
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # the kind of text appears on projects (text_kind) and items (kind): one enum, one name
+    "ENUM_NAME_OVERRIDES": {"TextKindEnum": "annotator.models.TextKind"},
 }
 
 

@@ -5,6 +5,7 @@ of Chinese reviews) and the fine-tune then learns from almost nothing while ever
 reports success. This measures it before training.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -66,10 +67,17 @@ def vocabulary_coverage(tokenizer, texts: Sequence[str], *, max_length: int,
 
 def model_coverage(model_name: str, texts: Sequence[str], *, max_length: int) -> Coverage:
     """vocabulary_coverage with the tokenizer of a model name (built-in, hub id or folder)."""
-    from transformers import AutoTokenizer
-
-    from trainer.models import offline_kwargs, resolve_model_name
+    from trainer.models import resolve_model_name
 
     path = resolve_model_name(model_name)
-    tokenizer = AutoTokenizer.from_pretrained(path, **offline_kwargs(path))
-    return vocabulary_coverage(tokenizer, texts, max_length=max_length)
+    return vocabulary_coverage(_tokenizer(path), texts, max_length=max_length)
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(path: str):
+    """Loaded once per worker process: a check after every push must not reread 16 MB."""
+    from transformers import AutoTokenizer
+
+    from trainer.models import offline_kwargs
+
+    return AutoTokenizer.from_pretrained(path, **offline_kwargs(path))

@@ -21,4 +21,7 @@ urlpatterns = [
     path("", include("annotator.urls.projects")),
     path("", include("annotator.urls.people")),
     path("", include("annotator.urls.history")),
+    path("", include("annotator.urls.api_projects")),
+    path("", include("annotator.urls.api_annotations")),
+    path("", include("annotator.urls.api_monitoring")),
 ]

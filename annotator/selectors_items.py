@@ -1,0 +1,61 @@
+"""Reads of the projects and items API: which projects a user sees, items by filter."""
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from annotator.models import Annotation, Item, Prediction, Project
+
+
+def projects_visible_to(user) -> QuerySet[Project]:
+    """Staff: every project; others: those they are a member of (labeler or admin)."""
+    projects = Project.objects.order_by("pk")
+    return projects if user.is_staff else projects.filter(members=user)
+
+
+def items_filtered(
+    *,
+    project: Project,
+    split: str | None = None,
+    labeled: bool | None = None,
+    kind: str | None = None,
+    meta: dict[str, str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Item]:
+    """The project's items, oldest first; `labeled` means at least one annotation."""
+    items = Item.objects.filter(project=project)
+    if split:
+        items = items.filter(split=split)
+    if labeled is not None:
+        items = items.filter(annotation_count__gt=0) if labeled else items.filter(
+            annotation_count=0)
+    if kind:
+        items = items.filter(kind=kind)
+    for key, value in (meta or {}).items():
+        items = items.filter(_meta_equals(key, value))
+    if created_after:
+        items = items.filter(created_at__gt=created_after)
+    if created_before:
+        items = items.filter(created_at__lt=created_before)
+    return items.order_by("pk")
+
+
+def _meta_equals(key: str, value: str) -> Q:
+    """A query string holds text; meta may hold the number 5 where the client asks for "5"."""
+    match = Q(**{f"meta__{key}": value})
+    try:
+        number = float(value)
+    except ValueError:
+        return match
+    return match | Q(**{f"meta__{key}": int(number) if number.is_integer() else number})
+
+
+def item_detail(*, project: Project, item_id: int) -> tuple[Item, list[Annotation],
+                                                           Prediction | None]:
+    """The item (Item.DoesNotExist if not in the project), its annotations, latest prediction."""
+    item = Item.objects.get(project=project, pk=item_id)
+    annotations = list(item.annotations.select_related("labeler").order_by("created_at", "pk"))
+    prediction = (item.predictions.select_related("model_version")
+                  .order_by("-created_at", "-pk").first())
+    return item, annotations, prediction
