@@ -15,5 +15,5 @@ urlpatterns = [
          name="vocabulary_check_now"),
     path("projects/<int:project_id>/models/confirm-model", training.vocabulary_confirm,
          name="vocabulary_confirm"),
-    path("api/projects/<int:project_id>/retrain", training.api_retrain, name="api_retrain"),
+    # the API's retrain is in annotator/urls/api_annotations.py, with the rest of the workflow API
 ]

@@ -8,13 +8,9 @@ from django.core.files.storage import storages
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from rest_framework.decorators import api_view, permission_classes
-from rest_framework.permissions import IsAuthenticated
-from rest_framework.request import Request
-from rest_framework.response import Response
 
 from annotator.models import ModelVersion, Project, TrainingRun
-from annotator.permissions import managed_project, project_admin_required
+from annotator.permissions import project_admin_required
 from annotator.selectors import (
     active_version_if_nothing_new,
     readability_for,
@@ -150,20 +146,3 @@ def version_download(request: HttpRequest, project_id: int, version_id: int):
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
-
-@api_view(["POST"])
-@permission_classes([IsAuthenticated])
-def api_retrain(request: Request, project_id: int) -> Response:
-    """Queue a retrain (or return the one already queued/running): {"run_id", "status"}.
-    409 when no label changed since the active version was trained, unless {"force": true}."""
-    project = managed_project(request.user, project_id)
-    force = isinstance(request.data, dict) and request.data.get("force") in (True, "1", "true")
-    try:
-        run = training_request(project=project, trigger=TrainingRun.Trigger.API,
-                               user=request.user, force=force)
-    except NothingNewToLearn as nothing:
-        return Response({"detail": f"{nothing}; send force=true to train anyway",
-                         "active_version": nothing.version.version}, status=409)
-    if run is None:
-        return Response({"detail": "could not queue a run"}, status=409)
-    return Response({"run_id": run.id, "status": run.status}, status=202)

@@ -1,4 +1,4 @@
-"""The prediction API fuzzed with schemathesis against the schema it serves (bounded).
+"""The API fuzzed with schemathesis against the schema it serves (bounded).
 
 Schemathesis' built-in checks run on every response (no 5xx, documented status codes and
 content types, response bodies match the schema, requests without credentials are refused,
@@ -6,6 +6,9 @@ schema-invalid bodies are rejected). Its "schema-valid data is accepted" check i
 by an exact oracle: a JSON body gets 200 if and only if every text is a string that is
 non-empty after cleaning and within the length limit — a rule JSON Schema cannot express.
 """
+
+import re
+from unittest import mock
 
 import pytest
 import schemathesis
@@ -16,11 +19,14 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from annotator import serving
 from annotator.cleaning import clean_text
+from annotator.models import Annotation
 from tests.annotator.serving_helpers import add_version, token_client
+from tests.annotator.training_helpers import add_labeled_items
 
 PATH = "/api/projects/{project_id}/predict"
 
@@ -77,3 +83,88 @@ def test_predict_honours_its_schema_for_generated_inputs(api_schema, auth, proje
     check()
     serving.clear()
     assert 200 in statuses and 400 in statuses  # both sides of the contract were exercised
+
+
+# --- every endpoint the schema lists (bounded) ----------------------------------------------
+
+WORKFLOW = ("/annotations/", "/export.jsonl", "/versions/", "/retrain")
+
+
+@pytest.fixture
+def staff_auth(admin_user) -> dict:
+    return {"Authorization": token_client(admin_user)._credentials["HTTP_AUTHORIZATION"]}
+
+
+@pytest.fixture
+def staff_schema(staff_auth):
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application(),
+                                             headers=staff_auth)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def workflow(project, labeler, admin_user):
+    """A project with a few labeled items and an active version whose files exist."""
+    add_labeled_items(project, labeler)
+    Annotation.objects.create(item=project.items.first(), labeler=admin_user, label="negative")
+    version = add_version(project, 1, active=True)
+    serving.clear()
+    with mock.patch("annotator.tasks.train_project_task.delay"), \
+            mock.patch("annotator.tasks.score_pool_task.delay"):
+        yield {"project_id": project.id, "version_id": version.id}
+    serving.clear()
+
+
+def _fuzz(operation, known: dict, examples: int, check_response) -> list[int]:
+    names = set(re.findall(r"{(\w+)}", operation.path))
+    fixed = {name: value for name, value in known.items() if name in names}
+    cases = st.one_of(operation.as_strategy(mode, path_parameters=fixed)
+                      for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE))
+    statuses = []
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases)
+    def check(case):
+        statuses.append(check_response(case).status_code)
+
+    check()
+    return statuses
+
+
+def _operations(schema):
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def test_no_endpoint_answers_5xx(staff_schema, staff_auth, workflow):
+    """Whatever the schema lists (others add endpoints): a few cases each, never a 5xx."""
+    def no_server_error(case):
+        response = case.call(headers=staff_auth)
+        case.validate_response(response, headers=staff_auth, checks=[not_a_server_error])
+        return response
+
+    operations = _operations(staff_schema)
+    assert len(operations) > len(WORKFLOW)
+    for operation in operations:
+        assert _fuzz(operation, workflow, 6, no_server_error), operation.label
+
+
+def test_the_workflow_endpoints_honour_their_schema(staff_schema, staff_auth, workflow):
+    def conforms(case):
+        response = case.call(headers=staff_auth)
+        case.validate_response(response, headers=staff_auth,
+                               excluded_checks=[positive_data_acceptance])
+        return response
+
+    mine = [op for op in _operations(staff_schema) if op.path.endswith(WORKFLOW)
+            or "/versions/" in op.path]
+    assert len(mine) == 6
+    statuses = set()
+    for operation in mine:
+        statuses.update(_fuzz(operation, workflow, 10, conforms))
+    assert {200, 202} <= statuses  # reads and a queued retrain were exercised

@@ -1,0 +1,64 @@
+"""Response shapes of the workflow API: annotations with provenance, model versions, runs."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from annotator.models import Annotation, ModelVersion
+from trainer.evaluate import metrics_reliability
+
+
+class AnnotationProvenanceSerializer(serializers.ModelSerializer):
+    """One annotation with the provenance fields the export carries (see services/exporting)."""
+
+    item_id = serializers.IntegerField(source="item.id")
+    external_id = serializers.CharField(source="item.external_id")
+    labeler = serializers.CharField(source="labeler.username")
+    model_version = serializers.IntegerField(
+        source="model_version.version", allow_null=True, default=None,
+        help_text="number of the version that ranked the item when it was picked",
+    )
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "item_id", "external_id", "labeler", "label", "created_at", "updated_at",
+                  "seconds_spent", "picked_by", "strategy", "model_version", "predicted_label",
+                  "predicted_confidence"]
+
+
+class ReliabilitySerializer(serializers.Serializer):
+    n = serializers.IntegerField(allow_null=True, help_text="items the metrics were measured on")
+    on = serializers.CharField(help_text='"gold", "validation" or "" (unknown)')
+    reliable = serializers.BooleanField()
+    reason = serializers.CharField(help_text='why not reliable ("" when reliable)')
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    version_id = serializers.IntegerField(source="id")
+    number = serializers.IntegerField(source="version")
+    active = serializers.BooleanField(source="is_active")
+    metrics = serializers.DictField(help_text="accuracy, macro_f1, per_class ... with support")
+    reliability = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["version_id", "number", "active", "label_count", "base_model", "metrics",
+                  "reliability", "created_at"]
+
+    @extend_schema_field(ReliabilitySerializer)
+    def get_reliability(self, version: ModelVersion) -> dict:
+        return metrics_reliability(version.metrics or {})
+
+
+class RetrainRequestSerializer(serializers.Serializer):
+    force = serializers.BooleanField(
+        default=False, help_text="train even when no label changed since the active version")
+
+
+class RetrainResponseSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class NothingNewSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    active_version = serializers.IntegerField(allow_null=True)
