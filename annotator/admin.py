@@ -6,6 +6,8 @@ from django.utils.html import format_html
 from annotator.forms.projects import ModelNameInput, clean_model_name
 from annotator.labelsets import validate_label_set
 from annotator.models import (
+    Alert,
+    AlertRule,
     Annotation,
     ImportJob,
     Item,
@@ -16,6 +18,7 @@ from annotator.models import (
     RegisteredModel,
     TrainingRun,
     VocabularyCheck,
+    WebhookDelivery,
 )
 from annotator.selectors_projects import label_usage
 from annotator.services.projects import project_settings_applied
@@ -176,4 +179,52 @@ class RegisteredModelAdmin(admin.ModelAdmin):
     readonly_fields = ["path", "source", "model_type", "parameters", "vocab_size", "size_bytes"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+# --- live monitoring ----------------------------------------------------------
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "label", "threshold", "window", "is_active", "above",
+                    "last_share"]
+    list_filter = ["project", "is_active"]
+    readonly_fields = ["above", "last_share", "created_at"]
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    can_delete = False
+    readonly_fields = ["attempt", "url", "status_code", "delivered", "error", "retry_in",
+                       "created_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["rule", "project", "share", "items", "created_at", "acknowledged_at"]
+    list_filter = ["project"]
+    readonly_fields = ["rule", "project", "share", "items", "created_at", "acknowledged_at",
+                       "acknowledged_by"]
+    inlines = [WebhookDeliveryInline]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Every attempt to POST an alert, read-only: a log, written by the webhook task."""
+
+    list_display = ["alert", "attempt", "status_code", "delivered", "retry_in", "created_at"]
+    list_filter = ["delivered"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -491,3 +491,80 @@ class RegisteredModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- live monitoring (docs/monitoring.md) --------------------------------------------------
+
+def _webhook_secret() -> str:
+    import secrets
+
+    return secrets.token_hex(32)
+
+
+class AlertRule(models.Model):
+    """Alert when the share of `label` among the last `window` predicted items of the project
+    (optionally only items whose meta[meta_field] == meta_value) rises above `threshold`.
+
+    `above` remembers the last evaluation, so a rule fires on the crossing only, not again
+    while the share stays above; it re-arms once the share drops back to the threshold.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="alert_rules")
+    name = models.CharField(max_length=200)
+    label = models.CharField(max_length=100)
+    threshold = models.FloatField(help_text="Share between 0 and 1, e.g. 0.3.")
+    window = models.PositiveIntegerField(
+        default=100, help_text="The last N predicted items; the rule waits until N exist.")
+    meta_field = models.CharField(max_length=100, blank=True)
+    meta_value = models.CharField(max_length=200, blank=True)
+    webhook_url = models.URLField(max_length=500, blank=True)
+    secret = models.CharField(max_length=100, default=_webhook_secret,
+                              help_text="Key of the X-Signature-SHA256 HMAC of each webhook body.")
+    is_active = models.BooleanField(default=True)
+    above = models.BooleanField(default=False)
+    last_share = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.project})"
+
+
+class Alert(models.Model):
+    """One crossing of a rule; shown on the project's dashboard until acknowledged."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="alerts")
+    share = models.FloatField()
+    items = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name}: {self.share:.0%} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to POST an alert to its rule's webhook URL."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    url = models.URLField(max_length=500)
+    attempt = models.PositiveSmallIntegerField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    delivered = models.BooleanField(default=False)
+    retry_in = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds until the next attempt; empty: no more.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["alert", "attempt", "id"]
+        verbose_name_plural = "webhook deliveries"

@@ -90,3 +90,28 @@ def vocabulary_check_task(project_id: int, import_job_id: int | None = None) -> 
     if import_job_id:
         checks.append(vocabulary_check_run(project_id=project_id))
     return {"checks": [check.pk for check in checks if check]}
+
+
+# --- live monitoring ------------------------------------------------------------
+
+
+@shared_task(name="annotator.tasks.predict_items_task", acks_late=True)
+def predict_items_task(project_id: int, item_ids: list[int]) -> dict:
+    """Predict pushed items with the active model, then evaluate alert rules (queue
+    "scoring"); items already predicted by that version are skipped."""
+    from annotator.services.monitoring import items_predict
+
+    return items_predict(project_id=project_id, item_ids=item_ids)
+
+
+@shared_task(name="annotator.tasks.deliver_webhook_task", bind=True, acks_late=True,
+             max_retries=None)
+def deliver_webhook_task(self, alert_id: int) -> dict:
+    """POST an alert to its webhook; retried with exponential back-off up to
+    WEBHOOK_MAX_ATTEMPTS attempts in all (the service decides, and logs each attempt)."""
+    from annotator.services.monitoring import webhook_deliver
+
+    retry_in = webhook_deliver(alert_id=alert_id, attempt=self.request.retries + 1)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+    return {"alert": alert_id, "attempts": self.request.retries + 1}
