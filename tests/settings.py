@@ -1,10 +1,16 @@
 """Test settings: the real settings with a throwaway var dir and a test secret."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret")
-os.environ.setdefault("ANNOTATOR_VAR_DIR", tempfile.mkdtemp(prefix="annotator-tests-"))
+if "ANNOTATOR_VAR_DIR" not in os.environ:
+    # a run leaves GBs here (model versions, caches): removed when the process that made it
+    # ends (worker subprocesses inherit the variable and leave it alone)
+    os.environ["ANNOTATOR_VAR_DIR"] = tempfile.mkdtemp(prefix="annotator-tests-")
+    atexit.register(shutil.rmtree, os.environ["ANNOTATOR_VAR_DIR"], ignore_errors=True)
 # the converted multilingual default (470 MB) is made once per machine, not once per run
 os.environ.setdefault("ANNOTATOR_MODEL_DIR",
                       os.path.expanduser("~/.cache/sentiment-annotator/models"))
