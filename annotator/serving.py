@@ -8,21 +8,18 @@ reference in the cache is replaced in one assignment. A request holds the object
 with, so requests in flight finish on the old model and nothing is dropped; the old model is
 freed when the last of them returns.
 
-CPU inference through trainer.scoring (length-sorted batches, torch.inference_mode), with
-optional int8 dynamic quantization (settings.SERVE_INT8 / ANNOTATOR_SERVE_INT8). With
-ANNOTATOR_SERVE_RUNTIME=onnx (needs the `onnx` extra: onnxruntime, onnx) the version is
-exported to ONNX once per machine (cached under VAR_DIR/model-cache/onnx) and run by
-ONNX Runtime, int8-quantized when SERVE_INT8 is on: about 1.3x torch's int8 on CPU.
+Inference is the platform's one path (trainer.scoring.load_scorer / predict_proba, the same
+as pool scoring): on CPU the version exported once to ONNX (cached under the model dir) and
+run by ONNX Runtime in length-sorted batches. ANNOTATOR_SERVE_RUNTIME overrides
+ANNOTATOR_INFERENCE for the API ("onnx" or "torch"); ANNOTATOR_SERVE_INT8 asks for int8
+(faster, costs accuracy on e5); ANNOTATOR_SERVE_THREADS: threads per serving process
+(0 = the runtime's default).
 """
 
-import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,11 +63,8 @@ class ServedModel:
         from trainer.scoring import predict_proba
 
         max_length = max_length or self.max_length
-        if isinstance(self.model, OnnxClassifier):
-            proba = self.model.predict_proba(self.tokenizer, texts, max_length=max_length)
-        else:
-            proba = predict_proba(self.model, self.tokenizer, texts, batch_size=BATCH_SIZE,
-                                  max_length=max_length, device="cpu")
+        proba = predict_proba(self.model, self.tokenizer, texts, batch_size=BATCH_SIZE,
+                              max_length=max_length, device="cpu")
         results = []
         for row in proba.tolist():
             probabilities = {name: round(p, 6) for name, p in zip(self.label_names, row,
@@ -78,92 +72,6 @@ class ServedModel:
             results.append({"label": self.label_names[max(range(len(row)), key=row.__getitem__)],
                             "probabilities": probabilities})
         return results
-
-
-class OnnxClassifier:
-    """An ONNX Runtime session over an exported classifier: input ids, mask -> logits."""
-
-    def __init__(self, path: Path, threads: int):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.inter_op_num_threads = 1
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
-
-    def predict_proba(self, tokenizer, texts: list[str], *, max_length: int):
-        import numpy as np
-
-        ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        proba = None
-        for start in range(0, len(order), BATCH_SIZE):
-            idx = order[start:start + BATCH_SIZE]
-            width = max(len(ids[i]) for i in idx)
-            batch = np.full((len(idx), width), tokenizer.pad_token_id or 0, dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                batch[row, :len(ids[i])], mask[row, :len(ids[i])] = ids[i], 1
-            logits = self.session.run(["logits"], {"input_ids": batch,
-                                                   "attention_mask": mask})[0]
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            if proba is None:
-                proba = np.zeros((len(ids), logits.shape[1]), dtype=np.float32)
-            proba[idx] = e / e.sum(axis=1, keepdims=True)
-        return proba
-
-
-def onnx_export(folder: Path, *, int8: bool) -> Path:
-    """The version folder exported to ONNX (int8 when asked), once, under the model cache.
-
-    Written to a temporary name and renamed, so concurrent processes never read a half file.
-    """
-    import torch
-
-    from trainer.models import load_classifier
-
-    weights = [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
-               for p in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))]
-    key = hashlib.sha256(repr((str(folder.resolve()), weights)).encode()).hexdigest()[:16]
-    target = Path(settings.VAR_DIR) / "model-cache" / "onnx" / key / (
-        "model.int8.onnx" if int8 else "model.onnx")
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _, model = load_classifier(str(folder), device="cpu")
-
-    class Logits(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
-
-    sample = torch.ones((2, 8), dtype=torch.long)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes on constant shapes, exporter deprecation
-        plain = Path(tmp) / "model.onnx"
-        torch.onnx.export(Logits(model).eval(), (sample, sample), str(plain), dynamo=False,
-                          opset_version=17, input_names=["input_ids", "attention_mask"],
-                          output_names=["logits"],
-                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                        "attention_mask": {0: "batch", 1: "tokens"},
-                                        "logits": {0: "batch"}})
-        result = plain
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            result = Path(tmp) / "model.int8.onnx"
-            logging.disable(logging.WARNING)  # the quantizer logs every tensor it skips
-            try:
-                quantize_dynamic(str(plain), str(result), weight_type=QuantType.QInt8)
-            finally:
-                logging.disable(logging.NOTSET)
-        os.replace(result, target)
-    return target
 
 
 _models: dict[int, ServedModel] = {}  # project id -> the model answering now
@@ -192,16 +100,10 @@ def _load(version: ModelVersion) -> ServedModel:
         torch.set_num_threads(settings.SERVE_THREADS)
     started = time.perf_counter()
     folder = model_version_local_path(version)
-    if settings.SERVE_RUNTIME == "onnx":
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        model = OnnxClassifier(onnx_export(folder, int8=settings.SERVE_INT8),
-                               threads=settings.SERVE_THREADS)
-    else:
-        tokenizer, model = load_scorer(str(folder), device="cpu", quantize=settings.SERVE_INT8)
-    logger.info("serving %s (%s, int8=%s), loaded in %.1fs", version, settings.SERVE_RUNTIME,
-                settings.SERVE_INT8, time.perf_counter() - started)
+    tokenizer, model = load_scorer(str(folder), device="cpu", quantize=settings.SERVE_INT8,
+                                   runtime=settings.SERVE_RUNTIME, threads=settings.SERVE_THREADS)
+    logger.info("serving %s (%s), loaded in %.1fs", version, type(model).__name__,
+                time.perf_counter() - started)
     names = version.label_names or _saved_label_names(folder)
     return ServedModel(version_id=version.id, version=version.version, label_names=list(names),
                        tokenizer=tokenizer, model=model, max_length=version.max_length)

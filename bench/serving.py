@@ -1,28 +1,27 @@
-"""Prediction throughput of the API's model path against a plain transformers pipeline.
+"""Prediction throughput of the platform's inference path against a transformers pipeline.
 
-Requests of 32 reviews, texts truncated to 128 tokens, torch limited to 2 threads:
+Requests of 32 reviews, texts truncated to 128 tokens, 2 threads; the same texts for all:
 
-  api-fp32   annotator.serving.ServedModel.predict (what POST /api/projects/<id>/predict
-             runs after validation): one batched tokenizer call, texts sorted by length and
-             padded per batch, torch.inference_mode, probabilities as label dicts
-  api-int8   the same with int8 dynamic quantization of the Linear layers
-             (ANNOTATOR_SERVE_INT8=1)
-  pipeline   transformers.pipeline("text-classification", model=folder, batch_size=32,
-             truncation=True, max_length=128, top_k=None) on the same saved folder
-  api-ort-int8  the API path with ANNOTATOR_SERVE_RUNTIME=onnx ANNOTATOR_SERVE_INT8=1: the
-             version exported to ONNX, int8-quantized, run by ONNX Runtime (measured when
-             the `onnx` extra is installed)
+  pipeline     transformers.pipeline("text-classification", model=folder, batch_size=32,
+               truncation=True, max_length=128, top_k=None) on the same saved folder
+  torch-fp32   annotator.serving.ServedModel.predict with ANNOTATOR_INFERENCE=torch (the
+               PyTorch model, length-sorted batches, torch.inference_mode)
+  onnx-fp32    the same with the default path: trainer.scoring.load_scorer on CPU, the
+               version exported once to ONNX (trainer.inference), run by ONNX Runtime
+  onnx-int8    the same, int8 (ANNOTATOR_SERVE_INT8=1 / ANNOTATOR_SCORING_INT8=1)
+  pool-onnx-fp32  trainer.scoring.predict_and_embed over all texts in one call (what pool
+               scoring runs: length-bucketed batches of 64, probabilities and embeddings)
 
-Every variant sees the same requests; each repeat runs the variants in turn (interleaved,
-so background load hits them alike) after one warm-up pass; the median repeat is reported.
+Each repeat runs the variants in turn (interleaved, so background load hits them alike)
+after one warm-up pass; the median repeat is reported, with reviews per CPU-second
+(reviews / the process' CPU time), which the sharing of the cores disturbs less.
 Texts: the 'text' column of ../shared/data/clothing_reviews/test.csv when present, else
 generated reviews. Model: --model-dir (any saved version folder) or --model (a base model
 name, default the platform default, multilingual-e5-small) saved with a new, untrained
-3-class head (enough for a throughput figure; the agreement of int8 with fp32 is then only
-indicative). The figures in docs/bench/serving.md were measured with
---model all-MiniLM-L6-v2, the default of the time.
+3-class head (enough for a throughput figure; the accuracy of int8 against fp32 is measured
+with a trained head in docs/bench/serving.md).
 
-    python bench/serving.py                     # 512 reviews, 5 repeats, 2 threads
+    python bench/serving.py --texts 128 --repeats 1
     python bench/serving.py --model-dir var/artifacts/projects/1/v3 --repeats 7
 """
 
@@ -97,8 +96,8 @@ def main() -> None:
     import torch
     import transformers
 
-    from annotator.serving import OnnxClassifier, ServedModel, onnx_export
-    from trainer.scoring import load_scorer
+    from annotator.serving import ServedModel
+    from trainer.scoring import load_scorer, predict_and_embed
 
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
@@ -106,18 +105,25 @@ def main() -> None:
     folder = args.model_dir or untrained_model_dir(args.model)
     requests = [texts[i:i + args.batch] for i in range(0, len(texts), args.batch)]
 
-    def served(quantize: bool) -> ServedModel:
-        tokenizer, model = load_scorer(folder, device="cpu", quantize=quantize)
+    def served(runtime: str, quantize: bool = False) -> ServedModel:
+        tokenizer, model = load_scorer(folder, device="cpu", quantize=quantize, runtime=runtime,
+                                       threads=args.threads)
         names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         return ServedModel(version_id=0, version=0, label_names=names, tokenizer=tokenizer,
                            model=model)
 
-    fp32, int8 = served(False), served(True)
+    fp32, onnx, int8 = served("torch"), served("onnx"), served("onnx", quantize=True)
     pipe = transformers.pipeline("text-classification", model=folder, device="cpu",
                                  batch_size=args.batch, top_k=None)
 
     def run_api(model: ServedModel) -> list[dict]:
         return [p for r in requests for p in model.predict(r, max_length=args.max_length)]
+
+    def run_pool() -> list[dict]:
+        proba, _ = predict_and_embed(onnx.model, onnx.tokenizer, texts,
+                                     max_length=args.max_length)
+        return [{"probabilities": dict(zip(onnx.label_names, row, strict=True))}
+                for row in proba.tolist()]
 
     def run_pipeline() -> list[dict]:
         out = []
@@ -128,18 +134,9 @@ def main() -> None:
                             "probabilities": probabilities})
         return out
 
-    variants = {"api-fp32": lambda: run_api(fp32), "api-int8": lambda: run_api(int8),
-                "pipeline": run_pipeline}
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        print("onnxruntime not installed: no api-ort-int8 variant")
-    else:
-        ort = ServedModel(version_id=0, version=0, label_names=fp32.label_names,
-                          tokenizer=fp32.tokenizer,
-                          model=OnnxClassifier(onnx_export(Path(folder), int8=True),
-                                               threads=args.threads))
-        variants["api-ort-int8"] = lambda: run_api(ort)
+    variants = {"pipeline": run_pipeline, "torch-fp32": lambda: run_api(fp32),
+                "onnx-fp32": lambda: run_api(onnx), "onnx-int8": lambda: run_api(int8),
+                "pool-onnx-fp32": run_pool}
     load_before = f"{os.getloadavg()[0]:.1f}"
     outputs = {name: run() for name, run in variants.items()}  # warm-up
     rates: dict[str, list[float]] = {name: [] for name in variants}
@@ -170,10 +167,10 @@ def main() -> None:
         median = statistics.median(values)
         print(f"| {name} | {median:.1f} | {min(values):.1f}-{max(values):.1f} | "
               f"{median / baseline:.2f}x | {statistics.median(cpu_rates[name]):.1f} |")
-    for name in [n for n in variants if n != "api-fp32"]:
-        same = np.mean(proba(name).argmax(1) == proba("api-fp32").argmax(1))
-        diff = np.abs(proba(name) - proba("api-fp32")).max()
-        print(f"\n{name} vs api-fp32: same label {same:.1%}, max |probability difference| "
+    for name in [n for n in variants if n != "torch-fp32"]:
+        same = np.mean(proba(name).argmax(1) == proba("torch-fp32").argmax(1))
+        diff = np.abs(proba(name) - proba("torch-fp32")).max()
+        print(f"\n{name} vs torch-fp32: same label {same:.1%}, max |probability difference| "
               f"{diff:.4f}", end="")
     print()
 

@@ -117,7 +117,7 @@ def test_a_failed_load_with_nothing_to_fall_back_on_raises_model_unavailable(pro
         serving.served_model(project.id)
 
 
-@override_settings(SERVE_INT8=True)
+@override_settings(SERVE_RUNTIME="torch", SERVE_INT8=True)
 def test_int8_serving_quantizes_the_linear_layers_and_still_predicts(project):
     add_version(project, 1, active=True)
     served = serving.served_model(project.id)
@@ -129,21 +129,27 @@ def test_int8_serving_quantizes_the_linear_layers_and_still_predicts(project):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("int8, tolerance", [(False, 1e-4), (True, 0.02)])
-def test_the_onnx_runtime_serves_the_same_predictions_as_torch(project, int8, tolerance):
-    pytest.importorskip("onnxruntime")  # the onnx extra (in the test extra, so CI runs this)
+def test_the_api_serves_with_the_pool_scorings_onnx_path(project, monkeypatch):
+    from trainer import inference
+    from trainer.scoring import load_scorer
+
+    monkeypatch.delenv("ANNOTATOR_INFERENCE", raising=False)
     version = add_version(project, 1, active=True)
+    folder = model_version_local_path(version)
     texts = ["love these shoes", "broke after a day and the zipper is cheap", "it is okay",
              "the color is nice but it runs small, order a size up " * 3]
-    with override_settings(SERVE_RUNTIME="onnx", SERVE_INT8=int8):
+    with override_settings(SERVE_RUNTIME="", SERVE_INT8=False):
         served = serving.served_model(project.id)
-        assert isinstance(served.model, serving.OnnxClassifier)
         got = served.predict(texts, max_length=16)
-        assert serving.onnx_export(model_version_local_path(version), int8=int8).exists()
-    expected = serving._load(version).predict(texts, max_length=16)  # torch, fp32
+    # the same cached export that pool scoring (trainer.scoring.load_scorer) uses
+    _, scorer = load_scorer(str(folder), device="cpu")
+    assert isinstance(served.model, inference.OnnxScorer)
+    assert served.model.path == scorer.path == inference.export_onnx(folder)
+    with override_settings(SERVE_RUNTIME="torch"):
+        expected = serving._load(version).predict(texts, max_length=16)  # torch, fp32
     for ours, reference in zip(got, expected, strict=True):
         for label, p in reference["probabilities"].items():
-            assert ours["probabilities"][label] == pytest.approx(p, abs=tolerance)
+            assert ours["probabilities"][label] == pytest.approx(p, abs=0.01)
 
 
 def test_a_version_is_served_at_the_max_length_it_was_trained_with(project, monkeypatch):
