@@ -230,6 +230,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "annotator.tasks.train_project_task": {"queue": "training"},
     "annotator.tasks.score_pool_task": {"queue": "scoring"},
+    "annotator.tasks.score_chunk_task": {"queue": "scoring"},
+    "annotator.tasks.rank_pool_task": {"queue": "scoring"},
     "annotator.tasks.vocabulary_check_task": {"queue": "scoring"},
     "annotator.tasks.predict_items_task": {"queue": "scoring"},
     "annotator.tasks.deliver_webhook_task": {"queue": "default"},
@@ -266,10 +268,14 @@ TRAINING_WARM_START = env.bool("ANNOTATOR_WARM_START", default=False)
 TRAINING_OVERRIDES = env.json("ANNOTATOR_TRAINING_OVERRIDES", default={})
 # Score the pool with int8 dynamic quantization on CPU (about 2x less CPU).
 SCORING_INT8 = env.bool("ANNOTATOR_SCORING_INT8", default=False)
-# Prediction API (annotator/serving.py): int8 dynamic quantization on CPU, torch threads
-# per serving process (0 = torch's default), texts per request.
+# Items per scoring chunk: one score_chunk_task each, so N scoring workers share a pool.
+SCORING_CHUNK_SIZE = env.int("ANNOTATOR_SCORING_CHUNK_SIZE", default=2000)
+# Prediction API (annotator/serving.py). Inference runtime on CPU: "" = ANNOTATOR_INFERENCE
+# (itself "onnx" by default: the version exported once, ONNX Runtime), or "onnx" / "torch"
+# for the API only; SERVE_INT8: int8 (faster, but costs accuracy on e5); threads per serving
+# process (0 = the runtime's default); texts per request.
+SERVE_RUNTIME = env("ANNOTATOR_SERVE_RUNTIME", default="")
 SERVE_INT8 = env.bool("ANNOTATOR_SERVE_INT8", default=False)
-SERVE_RUNTIME = env("ANNOTATOR_SERVE_RUNTIME", default="torch")  # or "onnx" (the onnx extra)
 SERVE_THREADS = env.int("ANNOTATOR_SERVE_THREADS", default=0)
 API_MAX_TEXTS = env.int("ANNOTATOR_API_MAX_TEXTS", default=64)
 # Items per push (POST /api/projects/<id>/items/): one short write transaction each.

@@ -66,10 +66,29 @@ def sweep_imports_task() -> dict:
 
 @shared_task(name="annotator.tasks.score_pool_task", acks_late=True, reject_on_worker_lost=True)
 def score_pool_task(model_version_id: int) -> dict:
-    """Score the pool with a version and rank the queue (queue "scoring"); idempotent."""
-    from annotator.services.scoring import pool_score
+    """Plan the scoring of the pool with a version and enqueue its chunks (queue "scoring");
+    idempotent: a re-run enqueues only the chunks not done."""
+    from annotator.services.scoring import pool_score_start
 
-    return pool_score(model_version_id=model_version_id)
+    return pool_score_start(model_version_id=model_version_id)
+
+
+@shared_task(name="annotator.tasks.score_chunk_task", acks_late=True, reject_on_worker_lost=True)
+def score_chunk_task(model_version_id: int, item_ids: list[int]) -> dict:
+    """Predict one chunk of the pool (queue "scoring"); the last chunk enqueues the ranking.
+    Idempotent: a done chunk is a no-op."""
+    from annotator.services.scoring import pool_chunk_score
+
+    return pool_chunk_score(model_version_id=model_version_id, item_ids=item_ids)
+
+
+@shared_task(name="annotator.tasks.rank_pool_task", acks_late=True, reject_on_worker_lost=True)
+def rank_pool_task(model_version_id: int) -> dict:
+    """Rank the queue from the version's stored predictions once all chunks are in (queue
+    "scoring"); idempotent."""
+    from annotator.services.scoring import pool_rank
+
+    return pool_rank(model_version_id=model_version_id)
 
 
 @shared_task(name="annotator.tasks.seed_pool_task", queue="scoring", acks_late=True)

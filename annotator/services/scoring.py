@@ -1,23 +1,43 @@
 """Score the pool with the active model and rank the labeling queue.
 
 After a version becomes active (training's `on_model_activated` enqueues
-`score_pool_task`), `pool_score` predicts a random candidate subsample of the open
-pool (project.candidate_pool_size, so selection time does not grow with the pool) plus
-a fixed stopping sample, stores Prediction rows tagged with the version, and writes the
-ranking into Item.priority (higher = ask sooner), Item.scored_version and
-Item.queue_reason. Ranks left by older versions are cleared in the same transaction.
+`score_pool_task`), the version predicts a random candidate subsample of the open pool
+(project.candidate_pool_size, so selection time does not grow with the pool) plus a fixed
+stopping sample, stores Prediction rows tagged with the version, and writes the ranking
+into Item.priority (higher = ask sooner), Item.scored_version and Item.queue_reason.
 
-Idempotent: the predictions and the ranking of one version are written in one
-transaction, so a version that has predictions is fully scored and a re-run is a no-op.
-A version activated again (rollback) already has predictions: its ranking is rebuilt from
-them, without running the model, so the queue and provenance follow the active version.
+Scoring scales out: `pool_score_start` (score_pool_task) writes a plan (the ids to
+predict, cut into chunks of SCORING_CHUNK_SIZE) and enqueues one `score_chunk_task` per
+chunk on the "scoring" queue, so N workers predict N chunks at once. Each chunk stores its
+Prediction rows (ignore_conflicts) and then a "done" marker; the chunk that finds every
+marker present enqueues `rank_pool_task`, which ranks from the stored predictions.
+`pool_score` is the synchronous entry point: the same chunks, one after the other, then
+the ranking.
+
+The join is not a Celery chord: chords need a result backend that supports them (the
+"rpc" backend of AMQP deployments does not) and hold a polling `chord_unlock` task. Here
+the plan, each chunk's embeddings and its marker live in the "artifacts" storage under
+scoring/<version id>-<created>/ (shared by every worker: a folder, or S3), so a lost or repeated
+task costs nothing: re-running score_pool_task re-enqueues the chunks, a done chunk is a
+no-op, and two chunks finishing together both enqueue a ranking that runs once.
+
+Guarantees: only the active version scores and ranks, a version no longer active stops
+(its chunks skip, its ranking is not written); ranks left by older versions are cleared in
+the same transaction as the new ranking, under the project's row lock. A version activated
+again (rollback) is re-ranked from its stored predictions (and stored embeddings, for
+diverse batches) without running the model, so the queue and provenance follow the active
+version.
 """
 
+import io
+import json
 import logging
 import time
 
 import numpy as np
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import F, Q
 
@@ -60,6 +80,13 @@ def _ranked(project: Project):
         Q(priority__isnull=False) | Q(scored_version__isnull=False))
 
 
+def _ranks_queue(version: ModelVersion) -> bool:
+    """The version's ranking is the project's ranking (nothing left by another)."""
+    ranked = _ranked(version.project)
+    return (ranked.filter(scored_version=version).exists()
+            and not ranked.exclude(scored_version=version).exists())
+
+
 def _clear_ranks(project: Project) -> int:
     """Forget every earlier ranking (older versions, cold-start seeds) of the project.
 
@@ -92,92 +119,247 @@ def _picks(version: ModelVersion, project: Project, proba, embeddings, queue_siz
                  diverse=project.diverse_batches, seed=version.pk)
 
 
-def _save_ranking(version: ModelVersion, picks, ids, predictions=()) -> int | None:
-    """In one transaction: store predictions, replace the ranking. None if no longer active."""
+def _save_ranking(version: ModelVersion, picks, ids) -> int | None:
+    """In one transaction: replace the ranking. None if the version is no longer active."""
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=version.project_id)
         if not ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
             return None
-        Prediction.objects.bulk_create(predictions, batch_size=1000, ignore_conflicts=True)
         cleared = _clear_ranks(version.project)
         _write_ranking(version, picks, ids)
     return cleared
 
 
-def _rerank_from_predictions(version: ModelVersion, queue_size: int) -> dict:
-    """Rank the open pool items the version predicted, from the stored probabilities.
+def _active_version(model_version_id: int) -> ModelVersion | None:
+    version = ModelVersion.objects.select_related("project").filter(pk=model_version_id).first()
+    return version if version is not None and version.is_active else None
 
-    Embeddings are not stored, so a diverse-batch project gets the top uncertain items.
-    """
+
+# --- the plan and the chunk files (artifacts storage, scoring/<version id>-<created>/) ---------------
+# plan.json: {"candidates": n, "chunk_size": k}; ids.npy: candidates then the stopping sample.
+# emb-<first id>.npy: the chunk's embeddings (float16, one row per id; zero columns when the
+# project does not use diverse batches), written before its predictions commit.
+# done-<first id>: empty, written after they commit: the chunk is done.
+
+def _folder(version: ModelVersion) -> str:
+    # created_at too: ids come back after a database is restored or rolled back (tests)
+    return f"scoring/{version.pk}-{version.created_at:%Y%m%dT%H%M%S%f}"
+
+
+def _write(name: str, data: bytes) -> None:
+    storage = storages["artifacts"]
+    if storage.exists(name):  # Storage.save never overwrites: it would pick another name
+        storage.delete(name)
+    storage.save(name, ContentFile(data))
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _read_npy(name: str) -> np.ndarray:
+    with storages["artifacts"].open(name, "rb") as f:
+        return np.load(io.BytesIO(f.read()), allow_pickle=False)
+
+
+def _plan_load(version: ModelVersion) -> tuple[np.ndarray, int, int] | None:
+    """(ids, candidates, chunk_size), or None when the version has no plan."""
+    storage, folder = storages["artifacts"], _folder(version)
+    if not storage.exists(f"{folder}/plan.json"):
+        return None
+    with storage.open(f"{folder}/plan.json", "rb") as f:
+        plan = json.loads(f.read())
+    return _read_npy(f"{folder}/ids.npy"), plan["candidates"], plan["chunk_size"]
+
+
+def _chunks(ids, chunk_size: int) -> list[list[int]]:
+    return [[int(i) for i in ids[k:k + chunk_size]] for k in range(0, len(ids), chunk_size)]
+
+
+def _plan_make(version: ModelVersion) -> tuple[np.ndarray, int, int]:
     project = version.project
-    rows = list(Prediction.objects.filter(model_version=version, item__in=_open_pool(project))
-                .order_by("item_id").values_list("item_id", "probabilities"))
-    ids = [item_id for item_id, _ in rows]
-    proba = np.array([probs for _, probs in rows], dtype=float)
-    picks = _picks(version, project, proba, None, queue_size)
-    cleared = _save_ranking(version, picks, ids)
-    if cleared is None:
-        return {"skipped": "another version became active while ranking"}
-    logger.info("re-ranked %s items from the stored predictions of %s", len(picks), version)
-    return {"reranked": len(picks), "cleared": cleared}
+    candidates = _candidate_ids(project, seed=version.pk)
+    chosen = set(candidates)
+    ids = np.asarray(candidates + [i for i in _stop_sample_ids(project) if i not in chosen],
+                     dtype=np.int64)
+    chunk_size = max(1, settings.SCORING_CHUNK_SIZE)
+    folder = _folder(version)
+    _write(f"{folder}/ids.npy", _npy(ids))  # the plan file last: it says the plan is whole
+    _write(f"{folder}/plan.json", json.dumps(
+        {"candidates": len(candidates), "chunk_size": chunk_size}).encode())
+    return ids, len(candidates), chunk_size
 
 
-def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
-               quantize: bool | None = None) -> dict:
-    """Predict the candidates with the version, store predictions, rank the queue.
+def _missing_chunks(version: ModelVersion, ids, chunk_size: int) -> list[list[int]]:
+    storage, folder = storages["artifacts"], _folder(version)
+    _, files = storage.listdir(folder)
+    done = set(files)
+    return [chunk for chunk in _chunks(ids, chunk_size) if f"done-{chunk[0]}" not in done]
 
-    Only the active version scores; anything else returns quietly with a reason. A version
-    with predictions (activated again) is re-ranked from them, unless it ranks the queue
-    already.
+
+def _chunk_predict(version: ModelVersion, item_ids: list[int], quantize: bool | None) -> dict:
+    """Predict one chunk, store its embeddings, its predictions, then its done marker.
+
+    Idempotent: a done chunk, or one whose items all have predictions of the version (a
+    re-run, a rollback to a version scored before scoring was chunked), runs no model and
+    stores nothing new, unless a diverse-batch project lacks the chunk's embeddings.
     """
     from trainer.scoring import load_scorer, predict_and_embed
     from trainer.strategies import margin, uncertainty
 
     from annotator.services.training import model_version_local_path
 
-    version = ModelVersion.objects.select_related("project").filter(pk=model_version_id).first()
-    if version is None or not version.is_active:
-        return {"skipped": "not the active version"}
+    storage, folder = storages["artifacts"], _folder(version)
+    done, emb_name = f"{folder}/done-{item_ids[0]}", f"{folder}/emb-{item_ids[0]}.npy"
+    if storage.exists(done):
+        return {"skipped": "chunk already scored"}
     project = version.project
-    if Prediction.objects.filter(model_version=version).exists():
-        if not _ranked(project).exclude(scored_version=version).exists():
-            return {"skipped": "already scored"}
-        return _rerank_from_predictions(version, queue_size)
-    started = time.perf_counter()
-    candidates = _candidate_ids(project, seed=version.pk)
-    chosen = set(candidates)
-    stop_ids = [i for i in _stop_sample_ids(project) if i not in chosen]
-    ids = candidates + stop_ids
-    if not ids:
-        with transaction.atomic():
-            _clear_ranks(project)
-        return {"scored": 0, "ranked": 0}
+    predicted = Prediction.objects.filter(model_version=version, item_id__in=item_ids).count()
+    if predicted == len(item_ids) and (storage.exists(emb_name) or not project.diverse_batches):
+        if not storage.exists(emb_name):
+            _write(emb_name, _npy(np.empty((len(item_ids), 0), dtype=np.float16)))
+        _write(done, b"")
+        return {"scored": 0}
 
     if quantize is None:
         quantize = settings.SCORING_INT8
     device = settings.TRAINING_DEVICE
     tokenizer, model = load_scorer(str(model_version_local_path(version)), device=device,
                                    quantize=quantize)
-    proba, emb = predict_and_embed(model, tokenizer, _texts(ids), max_length=version.max_length,
+    proba, emb = predict_and_embed(model, tokenizer, _texts(item_ids),
+                                   max_length=version.max_length,
                                    device="cpu" if quantize else device)
     names = version.label_names or project.label_names
     strategy = _strategy(version, project)
     scores = margin(proba) if strategy == Strategy.RANDOM else uncertainty(strategy, proba)
+    keep = emb if project.diverse_batches else np.empty((len(item_ids), 0))
+    _write(emb_name, _npy(np.asarray(keep, dtype=np.float16)))
+    Prediction.objects.bulk_create(
+        [Prediction(item_id=item_id, model_version=version, label=names[int(p.argmax())],
+                    probabilities=[round(float(x), 6) for x in p], uncertainty=float(s))
+         for item_id, p, s in zip(item_ids, proba, scores, strict=True)],
+        batch_size=1000, ignore_conflicts=True)
+    _write(done, b"")
+    return {"scored": len(item_ids)}
 
-    n_cand = len(candidates)
-    picks = _picks(version, project, proba[:n_cand], emb[:n_cand], queue_size)
-    predictions = [
-        Prediction(item_id=item_id, model_version=version, label=names[int(p.argmax())],
-                   probabilities=[round(float(x), 6) for x in p], uncertainty=float(s))
-        for item_id, p, s in zip(ids, proba, scores, strict=True)
-    ]
-    cleared = _save_ranking(version, picks, candidates, predictions)
+
+def pool_chunk_score(*, model_version_id: int, item_ids: list[int],
+                     quantize: bool | None = None) -> dict:
+    """Score one chunk of the plan; the chunk that finds every chunk done enqueues the ranking.
+
+    A version no longer active stops here: no model runs, nothing is stored.
+    """
+    version = _active_version(model_version_id)
+    if version is None:
+        return {"skipped": "not the active version"}
+    plan = _plan_load(version)
+    if plan is None or not item_ids:
+        return {"skipped": "no plan"}
+    result = _chunk_predict(version, item_ids, quantize)
+    if not _missing_chunks(version, plan[0], plan[2]):
+        from annotator.tasks import rank_pool_task
+
+        transaction.on_commit(lambda: rank_pool_task.delay(version.pk))
+        result["last"] = True
+    return result
+
+
+def pool_rank(*, model_version_id: int, queue_size: int = QUEUE_SIZE) -> dict:
+    """Rank the queue from the version's stored predictions once every chunk is done.
+
+    Ranks the planned candidates still in the open pool (an item labeled meanwhile is not
+    asked again). Diverse batches read the chunks' stored embeddings; a version planned
+    without them (diverse_batches turned on since) gets the top uncertain items.
+    """
+    version = _active_version(model_version_id)
+    if version is None:
+        return {"skipped": "not the active version"}
+    if _ranks_queue(version):
+        return {"skipped": "already scored"}
+    plan = _plan_load(version)
+    if plan is None:
+        return {"skipped": "no plan"}
+    ids, n_cand, chunk_size = plan
+    missing = _missing_chunks(version, ids, chunk_size)
+    if missing:
+        return {"skipped": f"{len(missing)} chunks not scored yet"}
+    project = version.project
+    rows = dict(Prediction.objects.filter(model_version=version, item__in=_open_pool(project))
+                .values_list("item_id", "probabilities"))
+    rank_ids = [int(i) for i in ids[:n_cand] if int(i) in rows]
+    proba = np.array([rows[i] for i in rank_ids], dtype=float)
+    embeddings = None
+    if project.diverse_batches and rank_ids:
+        parts = [_read_npy(f"{_folder(version)}/emb-{chunk[0]}.npy")
+                 for chunk in _chunks(ids, chunk_size)]
+        if all(part.shape[1] for part in parts):
+            row = {int(i): r for r, i in enumerate(ids)}
+            embeddings = np.concatenate(parts).astype(np.float32)[[row[i] for i in rank_ids]]
+    picks = _picks(version, project, proba, embeddings, queue_size)
+    cleared = _save_ranking(version, picks, rank_ids)
     if cleared is None:
-        return {"skipped": "another version became active while scoring"}
+        return {"skipped": "another version became active while ranking"}
+    logger.info("ranked %s items from the stored predictions of %s", len(picks), version)
+    return {"ranked": len(picks), "cleared": cleared}
+
+
+def pool_score_start(*, model_version_id: int) -> dict:
+    """Fan out: enqueue the chunks not done yet on the "scoring" queue (or the ranking).
+
+    Re-running it resumes an interrupted scoring: done chunks are not enqueued again.
+    """
+    from annotator.tasks import rank_pool_task, score_chunk_task
+
+    version = _active_version(model_version_id)
+    if version is None:
+        return {"skipped": "not the active version"}
+    if _ranks_queue(version):
+        return {"skipped": "already scored"}
+    plan = _plan_load(version) or _plan_make(version)
+    missing = _missing_chunks(version, plan[0], plan[2])
+    for chunk in missing:
+        transaction.on_commit(lambda chunk=chunk: score_chunk_task.delay(version.pk, chunk))
+    if not missing:
+        transaction.on_commit(lambda: rank_pool_task.delay(version.pk))
+    return {"chunks": len(missing), "items": len(plan[0])}
+
+
+def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
+               quantize: bool | None = None) -> dict:
+    """Synchronously: predict the missing chunks with the version, then rank the queue.
+
+    Only the active version scores; anything else returns quietly with a reason. A version
+    with predictions (activated again) is re-ranked from them, unless it ranks the queue
+    already.
+    """
+    version = _active_version(model_version_id)
+    if version is None:
+        return {"skipped": "not the active version"}
+    if _ranks_queue(version):
+        return {"skipped": "already scored"}
+    ids, _, chunk_size = _plan_load(version) or _plan_make(version)
+    if not len(ids):
+        with transaction.atomic():
+            _clear_ranks(version.project)
+        return {"scored": 0, "ranked": 0}
+    started = time.perf_counter()
+    missing = _missing_chunks(version, ids, chunk_size)
+    for chunk in missing:
+        if not ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
+            return {"skipped": "another version became active while scoring"}
+        _chunk_predict(version, chunk, quantize)
+    result = pool_rank(model_version_id=version.pk, queue_size=queue_size)
+    if "skipped" in result:
+        return result
+    if not missing:  # every chunk was done already: a re-rank (rollback)
+        return {"reranked": result["ranked"], "cleared": result["cleared"]}
     seconds = round(time.perf_counter() - started, 2)
-    logger.info("scored %s items with %s in %ss, ranked %s", len(ids), version, seconds,
-                len(picks))
-    return {"scored": len(ids), "ranked": len(picks), "cleared": cleared, "seconds": seconds}
+    scored = sum(len(chunk) for chunk in missing)
+    logger.info("scored %s items with %s in %ss, ranked %s", scored, version, seconds,
+                result["ranked"])
+    return {"scored": scored, **result, "seconds": seconds}
 
 
 def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
@@ -221,13 +403,16 @@ def _active_prediction(item: Item) -> Prediction | None:
     return Prediction.objects.filter(item=item, model_version_id=version_id).first()
 
 
-def annotation_provenance(item: Item) -> dict:
-    """Annotation fields: model version, strategy and the model's prediction at labeling time."""
+def annotation_provenance(item: Item, *, prediction=...) -> dict:
+    """Annotation fields: model version, strategy and the model's prediction at labeling time.
+
+    `prediction`: the active prediction if the caller read it already (None: there is none)."""
     fields: dict = {"model_version_id": item.scored_version_id}
     if item.queue_reason in (Annotation.Picked.UNCERTAINTY, Annotation.Picked.RANDOM_CONTROL,
                              Annotation.Picked.SEED):
         fields["strategy"] = item.project.strategy if item.queue_reason != "seed" else "seed"
-    prediction = _active_prediction(item)
+    if prediction is ...:
+        prediction = _active_prediction(item)
     if prediction is not None:
         fields["model_version_id"] = prediction.model_version_id
         fields["predicted_label"] = prediction.label
