@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from datetime import datetime, time
 
 from django.core.cache import cache
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.models import Count, Exists, F, JSONField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, Membership, Project, VocabularyCheck
@@ -55,19 +56,59 @@ def queue_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ()) -> 
 def next_item_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ()) -> Item | None:
     """The item `labeler` should label now, leased to them; None when nothing is left.
 
-    An item the labeler already holds comes back first (a page reload is safe).
+    An item the labeler already holds comes back first (a page reload is safe). One
+    statement: the lease UPDATE picks the held item or the first free one and returns it.
     """
     queue = queue_for(labeler, project, exclude_ids=exclude_ids)
-    # Looked up by leased_to alone first: that index finds them whatever the planner
-    # thinks of the queue index (usually there are none).
+    # Held items are looked up by leased_to alone first: that index finds them whatever
+    # the planner thinks of the queue index (usually there are none).
     mine = Item.objects.filter(leased_to=labeler, lease_expires_at__gt=timezone.now())
-    held_ids = list(mine.values_list("pk", flat=True)[:10])
-    held = queue.filter(pk__in=held_ids).first() if held_ids else None
-    if held is not None:
-        return held
+    held = queue.filter(pk__in=mine.values("pk")[:10])
     return labeling.item_lease_claim(
-        labeler=labeler, candidates=queue, lease_seconds=project.lease_seconds
+        labeler=labeler, candidates=queue, held=held, lease_seconds=project.lease_seconds
     )
+
+
+def item_to_submit(labeler, *, project_id: int, item_id: int | None) -> Item | None:
+    """The item `labeler` submits a label for, with its project, in one query; None if
+    there is no such item in that project or the project is not theirs (staff: any).
+
+    The item carries what annotation_submit would otherwise look up one by one:
+    labeler_may_label (True), labeler_annotation_id (their earlier label, None if none),
+    and the active model's prediction (provenance_version_id, prediction_label,
+    prediction_probabilities; prediction_label None if none).
+    """
+    from annotator.models import ModelVersion, Prediction
+
+    if item_id is None:
+        return None
+    items = Item.objects.select_related("project").filter(pk=item_id, project_id=project_id)
+    if not labeler.is_staff:
+        items = items.filter(
+            Exists(Membership.objects.filter(project=OuterRef("project_id"), user=labeler))
+        )
+    active = ModelVersion.objects.filter(project=OuterRef("project_id"), is_active=True)
+    items = items.annotate(
+        labeler_annotation_id=Subquery(
+            Annotation.objects.filter(item=OuterRef("pk"), labeler=labeler).values("pk")[:1]
+        ),
+        provenance_version_id=Coalesce(
+            "scored_version_id", Subquery(active.order_by("-version").values("pk")[:1])
+        ),
+    )
+    prediction = Prediction.objects.filter(
+        item=OuterRef("pk"), model_version_id=OuterRef("provenance_version_id")
+    ).order_by("pk")
+    items = items.annotate(
+        prediction_label=Subquery(prediction.values("label")[:1]),
+        prediction_probabilities=Subquery(
+            prediction.values("probabilities")[:1], output_field=JSONField()
+        ),
+    )
+    item = items.first()
+    if item is not None:
+        item.labeler_may_label = True
+    return item
 
 
 def last_annotation_of(labeler, project: Project) -> Annotation | None:

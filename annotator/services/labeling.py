@@ -16,11 +16,11 @@ import math
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from annotator.models import Annotation, Item, Project
+from annotator.models import Annotation, Item, Prediction, Project
 from annotator.permissions import can_label, can_manage
 from annotator.services import scoring
 
@@ -41,32 +41,54 @@ def _free_for(labeler, now) -> Q:
     return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=labeler)
 
 
-def item_lease_claim(*, labeler, candidates: QuerySet[Item], lease_seconds: int) -> Item | None:
+def item_lease_claim(
+    *, labeler, candidates: QuerySet[Item], lease_seconds: int,
+    held: QuerySet[Item] | None = None,
+) -> Item | None:
     """Lease the first free item of `candidates` (an ordered queryset) to `labeler`.
 
-    Returns the leased item, or None when no candidate is left.
+    `held`, if given, is tried first: items the labeler already holds (a page reload gets
+    the same item back). Returns the leased item, or None when no candidate is left.
+
+    One statement: UPDATE ... WHERE id = (the first free candidate) RETURNING the row.
+    PostgreSQL locks that candidate with FOR UPDATE SKIP LOCKED, so labelers asking at
+    once get different rows; SQLite runs one writer at a time. The UPDATE repeats the
+    "still free" condition, so a row taken meanwhile is not taken twice.
     """
-    for _attempt in range(10):
+    for _attempt in range(3):
         now = timezone.now()
-        with transaction.atomic():
-            item = (
-                candidates.filter(_free_for(labeler, now))
-                .select_for_update(skip_locked=True, of=("self",))
-                .first()
-            )
-            if item is None:
-                return None
-            expires = now + timedelta(seconds=lease_seconds)
-            claimed = (
-                Item.objects.filter(pk=item.pk, annotation_count__lt=F("required_labels"))
-                .filter(_free_for(labeler, now))
-                .update(leased_to=labeler, lease_expires_at=expires)
-            )
-        if claimed == 1:
-            item.leased_to, item.lease_expires_at = labeler, expires
+        item = _claim(labeler, candidates.filter(_free_for(labeler, now)), held,
+                      now=now, expires=now + timedelta(seconds=lease_seconds))
+        if item is not None:
             return item
-        # someone else took it between our read and our update: try the next one
+        # none free, or (rarely) the row went to someone else between pick and update
+        if not candidates.filter(_free_for(labeler, timezone.now())).exists():
+            return None
     return None
+
+
+def _claim(labeler, free: QuerySet[Item], held: QuerySet[Item] | None, *, now, expires):
+    ops = connection.ops
+    pick, params = free.values("pk")[:1].query.sql_with_params()
+    if connection.features.has_select_for_update_skip_locked:
+        pick += " FOR UPDATE SKIP LOCKED"
+    pick = f"({pick})"
+    if held is not None:
+        held_sql, held_params = held.values("pk")[:1].query.sql_with_params()
+        pick, params = f"COALESCE(({held_sql}), {pick})", (*held_params, *params)
+    fields = Item._meta.concrete_fields
+    table, q = ops.quote_name(Item._meta.db_table), ops.quote_name
+    at = ops.adapt_datetimefield_value
+    sql = (
+        f"UPDATE {table} SET {q('leased_to_id')} = %s, {q('lease_expires_at')} = %s "
+        f"WHERE {q('id')} = {pick} "
+        f"AND {q('annotation_count')} < {q('required_labels')} "
+        f"AND ({q('leased_to_id')} IS NULL OR {q('lease_expires_at')} <= %s "
+        f"OR {q('leased_to_id')} = %s) "
+        f"RETURNING {', '.join(q(field.column) for field in fields)}"
+    )
+    rows = list(Item.objects.raw(sql, [labeler.pk, at(expires), *params, at(now), labeler.pk]))
+    return rows[0] if rows else None
 
 
 def item_lease_release(*, labeler, item_id: int) -> None:
@@ -82,7 +104,8 @@ def labeler_leases_release(*, labeler, project: Project) -> int:
 
 def _check_can_label(labeler, item: Item) -> None:
     project = item.project
-    if not can_label(labeler, project):
+    # labeler_may_label: set by selectors.item_to_submit, which checked the membership
+    if not getattr(item, "labeler_may_label", False) and not can_label(labeler, project):
         raise PermissionDenied("not a member of this project")
     if project.archived_at:
         raise PermissionDenied("this project is archived: it takes no more labels")
@@ -126,53 +149,70 @@ def annotation_submit(
     """
     _check_can_label(labeler, item)
     _validate_label(item.project, label)
-    seconds = _bounded_seconds(seconds_spent)
-    try:
-        annotation, created = _record(labeler, item, label, seconds)
-    finally:
-        item_lease_release(labeler=labeler, item_id=item.pk)
-    return annotation, created
+    return _record(labeler, item, label, _bounded_seconds(seconds_spent))
 
 
-def _check_lease(labeler, item: Item) -> None:
-    held = Item.objects.filter(pk=item.pk, leased_to=labeler,
-                               lease_expires_at__gt=timezone.now()).exists()
-    # asked again: a concurrent double submit may have just recorded it and released
-    if held or Annotation.objects.filter(item=item, labeler=labeler).exists():
-        return
-    if not Item.objects.filter(pk=item.pk, annotation_count__lt=F("required_labels")).exists():
-        raise ItemAlreadyComplete(item.pk)
-    raise ItemNotLeased(item.pk)
+def _my_annotation(labeler, item: Item) -> Annotation | None:
+    # labeler_annotation_id: read with the item by selectors.item_to_submit (None: no label)
+    if getattr(item, "labeler_annotation_id", 0) is None:
+        return None
+    return Annotation.objects.filter(item=item, labeler=labeler).first()
+
+
+def _prefetched_prediction(item: Item):
+    """The active prediction read with the item (selectors.item_to_submit), else `...`:
+    annotation_provenance then looks it up."""
+    if not hasattr(item, "prediction_label"):
+        return ...
+    if item.prediction_label is None:
+        return None
+    return Prediction(item=item, model_version_id=item.provenance_version_id,
+                      label=item.prediction_label, probabilities=item.prediction_probabilities)
 
 
 def _record(labeler, item: Item, label: str, seconds: float | None) -> tuple[Annotation, bool]:
-    mine = Annotation.objects.filter(item=item, labeler=labeler).first()
+    mine = _my_annotation(labeler, item)
     if mine is not None:
         if mine.label != label:
             mine.label = label
             mine.save(update_fields=["label", "updated_at"])
+        item_lease_release(labeler=labeler, item_id=item.pk)
         return mine, False
-    _check_lease(labeler, item)
     try:
         with transaction.atomic():
-            annotation = Annotation.objects.create(
-                item=item,
-                labeler=labeler,
-                label=label,
-                seconds_spent=seconds,
-                picked_by=_picked_by(item),
-                # model version, strategy and the prediction when the item was served
-                **scoring.annotation_provenance(item),
-            )
-            counted = Item.objects.filter(
-                pk=item.pk, annotation_count__lt=F("required_labels")
-            ).update(annotation_count=F("annotation_count") + 1)
-            if counted != 1:
-                raise ItemAlreadyComplete(item.pk)  # rolls the new annotation back
+            # the lease check, the count and the release in one conditional UPDATE
+            taken = Item.objects.filter(
+                pk=item.pk, leased_to=labeler, lease_expires_at__gt=timezone.now(),
+                annotation_count__lt=F("required_labels"),
+            ).update(annotation_count=F("annotation_count") + 1, leased_to=None,
+                     lease_expires_at=None)
+            if taken == 1:
+                annotation = Annotation.objects.create(
+                    item=item,
+                    labeler=labeler,
+                    label=label,
+                    seconds_spent=seconds,
+                    picked_by=_picked_by(item),
+                    # model version, strategy and the prediction when the item was served
+                    **scoring.annotation_provenance(
+                        item, prediction=_prefetched_prediction(item)),
+                )
+                return annotation, True
     except IntegrityError:
-        # unique (item, labeler): this labeler's concurrent double submit got there first
-        return Annotation.objects.get(item=item, labeler=labeler), False
-    return annotation, True
+        pass  # unique (item, labeler): rolled back, the count and the lease with it
+    return _not_recorded(labeler, item)
+
+
+def _not_recorded(labeler, item: Item) -> tuple[Annotation, bool]:
+    """Why the conditional UPDATE took nothing: a concurrent double submit of this labeler
+    recorded it already, or the item is complete, or it is not leased to them."""
+    mine = Annotation.objects.filter(item=item, labeler=labeler).first()
+    if mine is not None:
+        return mine, False
+    item_lease_release(labeler=labeler, item_id=item.pk)
+    if not Item.objects.filter(pk=item.pk, annotation_count__lt=F("required_labels")).exists():
+        raise ItemAlreadyComplete(item.pk)
+    raise ItemNotLeased(item.pk)
 
 
 def item_skip(*, labeler, item_id: int) -> None:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -147,9 +147,12 @@ def label_next(request: HttpRequest, pk: int) -> JsonResponse:
 @require_POST
 @_server_timing
 def label_submit(request: HttpRequest, pk: int) -> JsonResponse:
-    project = _get_project_for_user(request, pk)
-    item = get_object_or_404(Item, pk=_int_or_none(request.POST.get("item")), project=project)
-    item.project = project  # already loaded and checked
+    item = selectors.item_to_submit(
+        request.user, project_id=pk, item_id=_int_or_none(request.POST.get("item"))
+    )
+    if item is None:
+        raise Http404("no such item in your projects")
+    project = item.project
     notice = ""
     try:
         labeling.annotation_submit(
