@@ -6,14 +6,22 @@ runs no script, matplotlib escapes the text it writes, and math parsing is off s
 stray "$" in a product name is drawn as it is. Text stays SVG text (svg.fonttype none)
 so the browser's fonts draw scripts matplotlib's bundled font lacks (Chinese names).
 matplotlib is imported inside the functions: web processes that never draw stay light.
+
+Drawing costs 0.2-0.4 s a chart, so each chart is drawn once per input: the SVG is kept
+in Django's cache under a hash of the function, its arguments and CHART_STYLE. The same
+data gives the same chart, so nothing needs invalidating: new data is a new key.
 """
 
 import base64
+import functools
+import hashlib
 import io
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
+CHART_STYLE = 1  # raise when the drawing changes: charts cached under the old style go unused
+CHART_SECONDS = 24 * 3600
 SENTIMENT_COLORS = {"negative": "#c0392b", "neutral": "#9aa5ab", "positive": "#1e8449"}
 PALETTE = ["#2456d6", "#e08e0b", "#8e44ad", "#16a085", "#d35400", "#2c3e50", "#c2185b"]
 ACCENT = "#2456d6"
@@ -45,6 +53,25 @@ def label_colors(names: Sequence[str]) -> list[str]:
     return [SENTIMENT_COLORS.get(str(name).lower()) or next(others) for name in names]
 
 
+def _drawn_once(draw):
+    """Cache the SVG of draw(*args, **kwargs) by a hash of what it is drawn from."""
+
+    @functools.wraps(draw)
+    def cached(*args, **kwargs):
+        from django.core.cache import cache
+
+        source = repr((draw.__name__, CHART_STYLE, RC, args, sorted(kwargs.items())))
+        key = "chart:" + hashlib.sha256(source.encode()).hexdigest()
+        svg = cache.get(key)
+        if svg is None:
+            svg = draw(*args, **kwargs)
+            cache.set(key, svg, CHART_SECONDS)
+        return svg
+
+    cached.draw = draw  # uncached, for tests and benchmarks
+    return cached
+
+
 @contextmanager
 def _figure(width: float, height: float):
     import matplotlib
@@ -71,6 +98,7 @@ def _thin_ticks(ax, labels: Sequence[str]) -> None:
                   ha="right" if tilt else "center")
 
 
+@_drawn_once
 def stacked_bars(categories: Sequence[str], series: dict[str, Sequence[float]], *,
                  title: str = "", ylabel: str = "", horizontal: bool = False, percent: bool = False,
                  width: float = 8.6, height: float | None = None) -> str:
@@ -114,6 +142,7 @@ def stacked_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
         return _svg(fig)
 
 
+@_drawn_once
 def label_bars(names: Sequence[str], values: Sequence[float], *, ylabel: str = "",
                width: float = 5.0, height: float = 2.6) -> str:
     """One bar per label in the label's colour, its count written above it."""
@@ -128,6 +157,7 @@ def label_bars(names: Sequence[str], values: Sequence[float], *, ylabel: str = "
         return _svg(fig)
 
 
+@_drawn_once
 def learning_curve(points: Sequence[dict], *, title: str = "") -> str:
     """Macro-F1 against labels; points: {"x", "y", "label", "active", "gold"}."""
     with _figure(8.6, 2.8) as (fig, ax):
@@ -155,6 +185,7 @@ def learning_curve(points: Sequence[dict], *, title: str = "") -> str:
         return _svg(fig)
 
 
+@_drawn_once
 def heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str], *,
             title: str = "") -> str:
     """Counts with true labels as rows; colour is the share of each row (recall view)."""

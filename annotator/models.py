@@ -230,6 +230,8 @@ class Item(models.Model):
                 condition=Q(leased_to__isnull=False),
                 name="item_held_lease_idx",
             ),
+            # The insight pages' cache key: the newest adjudication, read from the index.
+            models.Index(fields=["project", "adjudicated_at"], name="item_adjudicated_idx"),
         ]
 
     def __str__(self) -> str:

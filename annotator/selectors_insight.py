@@ -3,18 +3,37 @@
 Every figure is an aggregate query (GROUP BY in the database); Python only loops over
 grouped rows, the model versions, the last training runs, and, for the consensus of
 human labels, over the annotations (human work, not the pool).
+
+The slow figures (those that read every annotation or every item) are cached, keyed by
+the state they are computed from (`human_state`, `items_state`, `predictions_state`):
+a few index reads that change whenever a label is added, changed or deleted, an item is
+adjudicated, imported or deleted, or the active version writes predictions. A new label
+thus gives a new key, and the next view computes afresh: nothing has to be invalidated.
+CACHE_SECONDS bounds what the key cannot see (a renamed labeler). The queue, the
+versions and the runs are read live on every view: they are cheap, and leases and
+rankings change without a new label. See docs/insight.md.
 """
 
+import hashlib
 import re
 from collections import Counter, defaultdict
 from datetime import datetime, time, timedelta
 
+from django.core.cache import cache
 from django.db.models import Avg, Count, F, Max, Min, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
-from annotator.models import Annotation, Item, ModelVersion, Prediction, Project, TrainingRun
+from annotator.models import (
+    Annotation,
+    ImportJob,
+    Item,
+    ModelVersion,
+    Prediction,
+    Project,
+    TrainingRun,
+)
 from annotator.selectors import stale_ranked_count
 from annotator.services.agreement import project_agreement
 from annotator.services.exporting import consensus
@@ -24,6 +43,61 @@ RUNS = 20  # training runs listed on the dashboard
 FIELD_RE = re.compile(r"[A-Za-z0-9_]{1,50}")  # whole string: fullmatch ($ allows a final \n)
 SOURCES = ("labels", "predictions")
 NONE_GROUP = "(none)"
+CACHE_SECONDS = 600  # backstop: what the state keys cannot see is at most this old
+_MISSING = object()
+
+
+# --- the cache: keyed by the data state, so a change gives a new key ----------------------
+
+
+def _cached(name: str, state: tuple, compute):
+    """compute() once per (name, state); later calls with the same state read the cache."""
+    digest = hashlib.sha256(repr((name, state)).encode()).hexdigest()
+    key = f"insight:{name}:{digest}"
+    value = cache.get(key, _MISSING)
+    if value is _MISSING:
+        value = compute()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def _project_state(project: Project) -> tuple:
+    # created_at tells apart two projects that got the same id (a recreated database)
+    return (project.pk, project.created_at, tuple(project.label_names))
+
+
+def human_state(project: Project) -> tuple:
+    """Changes with every label added, changed (updated_at) or deleted, and every adjudication.
+
+    The annotations part is over all projects: read from the primary key and one column, no
+    join with the project's 100k items (which costs more than the cache saves on SQLite).
+    """
+    annotations = Annotation.objects.aggregate(
+        n=Count("pk"), last=Max("pk"), changed=Max("updated_at")
+    )
+    adjudicated = Item.with_staged.filter(project=project).aggregate(last=Max("adjudicated_at"))
+    return (*_project_state(project), annotations["n"], annotations["last"],
+            annotations["changed"], adjudicated["last"])
+
+
+def items_state(project: Project) -> tuple:
+    """Changes when items are imported, deleted, or an import publishes its staged rows."""
+    items = Item.with_staged.filter(project=project).aggregate(n=Count("pk"), last=Max("pk"))
+    imports = ImportJob.objects.filter(project=project).aggregate(
+        n=Count("pk"), finished=Max("finished_at")
+    )
+    return (*_project_state(project), items["n"], items["last"], imports["n"],
+            imports["finished"])
+
+
+def predictions_state(version_id: int | None) -> tuple:
+    """Predictions are only ever added (bulk_create, ignore_conflicts) or deleted."""
+    if version_id is None:
+        return (None,)
+    row = Prediction.objects.filter(model_version_id=version_id).aggregate(
+        n=Count("pk"), last=Max("pk")
+    )
+    return (version_id, row["n"], row["last"])
 
 
 def _labels_with_extras(project: Project, seen) -> list[str]:
@@ -146,8 +220,10 @@ def _queue(project: Project, active: dict | None, now) -> dict:
         counts["ranked_by_active"] = items.filter(
             priority__isnull=False, scored_version_id=active["id"]
         ).count()
-        counts["open_predicted"] = items.filter(
-            is_open, predictions__model_version_id=active["id"]
+        # from the version's predictions (thousands) to their items, not the other way round
+        counts["open_predicted"] = Prediction.objects.filter(
+            model_version_id=active["id"], item__project=project, item__split=Item.Split.POOL,
+            item__annotation_count__lt=F("item__required_labels"),
         ).count()
         counts["newest_prediction_age_seconds"] = _seconds(active["scored_at"], now)
         counts["labels_since_active"] = Annotation.objects.filter(
@@ -189,20 +265,35 @@ def _agreement(project: Project) -> dict:
     }
 
 
-def project_dashboard(project: Project) -> dict:
-    """Everything the admin dashboard shows, as plain data (charts are drawn from it)."""
-    now = timezone.now()
-    versions = _versions(project, now)
-    active = next((v for v in versions if v["is_active"]), None)
+def _human_work(project: Project, now) -> dict:
+    """The figures that read every annotation: labels per day, per labeler, agreement."""
     return {
         "over_time": _labels_over_time(project, now),
         "labelers": _labelers(project),
+        "agreement": _agreement(project),
+    }
+
+
+def project_dashboard(project: Project, *, cached: bool = True) -> dict:
+    """Everything the admin dashboard shows, as plain data (charts are drawn from it).
+
+    cached=False computes every figure afresh (the cache's tests compare the two).
+    """
+    now = timezone.now()
+    versions = _versions(project, now)
+    active = next((v for v in versions if v["is_active"]), None)
+    if cached:  # labels per day end today: a new day is a new key
+        human = _cached("dashboard", (human_state(project), timezone.localdate(now)),
+                        lambda: _human_work(project, now))
+    else:
+        human = _human_work(project, now)
+    return {
+        **human,
         "versions": versions,
         "active": active,
         "per_class": _per_class(active["metrics"]) if active else [],
         "queue": _queue(project, active, now),
         "runs": _runs(project),
-        "agreement": _agreement(project),
         "days": DAYS,
     }
 
@@ -277,7 +368,22 @@ def _prediction_counts(version_id: int | None, by: str) -> Counter:
     return counts
 
 
-def sentiment_breakdown(project: Project, *, source: str, by: str) -> dict:
+def _item_groups(project: Project, by: str) -> dict:
+    """Items per group (every item of the project is read), and the pool's size."""
+    items = Counter()
+    for row in (
+        Item.objects.filter(project=project)
+        .annotate(group=_group_expression(by))
+        .values("group")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        items[_group_name(row["group"])] += row["n"]
+    pool = Item.objects.filter(project=project, split=Item.Split.POOL).count()
+    return {"items": items, "pool": pool}
+
+
+def sentiment_breakdown(project: Project, *, source: str, by: str, cached: bool = True) -> dict:
     """Share of each label per group, from human labels or the active model's predictions.
 
     Groups: text kind, week the item was imported, or a meta field. Rows are sorted by
@@ -288,19 +394,20 @@ def sentiment_breakdown(project: Project, *, source: str, by: str) -> dict:
         raise ValueError("source must be 'labels' or 'predictions'")
     parse_grouping(by)
     active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    version_id = active.pk if active else None
     if source == "labels":
-        counts = _label_counts(project, by)
+        state = (human_state(project), by) if cached else None
+        compute = lambda: _label_counts(project, by)  # noqa: E731
     else:
-        counts = _prediction_counts(active.pk if active else None, by)
-    items = Counter()
-    for row in (
-        Item.objects.filter(project=project)
-        .annotate(group=_group_expression(by))
-        .values("group")
-        .annotate(n=Count("pk"))
-        .order_by()
-    ):
-        items[_group_name(row["group"])] += row["n"]
+        state = (predictions_state(version_id), by) if cached else None
+        compute = lambda: _prediction_counts(version_id, by)  # noqa: E731
+    counts = _cached(f"analytics-{source}", state, compute) if cached else compute()
+    if cached:
+        grouped = _cached("analytics-items", (items_state(project), by),
+                          lambda: _item_groups(project, by))
+    else:
+        grouped = _item_groups(project, by)
+    items = grouped["items"]
 
     labels = _labels_with_extras(project, {label for _, label in counts})
     groups = {group for group, _ in counts}
@@ -327,7 +434,7 @@ def sentiment_breakdown(project: Project, *, source: str, by: str) -> dict:
         "rows": rows,
         "total": total,
         "items": sum(items.values()),
-        "pool": Item.objects.filter(project=project, split=Item.Split.POOL).count(),
+        "pool": grouped["pool"],
         "version": active.version if active else None,
         "overall": [sum(r["counts"][i] for r in rows) for i in range(len(labels))],
     }
@@ -342,11 +449,12 @@ def meta_fields(project: Project, *, sample: int = 200) -> list[str]:
     return sorted(keys)
 
 
-def sentiment_analytics(project: Project, *, by: str) -> dict:
+def sentiment_analytics(project: Project, *, by: str, cached: bool = True) -> dict:
     """Both sources for one grouping, plus the meta fields to offer."""
     return {
         "by": by,
-        "labels": sentiment_breakdown(project, source="labels", by=by),
-        "predictions": sentiment_breakdown(project, source="predictions", by=by),
+        "labels": sentiment_breakdown(project, source="labels", by=by, cached=cached),
+        "predictions": sentiment_breakdown(project, source="predictions", by=by,
+                                           cached=cached),
         "meta_fields": meta_fields(project),
     }

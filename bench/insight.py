@@ -7,8 +7,10 @@ Builds a throwaway database (SQLite in a temp dir, or a database `bench_insight`
 and dropped on the server of --database-url), fills one project with items (five kinds,
 a `product` meta field, import dates over 26 weeks), annotations by four labelers over 60
 days, five model versions with metrics and predictions of the active one, then times the
-dashboard read (selectors_insight.project_dashboard) and its parts, its charts, and the
-analytics for each grouping (both sources). Median of --repeat runs, in milliseconds.
+dashboard and analytics pages as a project admin sees them (the views, templates
+included), cold (cache emptied before each run: the first view after a change) and warm
+(the next views until the data changes); then the dashboard read and charts apart, and
+the uncached parts of the read. Median of --repeat runs, in milliseconds.
 """
 
 import argparse
@@ -93,9 +95,11 @@ def fill(n_items: int, n_annotations: int, n_predictions: int):
     return project
 
 
-def timed(fn, repeat: int) -> float:
+def timed(fn, repeat: int, setup=None) -> float:
     times = []
     for _ in range(repeat):
+        if setup:
+            setup()
         start = time.perf_counter()
         fn()
         times.append(1000 * (time.perf_counter() - start))
@@ -113,7 +117,7 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench-insight-")
     os.environ["ANNOTATOR_VAR_DIR"] = tmp
-    os.environ.setdefault("SECRET_KEY", "bench")
+    os.environ.setdefault("SECRET_KEY", "bench-insight-not-a-secret-0123456789")
     if args.database_url:
         os.environ["DATABASE_URL"] = _server_db(args.database_url, create=True)
     else:
@@ -122,11 +126,15 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
     from django.core.management import call_command
     from django.db import connection
+    from django.test import RequestFactory
     from django.utils import timezone
 
     from annotator import charts, selectors_insight
+    from annotator.views import insight as views
 
     try:
         call_command("migrate", verbosity=0)
@@ -134,14 +142,35 @@ def main() -> None:
         project = fill(args.items, args.annotations, args.predictions)
         print(f"# {connection.vendor}: {args.items} items, {args.annotations} annotations, "
               f"{args.predictions} predictions (filled in {time.perf_counter() - start:.0f} s)")
-        report = selectors_insight.project_dashboard(project)
-        rows = [
-            ("dashboard read", lambda: selectors_insight.project_dashboard(project)),
-            ("dashboard charts (5 SVGs)", lambda: charts.dashboard_charts(report)),
+        report = selectors_insight.project_dashboard(project, cached=False)
+        admin = get_user_model().objects.create_user("bench-admin", is_staff=True,
+                                                     is_superuser=True)
+
+        def page(view, **params):
+            def get():
+                request = RequestFactory().get("/", params)
+                request.user = admin
+                response = view(request, project_id=project.pk)
+                assert response.status_code == 200, response.status_code
+            return get
+
+        pages = [("dashboard page", page(views.dashboard))]
+        pages += [(f"analytics page by {by}", page(views.analytics, by=by))
+                  for by in ("kind", "meta:product", "week")]
+        rows = []
+        for name, get in pages:
+            rows.append((f"{name}, cold", get, cache.clear))
+            rows.append((f"{name}, warm", get, None))
+        rows += [
+            ("dashboard read, cold", lambda: selectors_insight.project_dashboard(project),
+             cache.clear),
+            ("dashboard read, warm", lambda: selectors_insight.project_dashboard(project), None),
+            ("dashboard charts (5 SVGs), cold", lambda: charts.dashboard_charts(report),
+             cache.clear),
+            ("dashboard charts (5 SVGs), warm", lambda: charts.dashboard_charts(report), None),
+            ("  cache key: human_state", lambda: selectors_insight.human_state(project), None),
+            ("  cache key: items_state", lambda: selectors_insight.items_state(project), None),
         ]
-        for by in ("kind", "meta:product", "week"):
-            rows.append((f"analytics by {by} (both sources)",
-                         lambda by=by: selectors_insight.sentiment_analytics(project, by=by)))
         now, active = timezone.now(), report["active"]
         for name, part in [
             ("labels per day", lambda: selectors_insight._labels_over_time(project, now)),
@@ -151,9 +180,11 @@ def main() -> None:
             ("training runs", lambda: selectors_insight._runs(project)),
             ("agreement", lambda: selectors_insight._agreement(project)),
         ]:
-            rows.append((f"  dashboard part: {name}", part))
-        for name, fn in rows:
-            print(f"{name:40s} {timed(fn, args.repeat):8.0f} ms")
+            rows.append((f"  dashboard part (uncached): {name}", part, None))
+        for name, fn, setup in rows:
+            if setup is None:
+                fn()  # warm: the first view after the change fills the cache
+            print(f"{name:44s} {timed(fn, args.repeat, setup):8.0f} ms", flush=True)
     finally:
         connection.close()
         if args.database_url:
