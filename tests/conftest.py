@@ -76,3 +76,27 @@ def tiny_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny-model")
     train_tiny(out, max_length=16)
     return out
+
+
+@pytest.fixture
+def lead(project):
+    """The project's admin (team lead): manages this project only."""
+    user = get_user_model().objects.create_user("tess", email="tess@example.com",
+                                                password=PASSWORD)
+    Membership.objects.create(project=project, user=user, role=Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def lead_client(client, lead):
+    client.force_login(lead)
+    return client
+
+
+@pytest.fixture
+def other_lead(other_project):
+    """The admin of another project."""
+    user = get_user_model().objects.create_user("olga", password=PASSWORD)
+    Membership.objects.create(project=other_project, user=user, role=Membership.Role.ADMIN)
+    return user
+

@@ -875,19 +875,8 @@ def import_job_run(
             if fileobj is None:
                 fileobj = stack.enter_context(open(path or job.upload_path, "rb"))  # noqa: SIM115
             kind = detect_format(job.filename, options["fmt"])
-            importer = _Importer(
-                project=project,
-                text_column=options["text_column"],
-                label_column=options["label_column"],
-                id_column=options["id_column"],
-                meta_columns=options["meta_columns"],
-                kind_column=options["kind_column"],
-                turns_column=options["turns_column"],
-                split=options["split"],
-                skip_invalid=options["skip_invalid"],
-                job=job,
-                counter=counter,
-            )
+            row_options = {k: v for k, v in options.items() if k not in ("fmt", "encoding")}
+            importer = _Importer(project=project, job=job, counter=counter, **row_options)
             staged_items_delete(project=project)  # left by an import killed earlier
             sample = fileobj.read(SAMPLE_BYTES)
             fileobj.seek(0)

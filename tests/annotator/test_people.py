@@ -25,27 +25,6 @@ User = get_user_model()
 
 
 @pytest.fixture
-def lead(project):
-    """The project's admin (team lead): manages this project only."""
-    user = User.objects.create_user("tess", email="tess@example.com", password=PASSWORD)
-    Membership.objects.create(project=project, user=user, role=Membership.Role.ADMIN)
-    return user
-
-
-@pytest.fixture
-def lead_client(client, lead):
-    client.force_login(lead)
-    return client
-
-
-@pytest.fixture
-def other_lead(other_project):
-    user = User.objects.create_user("olga", password=PASSWORD)
-    Membership.objects.create(project=other_project, user=user, role=Membership.Role.ADMIN)
-    return user
-
-
-@pytest.fixture
 def newcomer(db):
     return User.objects.create_user("nick", email="Nick@Example.com", password=PASSWORD)
 

@@ -5,29 +5,13 @@ team's project stays closed to them, and labelers manage nothing."""
 from unittest import mock
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from annotator.models import Membership, TrainingRun
 from annotator.services.labeling import item_adjudicate
 from tests.annotator.labeling_factories import make_item
-from tests.conftest import PASSWORD
 
-User = get_user_model()
-
-
-@pytest.fixture
-def lead(project):
-    user = User.objects.create_user("tess", password=PASSWORD)
-    Membership.objects.create(project=project, user=user, role=Membership.Role.ADMIN)
-    return user
-
-
-@pytest.fixture
-def lead_client(client, lead):
-    client.force_login(lead)
-    return client
 
 
 @pytest.fixture

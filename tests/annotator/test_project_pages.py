@@ -2,29 +2,12 @@
 label set as a list of rows, archiving, and the guidelines on the labeling page."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from annotator.models import Annotation, Item, Membership, Project
+from annotator.models import Annotation, Item, Project
 from tests.annotator.labeling_factories import label_as, make_item, make_items
-from tests.conftest import PASSWORD
 
-User = get_user_model()
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lead(project):
-    user = User.objects.create_user("tess", password=PASSWORD)
-    Membership.objects.create(project=project, user=user, role=Membership.Role.ADMIN)
-    return user
-
-
-@pytest.fixture
-def other_lead(other_project):
-    user = User.objects.create_user("olga", password=PASSWORD)
-    Membership.objects.create(project=other_project, user=user, role=Membership.Role.ADMIN)
-    return user
 
 
 def _settings(**changes) -> dict:

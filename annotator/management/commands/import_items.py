@@ -6,7 +6,13 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotator.models import Item, Project
-from annotator.services.importing import FORMATS, ImportBusy, ImportRejected, import_file
+from annotator.services.importing import (
+    FORMATS,
+    OPTIONS,
+    ImportBusy,
+    ImportRejected,
+    import_file,
+)
 
 
 class Command(BaseCommand):
@@ -60,17 +66,8 @@ class Command(BaseCommand):
             job = import_file(
                 project=project,
                 path=path,
-                fmt=opts["fmt"],
-                encoding=opts["encoding"],
-                text_column=opts["text_column"],
-                label_column=opts["label_column"],
-                id_column=opts["id_column"],
-                meta_columns=opts["meta_columns"],
-                kind_column=opts["kind_column"],
-                turns_column=opts["turns_column"],
-                split=opts["split"],
-                skip_invalid=opts["skip_invalid"],
                 progress=lambda done: bar.update(done - bar.n),
+                **{name: opts[name] for name in OPTIONS},  # the argparse dests are the names
             )
         except ImportRejected as exc:
             raise CommandError(f"import failed, nothing was written: {exc}") from None
