@@ -219,3 +219,128 @@ def stopping_signal(predictions: Sequence[np.ndarray], proba: np.ndarray | None 
     else:
         why = f"predictions still changing: mean kappa {np.mean(kappas[-window:]):.3f} < {kappa}"
     return StopSignal(False, why, kappas, mean_unc)
+
+
+# --- the fast loop: small-text strategies on the embedding head ----------------------------
+
+HEAD_STRATEGIES = ("random", "breaking_ties", "least_confidence", "entropy",
+                   "embedding_kmeans", "greedy_coreset", "contrastive", "auto")
+DIVERSITY = "diversity"  # reason of a pick made by an embedding-diversity strategy
+
+
+def _small_text(name: str):
+    import warnings
+
+    from small_text import (
+        BreakingTies,
+        ContrastiveActiveLearning,
+        EmbeddingKMeans,
+        GreedyCoreset,
+        LeastConfidence,
+        PredictionEntropy,
+    )
+
+    with warnings.catch_warnings():  # GreedyCoreset warns its default metric changed in 1.2
+        warnings.simplefilter("ignore")
+        return {"breaking_ties": BreakingTies, "least_confidence": LeastConfidence,
+                "entropy": PredictionEntropy, "embedding_kmeans": EmbeddingKMeans,
+                "greedy_coreset": lambda: GreedyCoreset(distance_metric="euclidean"),
+                "contrastive": lambda: ContrastiveActiveLearning(k=10, pbar=None)}[name]()
+
+
+class ExactAnchorSubsampling:
+    """small-text's AnchorSubsampling (AnchorAL) with an exact nearest-neighbour search.
+
+    The library finds each anchor's neighbours with an hnswlib index kept on the strategy
+    object between rounds. The platform re-ranks in a fresh task each time, so that index
+    would be rebuilt per re-rank (tens of seconds at 100k items); a matrix product of the
+    <= 10 anchors per class against the normalized pool is exact and takes milliseconds.
+    Anchor choice (k-means++ over each class's labeled items) is the library's own.
+    """
+
+    def __init__(self, base, subsample_size: int = 500, num_anchors: int = 10, k: int = 50):
+        from small_text.query_strategies.subsampling import AnchorSubsampling
+
+        self.base, self.subsample_size, self.k = base, subsample_size, k
+        self._anchors = AnchorSubsampling.__new__(AnchorSubsampling)  # no hnswlib check
+        self._anchors.num_anchors = num_anchors
+
+    def query(self, clf, dataset, indices_unlabeled, indices_labeled, y, n=10):
+        from sklearn.preprocessing import normalize
+
+        if self.subsample_size >= len(indices_unlabeled):
+            return self.base.query(clf, dataset, indices_unlabeled, indices_labeled, y, n=n)
+        emb = normalize(clf.embed(dataset), axis=1)
+        anchors = self._anchors._get_anchors(clf, emb, indices_labeled, y)
+        sim = emb[indices_unlabeled] @ emb[anchors].T  # unlabeled x anchors
+        k = min(self.k, len(indices_unlabeled))
+        near = np.argpartition(-sim, k - 1, axis=0)[:k]  # k x anchors: each anchor's nearest
+        anchor = np.broadcast_to(np.arange(sim.shape[1]), near.shape)
+        total, count = np.zeros(len(sim)), np.zeros(len(sim))
+        np.add.at(total, near.ravel(), sim[near, anchor].ravel())
+        np.add.at(count, near.ravel(), 1)
+        rows = np.flatnonzero(count)
+        if len(rows) > self.subsample_size:  # the most similar on average, as the library
+            rows = rows[np.argsort(-(total[rows] / count[rows]), kind="stable")]
+            rows = rows[:self.subsample_size]
+        subset = np.asarray(indices_unlabeled)[np.sort(rows)]
+        return self.base.query(clf, dataset, subset, indices_labeled, y, n=min(n, len(subset)))
+
+
+def head_query(strategy: str, head, embeddings: np.ndarray, labeled: np.ndarray,
+               y: np.ndarray, n: int, *, random_share: float = 0.1,
+               anchor_subsample: int = 0, seed: int = 0) -> list[Pick]:
+    """The next n items by a small-text strategy over the head and the pool's embeddings.
+
+    embeddings: every item (labeled ones too: coresets and anchors measure distance to
+    them); labeled: their row indices, y their classes. Returns picks over the unlabeled
+    rows, a random control share spread through the batch as in query(). With
+    anchor_subsample > 0 and a bigger pool, the strategy sees only the AnchorAL subsample
+    (class-balanced neighbourhoods of labeled items).
+    """
+    from small_text import SklearnDataset
+
+    if strategy not in HEAD_STRATEGIES or strategy == "auto":
+        raise ValueError(f"unknown head strategy {strategy!r}")
+    labeled = np.asarray(labeled, dtype=int)
+    unlabeled = np.setdiff1d(np.arange(len(embeddings)), labeled)
+    n = _check(len(unlabeled), n)
+    rng = np.random.default_rng(seed)
+    if strategy == "random":
+        return [Pick(int(unlabeled[i]), RANDOM, 0.0)
+                for i in select_random(len(unlabeled), n, rng)]
+    n_control = int(round(n * random_share)) if n > 1 else 0
+    n_chosen = n - n_control
+    scores = margin(head.predict_proba(embeddings[unlabeled]))
+    score_of = dict(zip(unlabeled.tolist(), scores.tolist(), strict=True))
+    chosen = np.zeros(0, dtype=int)
+    if n_chosen:
+        np.random.seed(seed % 2**32)  # small-text's k-means/coreset use numpy's global RNG
+        strategy_obj = _small_text(strategy)
+        if anchor_subsample:
+            strategy_obj = ExactAnchorSubsampling(strategy_obj, subsample_size=anchor_subsample)
+        dataset = SklearnDataset(np.asarray(embeddings, dtype=np.float32),
+                                 np.zeros(len(embeddings), dtype=int),
+                                 target_labels=np.arange(head.num_classes))
+        chosen = np.asarray(strategy_obj.query(head, dataset, unlabeled, labeled,
+                                               np.asarray(y, dtype=int), n=n_chosen), dtype=int)
+    reason = DIVERSITY if strategy in ("embedding_kmeans", "greedy_coreset") else UNCERTAINTY
+    picks = sorted((Pick(int(i), reason, score_of[int(i)]) for i in chosen),
+                   key=lambda p: -p.score)
+    rest = np.setdiff1d(unlabeled, chosen)
+    if n_control and len(rest):
+        control = rng.choice(rest, size=min(n_control, len(rest)), replace=False)
+        slots = np.linspace(0, n - 1, num=len(control) + 2)[1:-1].round().astype(int)
+        for slot, i in zip(slots, control, strict=True):
+            picks.insert(int(slot), Pick(int(i), RANDOM_CONTROL, score_of[int(i)]))
+    return picks
+
+
+def predictions_stable(previous: np.ndarray | None, current: np.ndarray, num_classes: int,
+                       kappa: float) -> tuple[bool, float | None]:
+    """Cold-start rule: the head is trusted once two consecutive fits agree on the fixed
+    stopping sample with Cohen's kappa >= `kappa` (small-text's KappaAverage signal)."""
+    if previous is None or len(previous) != len(current) or not len(current):
+        return False, None
+    value = _kappa(np.asarray(previous), np.asarray(current), num_classes)
+    return value >= kappa, value
