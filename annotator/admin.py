@@ -9,6 +9,7 @@ from annotator.models import (
     Alert,
     AlertRule,
     Annotation,
+    HeadFit,
     ImportJob,
     Item,
     Membership,
@@ -155,6 +156,15 @@ class ModelVersionAdmin(ServiceRecordAdmin):
 
     list_display = ["project", "version", "is_active", "label_count", "created_at"]
     list_filter = ["project", "is_active"]
+
+
+@admin.register(HeadFit)
+class HeadFitAdmin(ServiceRecordAdmin):
+    """The fast loop's refits: what ranked the queue, on how many labels, how fast."""
+
+    list_display = ["id", "project", "labels", "strategy", "trusted", "kappa", "pseudo_labels",
+                    "ranked", "seconds", "created_at"]
+    list_filter = ["project", "strategy", "trusted"]
 
 
 @admin.register(Prediction)

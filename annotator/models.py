@@ -29,6 +29,9 @@ class Strategy(models.TextChoices):
     LEAST_CONFIDENCE = "least_confidence", "Least confidence"
     MARGIN = "margin", "Margin (breaking ties)"
     ENTROPY = "entropy", "Entropy"
+    EMBEDDING_KMEANS = "embedding_kmeans", "Diversity: k-means over embeddings"
+    GREEDY_CORESET = "greedy_coreset", "Diversity: greedy coreset"
+    CONTRASTIVE = "contrastive", "Contrastive (CAL)"
 
 
 class Project(models.Model):
@@ -70,6 +73,22 @@ class Project(models.Model):
         default=200,
         help_text="Rank by uncertainty only once the model trained on this many labels; "
         "before that the queue stays random (a tiny model's uncertainty misleads).",
+    )
+    # the fast loop (annotator/services/fast_loop.py): a head on stored embeddings
+    fast_loop_every = models.PositiveIntegerField(
+        default=20,
+        help_text="Refit the embedding head and re-rank the queue after this many new labels "
+        "(0: off; the queue then changes only when a fine-tuned version is scored).",
+    )
+    cold_start_diversity = models.BooleanField(
+        default=True,
+        help_text="Until consecutive heads agree (kappa), pick spread-out items (k-means) "
+        "instead of uncertain ones.",
+    )
+    self_training = models.BooleanField(
+        default=False,
+        help_text="The head also learns from confident, class-balanced pseudo-labels of the "
+        "pool (never stored or exported as labels).",
     )
 
     # training
@@ -202,8 +221,12 @@ class Item(models.Model):
     scored_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # why the ranker put this item where it is: uncertainty / random_control / seed
+    # why the ranker put this item where it is: uncertainty / random_control / seed / diversity
     queue_reason = models.CharField(max_length=30, blank=True)
+    # the fast loop's head fit that ranked it (None: a fine-tuned version or cold-start seeding)
+    ranked_by_head = models.ForeignKey(
+        "HeadFit", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     # adjudication of disagreements (originals stay in Annotation)
     final_label = models.CharField(max_length=100, blank=True)
@@ -244,6 +267,7 @@ class Annotation(models.Model):
         UNCERTAINTY = "uncertainty", "Uncertainty sampling"
         RANDOM_CONTROL = "random_control", "Random control share"
         SEED = "seed", "Cold-start seeding"
+        DIVERSITY = "diversity", "Diversity (cold start or a diversity strategy)"
         OVERLAP = "overlap", "Overlap (agreement)"
         GOLD = "gold", "Gold labeled by people"
         IMPORT = "import", "Imported"
@@ -262,6 +286,10 @@ class Annotation(models.Model):
     strategy = models.CharField(max_length=30, blank=True)
     model_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ranked_by_head = models.ForeignKey(
+        "HeadFit", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The fast loop's head fit that put the item in the queue (else the version).",
     )
     predicted_label = models.CharField(max_length=100, blank=True)
     predicted_confidence = models.FloatField(null=True, blank=True)
@@ -570,3 +598,28 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["alert", "attempt", "id"]
         verbose_name_plural = "webhook deliveries"
+
+
+class HeadFit(models.Model):
+    """One refit of the fast loop's head and the ranking it wrote (provenance of picks)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="head_fits")
+    created_at = models.DateTimeField(auto_now_add=True)
+    encoder = models.CharField(max_length=300, help_text="Whose embeddings the head reads.")
+    labels = models.PositiveIntegerField(help_text="Labeled pool items it was fitted on.")
+    pseudo_labels = models.PositiveIntegerField(default=0)
+    strategy = models.CharField(max_length=40)
+    kappa = models.FloatField(null=True, blank=True,
+                              help_text="Agreement with the previous fit on the stopping sample.")
+    trusted = models.BooleanField(default=False, help_text="Cold start over: uncertainty ranks.")
+    stop_predictions = models.JSONField(default=list, blank=True,
+                                        help_text="Its classes on the stopping sample.")
+    ranked = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"head fit {self.pk} of {self.project_id} ({self.labels} labels, {self.strategy})"

@@ -17,11 +17,15 @@ class AnnotationProvenanceSerializer(serializers.ModelSerializer):
         source="model_version.version", allow_null=True, default=None,
         help_text="number of the version that ranked the item when it was picked",
     )
+    ranked_by_head = serializers.IntegerField(
+        source="ranked_by_head_id", allow_null=True, default=None,
+        help_text="the fast loop's head fit that ranked the item (null: a version or none)",
+    )
 
     class Meta:
         model = Annotation
         fields = ["id", "item_id", "external_id", "labeler", "label", "created_at", "updated_at",
-                  "seconds_spent", "picked_by", "strategy", "model_version", "predicted_label",
+                  "seconds_spent", "picked_by", "strategy", "model_version", "ranked_by_head", "predicted_label",
                   "predicted_confidence"]
 
 

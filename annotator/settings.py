@@ -234,6 +234,9 @@ CELERY_TASK_ROUTES = {
     "annotator.tasks.rank_pool_task": {"queue": "scoring"},
     "annotator.tasks.vocabulary_check_task": {"queue": "scoring"},
     "annotator.tasks.predict_items_task": {"queue": "scoring"},
+    "annotator.tasks.embed_pool_task": {"queue": "scoring"},
+    "annotator.tasks.embed_chunk_task": {"queue": "scoring"},
+    "annotator.tasks.head_rerank_task": {"queue": "ranking"},
     "annotator.tasks.deliver_webhook_task": {"queue": "default"},
 }
 # --- live monitoring (docs/monitoring.md) -------------------------------------
@@ -270,6 +273,15 @@ TRAINING_OVERRIDES = env.json("ANNOTATOR_TRAINING_OVERRIDES", default={})
 SCORING_INT8 = env.bool("ANNOTATOR_SCORING_INT8", default=False)
 # Items per scoring chunk: one score_chunk_task each, so N scoring workers share a pool.
 SCORING_CHUNK_SIZE = env.int("ANNOTATOR_SCORING_CHUNK_SIZE", default=2000)
+# The fast loop (annotator/services/fast_loop.py): pool embeddings once per encoder, in
+# chunks; a head refit re-ranks this many items; AnchorAL subsampling above this many
+# unlabeled items; cold start ends when consecutive heads agree with this kappa.
+EMBED_CHUNK_SIZE = env.int("ANNOTATOR_EMBED_CHUNK_SIZE", default=2000)
+FAST_LOOP_QUEUE_SIZE = env.int("ANNOTATOR_FAST_LOOP_QUEUE_SIZE", default=200)
+FAST_LOOP_ANCHOR_ABOVE = env.int("ANNOTATOR_FAST_LOOP_ANCHOR_ABOVE", default=50_000)
+FAST_LOOP_ANCHOR_SUBSAMPLE = env.int("ANNOTATOR_FAST_LOOP_ANCHOR_SUBSAMPLE", default=2000)
+FAST_LOOP_TRUST_KAPPA = env.float("ANNOTATOR_FAST_LOOP_TRUST_KAPPA", default=0.8)
+FAST_LOOP_THROTTLE_SECONDS = env.int("ANNOTATOR_FAST_LOOP_THROTTLE_SECONDS", default=2)
 # Prediction API (annotator/serving.py). Inference runtime on CPU: "" = ANNOTATOR_INFERENCE
 # (itself "onnx" by default: the version exported once, ONNX Runtime), or "onnx" / "torch"
 # for the API only; SERVE_INT8: int8 (faster, but costs accuracy on e5); threads per serving
@@ -282,6 +294,8 @@ API_MAX_TEXTS = env.int("ANNOTATOR_API_MAX_TEXTS", default=64)
 API_MAX_PUSH_ITEMS = env.int("ANNOTATOR_API_MAX_PUSH_ITEMS", default=5_000)
 # Pushed items ask for the readability check at most once per this many seconds per project.
 PUSH_READABILITY_EVERY_SECONDS = env.int("ANNOTATOR_PUSH_READABILITY_EVERY_SECONDS", default=600)
+# pushed items get their fast-loop embeddings in one batch per window
+PUSH_EMBED_EVERY_SECONDS = env.int("ANNOTATOR_PUSH_EMBED_EVERY_SECONDS", default=60)
 
 # --- import / labeling ------------------------------------------------------
 IMPORT_MAX_TEXT_CHARS = env.int("ANNOTATOR_MAX_TEXT_CHARS", default=20_000)

@@ -99,6 +99,31 @@ def seed_pool_task(project_id: int) -> dict:
     return pool_seed(project_id=project_id)
 
 
+@shared_task(name="annotator.tasks.embed_pool_task", acks_late=True)
+def embed_pool_task(project_id: int) -> dict:
+    """Enqueue the embedding of pool items not embedded yet (queue "scoring")."""
+    from annotator.services.pool_embeddings import pool_embed_start
+
+    return pool_embed_start(project_id=project_id)
+
+
+@shared_task(name="annotator.tasks.embed_chunk_task", acks_late=True, reject_on_worker_lost=True)
+def embed_chunk_task(project_id: int, key: str, item_ids: list[int]) -> dict:
+    """Embed one chunk of the pool with the base encoder (queue "scoring"); idempotent."""
+    from annotator.services.pool_embeddings import pool_embed_chunk
+
+    return pool_embed_chunk(project_id=project_id, key=key, item_ids=item_ids)
+
+
+@shared_task(name="annotator.tasks.head_rerank_task", acks_late=True)
+def head_rerank_task(project_id: int, force: bool = False) -> dict:
+    """The fast loop: refit the embedding head and re-rank the queue (queue "ranking");
+    skips unless enough new labels arrived since the last fit."""
+    from annotator.services.fast_loop import head_rerank
+
+    return head_rerank(project_id=project_id, force=force)
+
+
 @shared_task(name="annotator.tasks.vocabulary_check_task", acks_late=True)
 def vocabulary_check_task(project_id: int, import_job_id: int | None = None) -> dict:
     """Unknown-token and truncation shares of the project's model on an import's texts and on

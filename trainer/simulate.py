@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data import MAX_LENGTH_CAP
-from trainer.strategies import STRATEGIES, query, select_seed
+from trainer.strategies import HEAD_STRATEGIES, STRATEGIES, query, select_seed
 
 FIELDS = ["strategy", "seed", "round", "labels", "macro_f1", "accuracy", "seconds"]
 
@@ -60,6 +60,11 @@ class SimConfig:
     max_steps: int | None = None
     device: str = ""
     jobs: int = 1
+    learner: str = "finetune"  # finetune: a fresh fine-tune a round; head: the fast loop
+    eval_part: str = "all"  # all | tune | report: a fixed half of the eval file
+    pool_limit: int | None = None  # a fixed random subset of the pool file is the pool
+    trust_kappa: float = 0.8  # "auto": diversity until consecutive heads agree this much
+    finetune_at: list[int] = field(default_factory=list)  # head learner: also fine-tune here
     report_only: bool = False  # merge what out_dir/runs holds (e.g. after a timeout)
 
 
@@ -80,6 +85,14 @@ def _data(cfg: SimConfig):
     pool_x, pool_y = read_labeled_csv(cfg.pool, cfg.text_columns, cfg.label_column)
     eval_x, eval_y = read_labeled_csv(cfg.eval, cfg.text_columns, cfg.label_column)
     label_names = sorted(set(pool_y) | set(eval_y))
+    if cfg.pool_limit and cfg.pool_limit < len(pool_x):
+        keep = np.sort(np.random.default_rng(54321).choice(len(pool_x), cfg.pool_limit,
+                                                           replace=False))
+        pool_x, pool_y = [pool_x[i] for i in keep], [pool_y[i] for i in keep]
+    if cfg.eval_part != "all":  # halves by a fixed shuffle: tune defaults on one, report the other
+        order = np.random.default_rng(777).permutation(len(eval_x))
+        half = order[: len(order) // 2] if cfg.eval_part == "tune" else order[len(order) // 2:]
+        eval_x, eval_y = [eval_x[i] for i in half], [eval_y[i] for i in half]
     if cfg.eval_subsample and cfg.eval_subsample < len(eval_x):
         keep = np.random.default_rng(12345).choice(len(eval_x), cfg.eval_subsample, replace=False)
         eval_x, eval_y = [eval_x[i] for i in keep], [eval_y[i] for i in keep]
@@ -103,6 +116,25 @@ def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
                               max_length=cfg.max_length or MAX_LENGTH_CAP, device=cfg.device)
         return [int(sample[i]) for i in select_seed(emb, cfg.seed_size, seed=seed)]
     return [int(i) for i in rng.choice(len(pool_x), cfg.seed_size, replace=False)]
+
+
+def cached_embeddings(texts: list[str], *, model: str = "", max_length: int = 128,
+                      device: str = "", cache_dir: str = "bench/out/emb-cache") -> np.ndarray:
+    """Base-encoder embeddings of texts, computed once per (model, length, texts) and kept
+    as .npy under cache_dir (the head learner's rounds then cost no encoder time)."""
+    import hashlib
+
+    from trainer.scoring import embed_with_base
+
+    digest = hashlib.sha1(json.dumps([model, max_length, texts]).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    _quiet_transformers()
+    emb = embed_with_base(texts, model_name=model, max_length=max_length, device=device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, emb.astype(np.float32))
+    return emb
 
 
 def _quiet_transformers() -> None:
@@ -179,6 +211,118 @@ def run_one(cfg: SimConfig, strategy: str, seed: int) -> Path:
     return rows_path
 
 
+def _embeddings_of(cfg: SimConfig, texts: list[str], source: str) -> np.ndarray:
+    """Embeddings of texts taken from the cached embeddings of the whole source file."""
+    full, _ = read_labeled_csv(source, cfg.text_columns, cfg.label_column)
+    emb = cached_embeddings(full, model=cfg.model, max_length=cfg.max_length or 128,
+                            device=cfg.device)
+    row = {text: i for i, text in enumerate(full)}
+    return emb[[row[t] for t in texts]]
+
+
+def _head_variant(strategy: str) -> tuple[str, bool, bool]:
+    """"breaking_ties+st+anchor" -> ("breaking_ties", self-training, anchor subsampling)."""
+    base, *mods = strategy.split("+")
+    unknown = set(mods) - {"st", "anchor"}
+    if base not in HEAD_STRATEGIES or unknown:
+        raise ValueError(f"unknown head strategy {strategy!r}")
+    return base, "st" in mods, "anchor" in mods
+
+
+def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
+    """One learning curve of the fast loop: the embedding head refit after every batch.
+
+    Every round costs a logistic regression on base-encoder embeddings (cached), so a
+    curve with a point every 20 labels takes seconds. "auto" is the product's cold start:
+    k-means (small-text EmbeddingKMeans) batches until two consecutive heads agree on a
+    fixed sample with kappa >= trust_kappa, then breaking ties. Rows at finetune_at label
+    counts also fine-tune the real model on the same labels ("<strategy>:finetune").
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from trainer.head import SelfTraining, fit_head
+    from trainer.strategies import head_query, predictions_stable
+
+    base, self_train, anchor = _head_variant(strategy)
+    runs = Path(cfg.out_dir) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    rows_path = runs / f"{strategy}-{seed}.csv"
+    pool_x, pool_y, eval_x, eval_y, names = _data(cfg)
+    x_pool = _embeddings_of(cfg, pool_x, cfg.pool)
+    x_eval = _embeddings_of(cfg, eval_x, cfg.eval)
+    y_pool = np.array([names.index(v) for v in pool_y])
+    y_eval = np.array([names.index(v) for v in eval_y])
+    rng = np.random.default_rng(seed)
+    stop_sample = np.random.default_rng(99).choice(len(pool_x), min(500, len(pool_x)),
+                                                   replace=False)
+    st = SelfTraining() if self_train else None
+    phase = "diversity" if base == "auto" else base
+    if base == "auto":
+        cand = rng.choice(len(pool_x), min(len(pool_x), 5000), replace=False)
+        labeled = [int(cand[i]) for i in select_seed(x_pool[cand], cfg.seed_size, seed=seed)]
+    else:
+        labeled = [int(i) for i in rng.choice(len(pool_x), cfg.seed_size, replace=False)]
+    previous, rows = None, []
+    for r in range(_n_rounds(cfg) + 1):
+        started = time.perf_counter()
+        lab = np.asarray(labeled)
+        unl = np.setdiff1d(np.arange(len(pool_x)), lab)
+        head = fit_head(x_pool[lab], y_pool[lab], len(names), seed=seed,
+                        x_unlabeled=x_pool[unl] if st else None, self_training=st)
+        pred = head.predict_proba(x_eval).argmax(axis=1)
+        row = {"strategy": strategy, "seed": seed, "round": r, "labels": len(labeled),
+               "macro_f1": round(float(f1_score(y_eval, pred, average="macro",
+                                                labels=list(range(len(names))),
+                                                zero_division=0)), 5),
+               "accuracy": round(float(accuracy_score(y_eval, pred)), 5)}
+        if phase == "diversity":
+            current = head.predict_proba(x_pool[stop_sample]).argmax(axis=1)
+            trusted, _ = predictions_stable(previous, current, len(names), cfg.trust_kappa)
+            previous, phase = current, ("breaking_ties" if trusted else phase)
+        if r < _n_rounds(cfg):
+            name = "embedding_kmeans" if phase == "diversity" else phase
+            picks = head_query(name, head, x_pool, lab, y_pool[lab], cfg.batch_size,
+                               random_share=cfg.random_share, seed=seed * 1000 + r,
+                               anchor_subsample=500 if anchor else 0)
+            labeled = labeled + [p.index for p in picks]
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        rows.append(row)
+        if row["labels"] in cfg.finetune_at:
+            rows.append(_finetune_row(cfg, f"{strategy}:finetune", seed, r,
+                                      [pool_x[i] for i in lab], [pool_y[i] for i in lab],
+                                      eval_x, eval_y, names))
+    with rows_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"[{strategy} seed {seed}] {rows[-1]['labels']} labels, macro-F1 "
+          f"{rows[-1]['macro_f1']:.4f}", flush=True)
+    return rows_path
+
+
+def _finetune_row(cfg, strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
+    from trainer.config import TrainConfig
+    from trainer.train import train
+
+    _quiet_transformers()
+    started = time.perf_counter()
+    out = Path(tempfile.mkdtemp(prefix="al-ft-"))
+    try:
+        config = TrainConfig(model_name=cfg.model, max_length=cfg.max_length, epochs=cfg.epochs,
+                             batch_size=cfg.train_batch_size, learning_rate=cfg.learning_rate,
+                             seed=seed, device=cfg.device)
+        result = train(texts=texts, labels=labels, label_names=names, config=config,
+                       output_dir=out, eval_texts=eval_x, eval_labels=eval_y)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"[{strategy} seed {seed}] {len(texts)} labels: fine-tune macro-F1 "
+          f"{result.metrics['macro_f1']:.4f}", flush=True)
+    return {"strategy": strategy, "seed": seed, "round": r, "labels": len(texts),
+            "macro_f1": round(result.metrics["macro_f1"], 5),
+            "accuracy": round(result.metrics["accuracy"], 5),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
 def read_rows(path: Path) -> list[dict]:
     with path.open(newline="") as f:
         return [{**row, "seed": int(row["seed"]), "round": int(row["round"]),
@@ -250,7 +394,21 @@ def summarize(rows: list[dict], reference_labels: int | None = None) -> dict:
                 entry["labels_to_reach_random"] = None if need is None else round(need)
                 entry["label_savings"] = None if need is None else round(1 - need / ref, 3)
                 entry["labels_to_stay_above_random"] = None if stay is None else round(stay)
+                entry["max_deficit_vs_random"] = _max_deficit(points, data["random"])
+            for strategy, points in data.items():  # quality at half the reference budget
+                half = ref // 2
+                if half in points:
+                    summary["strategies"][strategy][f"macro_f1_at_{half}"] = round(
+                        float(np.mean(points[half])), 4)
     return summary
+
+
+def _max_deficit(points: dict[int, list[float]], random: dict[int, list[float]]) -> float | None:
+    """Largest (random mean - strategy mean) macro-F1 over the label counts both measured."""
+    common = sorted(set(points) & set(random))
+    if not common:
+        return None
+    return round(max(float(np.mean(random[x]) - np.mean(points[x])) for x in common), 4)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -280,8 +438,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def _summary_md(summary: dict) -> str:
     lines = ["| strategy | seeds | final labels | final macro-F1 (mean ± std) "
-             "| labels to reach random@ref (first) | savings | labels to stay above |",
-             "|---|---|---|---|---|---|---|"]
+             "| labels to reach random@ref (first) | savings | labels to stay above "
+             "| worst gap to random | macro-F1 at ref/2 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     missing = "not reached" if "reference_labels" in summary else "no random run"
     for name, s in summary["strategies"].items():
         need, stay = s.get("labels_to_reach_random"), s.get("labels_to_stay_above_random")
@@ -290,15 +449,26 @@ def _summary_md(summary: dict) -> str:
                      f"{s['final_macro_f1_mean']:.4f} ± {s['final_macro_f1_std']:.4f} | "
                      f"{missing if need is None else need} | "
                      f"{'' if savings is None else format(savings, '.0%')} | "
-                     f"{missing if stay is None else stay} |")
+                     f"{missing if stay is None else stay} | "
+                     f"{_fmt(s.get('max_deficit_vs_random'), sign=True)} | "
+                     f"{_fmt(_half_f1(s))} |")
     if "reference_labels" in summary:
         lines.append(f"\nreference: random's mean macro-F1 at {summary['reference_labels']} labels"
                      f" = {summary['random_macro_f1_at_reference']:.4f}")
     return "\n".join(lines) + "\n"
 
 
+def _half_f1(entry: dict) -> float | None:
+    return next((v for k, v in entry.items() if k.startswith("macro_f1_at_")), None)
+
+
+def _fmt(value, sign: bool = False) -> str:
+    return "" if value is None else format(value, "+.4f" if sign else ".4f")
+
+
 def _run_one_star(args) -> str:
-    return str(run_one(*args))
+    cfg = args[0]
+    return str((run_head if cfg.learner == "head" else run_one)(*args))
 
 
 def simulate(cfg: SimConfig) -> dict:
@@ -306,7 +476,9 @@ def simulate(cfg: SimConfig) -> dict:
     from tqdm import tqdm
 
     for strategy in cfg.strategies:
-        if strategy.removesuffix("_diverse") not in STRATEGIES:
+        if cfg.learner == "head":
+            _head_variant(strategy)
+        elif strategy.removesuffix("_diverse") not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +493,7 @@ def simulate(cfg: SimConfig) -> dict:
                 pass
     else:
         for job in tqdm(jobs, desc="runs"):
-            run_one(*job)
+            _run_one_star(job)
     rows = []
     for _, strategy, seed in jobs:
         rows += read_rows(out / "runs" / f"{strategy}-{seed}.csv")
@@ -373,6 +545,17 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--device", default="")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    p.add_argument("--learner", choices=["finetune", "head"], default="finetune",
+                   help="finetune: a fresh fine-tune each round; head: the fast loop "
+                   "(logistic regression on cached base-encoder embeddings)")
+    p.add_argument("--eval-part", choices=["all", "tune", "report"], default="all",
+                   help="a fixed half of the eval file: choose defaults on tune, report on report")
+    p.add_argument("--pool-limit", type=int, default=None,
+                   help="a fixed random subset of the pool file is the pool")
+    p.add_argument("--trust-kappa", type=float, default=0.8,
+                   help="'auto': diversity until consecutive heads agree with this kappa")
+    p.add_argument("--finetune-at", default="",
+                   help="head learner: also fine-tune the model at these label counts")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: merge out-dir/runs into results, plot and summary")
     a = p.parse_args(argv)
@@ -385,6 +568,8 @@ def parse_args(argv=None) -> SimConfig:
         pool_subsample=a.pool_subsample, eval_subsample=a.eval_subsample, model=a.model,
         epochs=a.epochs, max_length=a.max_length, train_batch_size=a.train_batch_size,
         learning_rate=a.learning_rate, max_steps=a.max_steps, device=a.device, jobs=a.jobs,
+        learner=a.learner, eval_part=a.eval_part, pool_limit=a.pool_limit,
+        trust_kappa=a.trust_kappa, finetune_at=[int(v) for v in _csv_list(a.finetune_at)],
         report_only=a.report_only)
 
 

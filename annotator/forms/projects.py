@@ -12,12 +12,14 @@ SETTINGS_FIELDS = [
     "name", "description", "text_kind",
     "overlap_percent", "overlap_labelers", "label_gold_by_people", "show_suggestions",
     "model_name", "retrain_min_new_labels", "retrain_every_minutes", "epochs",
+    "strategy", "fast_loop_every", "cold_start_diversity", "self_training",
     "guidelines",
 ]  # fmt: skip
 LIMITS = {  # field: (min, max); the model fields only say "not negative"
     "overlap_percent": (0, 100),
     "overlap_labelers": (1, 10),
     "epochs": (1, 50),
+    "fast_loop_every": (0, 10_000),
 }
 
 

@@ -7,8 +7,9 @@ was picked and what the model predicted then.
 
 Types are the same in every row so the JSONL loads with
 `datasets.load_dataset("json", ...)`: strings are "" (never null) when empty,
-lists are [] when empty, meta is a JSON-encoded string; only model_version
-(int) and predicted_confidence / seconds_spent (float) are null when absent.
+lists are [] when empty, meta is a JSON-encoded string; only model_version and
+ranked_by_head (int: the fine-tuned version / the fast loop's head fit that ranked the item)
+and predicted_confidence / seconds_spent (float) are null when absent.
 
 CSV cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a
 carriage return, after any apostrophes) get one more leading apostrophe (OWASP's advice
@@ -41,6 +42,7 @@ COLUMNS = [
     "picked_by",
     "strategy",
     "model_version",
+    "ranked_by_head",
     "predicted_label",
     "predicted_confidence",
     "split",
@@ -86,6 +88,7 @@ _ANNOTATION_FIELDS = [
     "picked_by",
     "strategy",
     "model_version__version",
+    "ranked_by_head_id",
     "predicted_label",
     "predicted_confidence",
 ]
@@ -187,6 +190,7 @@ def _record(item: dict, anns: list[dict]) -> dict:
         "picked_by": first.get("picked_by", ""),
         "strategy": first.get("strategy", ""),
         "model_version": first.get("model_version__version"),
+        "ranked_by_head": first.get("ranked_by_head_id"),
         "predicted_label": first.get("predicted_label", ""),
         "predicted_confidence": _float(first.get("predicted_confidence")),
         "split": item["split"],
@@ -205,6 +209,7 @@ def _record(item: dict, anns: list[dict]) -> dict:
                 "picked_by": a["picked_by"],
                 "strategy": a["strategy"],
                 "model_version": a["model_version__version"],
+                "ranked_by_head": a["ranked_by_head_id"],
                 "predicted_label": a["predicted_label"],
                 "predicted_confidence": _float(a["predicted_confidence"]),
             }

@@ -899,6 +899,8 @@ def import_job_run(
     job.refresh_from_db()
     if job.imported:
         vocabulary_check_request(project=project, import_job=job)
+    if job.imported and options["split"] == Item.Split.POOL and project.fast_loop_every:
+        transaction.on_commit(lambda: _enqueue_embedding(project.pk))
     if (
         job.imported
         and options["split"] == Item.Split.POOL
@@ -1029,6 +1031,13 @@ def import_jobs_sweep() -> dict:
     uploads nobody mapped within PREVIEW_KEEP."""
     return {"failed": import_jobs_fail_stale(), "deleted": staged_items_delete(),
             "issues": failed_issues_delete(), "previews": import_previews_delete()}
+
+
+def _enqueue_embedding(project_id: int) -> None:
+    """The fast loop reads an embedding of every pool item: embed the new ones."""
+    from annotator.tasks import embed_pool_task
+
+    embed_pool_task.delay(project_id)
 
 
 def _enqueue_seeding(project_id: int) -> None:

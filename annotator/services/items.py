@@ -19,7 +19,13 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from annotator.models import ImportIssue, ImportJob, Item, Project
-from annotator.services.importing import ImportRejected, _Bytes, _enqueue_seeding, _Importer
+from annotator.services.importing import (
+    ImportRejected,
+    _Bytes,
+    _enqueue_embedding,
+    _enqueue_seeding,
+    _Importer,
+)
 from annotator.services.labeling import project_apply_overlap
 from annotator.services.readability import vocabulary_check_request
 
@@ -159,5 +165,8 @@ def _items_created(*, project: Project, item_ids: list[int]) -> None:
         vocabulary_check_request(project=project)
     if not project.model_versions.filter(is_active=True).exists():
         transaction.on_commit(lambda: _enqueue_seeding(project.pk))
+    if project.fast_loop_every and cache.add(f"embedding-requested:{project.pk}", True,
+                                             timeout=settings.PUSH_EMBED_EVERY_SECONDS):
+        transaction.on_commit(lambda: _enqueue_embedding(project.pk))
     if items_arrived is not None:
         transaction.on_commit(lambda: items_arrived(project_id=project.pk, item_ids=item_ids))

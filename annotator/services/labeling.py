@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from annotator.models import Annotation, Item, Prediction, Project
 from annotator.permissions import can_label, can_manage
-from annotator.services import scoring
+from annotator.services import fast_loop, scoring
 
 # A labeler who leaves a tab open for an hour did not spend an hour on one item.
 MAX_SECONDS_PER_ITEM = 600.0
@@ -197,6 +197,7 @@ def _record(labeler, item: Item, label: str, seconds: float | None) -> tuple[Ann
                     **scoring.annotation_provenance(
                         item, prediction=_prefetched_prediction(item)),
                 )
+                fast_loop.label_recorded(item.project)
                 return annotation, True
     except IntegrityError:
         pass  # unique (item, labeler): rolled back, the count and the lease with it

@@ -45,6 +45,7 @@ from annotator.models import Annotation, Item, ModelVersion, Prediction, Project
 
 logger = logging.getLogger(__name__)
 
+DIVERSE = (Strategy.EMBEDDING_KMEANS, Strategy.GREEDY_CORESET)
 QUEUE_SIZE = 500  # ranked items per version; the rest of the pool keeps its random order
 STOP_SAMPLE = 500  # fixed pool items (lowest random_key) every version predicts
 SEED_SIZE = 50  # cold-start picks before the first model
@@ -77,7 +78,8 @@ def _texts(ids: list[int]) -> list[str]:
 def _ranked(project: Project):
     """Items carrying a rank or a version of an earlier ranking."""
     return Item.objects.filter(project=project).filter(
-        Q(priority__isnull=False) | Q(scored_version__isnull=False))
+        Q(priority__isnull=False) | Q(scored_version__isnull=False)
+        | Q(ranked_by_head__isnull=False))
 
 
 def _ranks_queue(version: ModelVersion) -> bool:
@@ -92,7 +94,8 @@ def _clear_ranks(project: Project) -> int:
 
     scored_version goes too: provenance must not name a version that no longer ranks.
     """
-    return _ranked(project).update(priority=None, scored_version=None, queue_reason="")
+    return _ranked(project).update(priority=None, scored_version=None, queue_reason="",
+                                   ranked_by_head=None)
 
 
 def _write_ranking(version: ModelVersion | None, picks, ids) -> None:
@@ -104,9 +107,12 @@ def _write_ranking(version: ModelVersion | None, picks, ids) -> None:
 
 
 def _strategy(version: ModelVersion, project: Project) -> str:
+    from trainer.strategies import STRATEGIES
+
     if version.label_count < project.uncertainty_after_labels:
         return Strategy.RANDOM
-    return project.strategy
+    # the embedding strategies run in the fast loop; a version's own ranking uses margin
+    return project.strategy if project.strategy in STRATEGIES else Strategy.MARGIN
 
 
 def _picks(version: ModelVersion, project: Project, proba, embeddings, queue_size: int):
@@ -407,10 +413,16 @@ def annotation_provenance(item: Item, *, prediction=...) -> dict:
     """Annotation fields: model version, strategy and the model's prediction at labeling time.
 
     `prediction`: the active prediction if the caller read it already (None: there is none)."""
-    fields: dict = {"model_version_id": item.scored_version_id}
-    if item.queue_reason in (Annotation.Picked.UNCERTAINTY, Annotation.Picked.RANDOM_CONTROL,
-                             Annotation.Picked.SEED):
-        fields["strategy"] = item.project.strategy if item.queue_reason != "seed" else "seed"
+    fields: dict = {"model_version_id": item.scored_version_id,
+                    "ranked_by_head_id": item.ranked_by_head_id}
+    reason = item.queue_reason
+    if reason == Annotation.Picked.SEED:
+        fields["strategy"] = "seed"
+    elif reason == Annotation.Picked.DIVERSITY and item.project.strategy not in DIVERSE:
+        fields["strategy"] = "cold_start_diversity"
+    elif reason in (Annotation.Picked.UNCERTAINTY, Annotation.Picked.RANDOM_CONTROL,
+                    Annotation.Picked.DIVERSITY):
+        fields["strategy"] = item.project.strategy
     if prediction is ...:
         prediction = _active_prediction(item)
     if prediction is not None:

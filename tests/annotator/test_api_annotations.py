@@ -83,7 +83,7 @@ def test_a_manager_reads_every_annotation_with_its_provenance(admin_user, projec
         "labeler": "lena", "label": "positive",
         "created_at": rows[0]["created_at"], "updated_at": rows[0]["updated_at"],
         "seconds_spent": None, "picked_by": "random", "strategy": "", "model_version": None,
-        "predicted_label": "", "predicted_confidence": None,
+        "ranked_by_head": None, "predicted_label": "", "predicted_confidence": None,
     }
 
 

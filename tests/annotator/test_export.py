@@ -85,6 +85,7 @@ def test_jsonl_has_one_row_per_item_with_provenance(project, data):
         "picked_by": "uncertainty",
         "strategy": "margin",
         "model_version": 3,
+        "ranked_by_head": None,
         "predicted_label": "positive",
         "predicted_confidence": 0.61,
         "split": "pool",
@@ -107,6 +108,7 @@ def test_jsonl_has_one_row_per_item_with_provenance(project, data):
         "picked_by": "overlap",
         "strategy": "",
         "model_version": None,
+        "ranked_by_head": None,
         "predicted_label": "",
         "predicted_confidence": None,
     }

@@ -15,6 +15,7 @@ def _settings(**changes) -> dict:
         "name": "Shoes", "description": "", "text_kind": "review", "overlap_percent": 0,
         "overlap_labelers": 2, "model_name": "", "retrain_min_new_labels": 50,
         "retrain_every_minutes": 60, "epochs": 3, "guidelines": "",
+        "strategy": "margin", "fast_loop_every": 20, "cold_start_diversity": "on",
     }
     return {**data, **changes}
 

@@ -1,0 +1,196 @@
+"""The fast loop: a head on stored embeddings re-ranks the queue after every few labels.
+
+The fine-tune (annotator/services/training.py) is the heavy periodic job; between two
+versions its ranking grows stale while people label. Here, after every
+`project.fast_loop_every` new labels, a logistic-regression head (trainer.head) is refit on
+the pool's stored embeddings (annotator/services/pool_embeddings.py) and a small-text
+strategy (trainer.strategies.head_query) writes the top of the queue. Each refit is a
+HeadFit row; the items it ranked point to it (Item.ranked_by_head), and so does every
+annotation made on them (provenance: which head, on how many labels, which strategy).
+
+Cold start (project.cold_start_diversity): until two consecutive heads agree on the fixed
+stopping sample with Cohen's kappa >= FAST_LOOP_TRUST_KAPPA, the picks are spread over the
+embedding space (k-means) instead of following an untrustworthy model's uncertainty; once
+trusted, the project's strategy ranks. Pools with more unlabeled items than
+FAST_LOOP_ANCHOR_ABOVE are subsampled around class anchors first (AnchorAL).
+
+Triggered from labeling (`label_recorded`, at most one enqueue per web process and project
+every FAST_LOOP_THROTTLE_SECONDS) and when the pool's embeddings are complete; the task
+itself decides whether enough new labels arrived, so extra triggers cost one query.
+"""
+
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from annotator.models import Annotation, HeadFit, Item, Project, Strategy
+
+logger = logging.getLogger(__name__)
+
+# project strategy -> small-text strategy of the head
+HEAD_STRATEGY = {Strategy.MARGIN: "breaking_ties", Strategy.LEAST_CONFIDENCE: "least_confidence",
+                 Strategy.ENTROPY: "entropy", Strategy.RANDOM: "random",
+                 Strategy.EMBEDDING_KMEANS: "embedding_kmeans",
+                 Strategy.GREEDY_CORESET: "greedy_coreset", Strategy.CONTRASTIVE: "contrastive"}
+COLD_START = "embedding_kmeans"
+SELF_TRAINING_SAMPLE = 20_000  # unlabeled items the head may draw pseudo-labels from
+
+
+def rerank_soon(project_id: int, *, force: bool = False) -> None:
+    """Enqueue a head re-rank after the current transaction commits."""
+    from annotator.tasks import head_rerank_task
+
+    transaction.on_commit(lambda: head_rerank_task.delay(project_id, force))
+
+
+def label_recorded(project: Project) -> None:
+    """A label arrived: ask for a re-rank, throttled per web process (no SQL here)."""
+    if project.fast_loop_every and cache.add(f"fast-loop:{project.pk}", 1,
+                                             timeout=settings.FAST_LOOP_THROTTLE_SECONDS):
+        rerank_soon(project.pk)
+
+
+def _labeled(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows into ids, class indices) of labeled pool items: the adjudicated label, else the
+    majority of their annotations (ties: the first label of the label set)."""
+    names = project.label_names
+    votes: dict[int, np.ndarray] = {}
+    rows = (Annotation.objects.filter(item__project=project, item__split=Item.Split.POOL)
+            .values_list("item_id", "label", "item__final_label"))
+    for item_id, label, final in rows:
+        counts = votes.setdefault(item_id, np.zeros(len(names)))
+        if final in names:
+            counts[:] = 0
+            counts[names.index(final)] = 1e9
+        elif label in names:
+            counts[names.index(label)] += 1
+    row_of = {int(i): r for r, i in enumerate(ids)}
+    pairs = [(row_of[i], int(c.argmax())) for i, c in votes.items() if i in row_of and c.any()]
+    if not pairs:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    rows_, classes = zip(*sorted(pairs), strict=True)
+    return np.asarray(rows_), np.asarray(classes)
+
+
+def _stop_rows(project: Project, ids: np.ndarray) -> np.ndarray:
+    from annotator.services.scoring import _stop_sample_ids
+
+    row_of = {int(i): r for r, i in enumerate(ids)}
+    return np.asarray([row_of[i] for i in _stop_sample_ids(project) if i in row_of], dtype=int)
+
+
+def _trust(project: Project, last: HeadFit | None,
+           current: np.ndarray) -> tuple[bool, float | None]:
+    """Cold start over? Once trusted, always; else compare with the previous fit's
+    predictions on the stopping sample."""
+    from trainer.strategies import predictions_stable
+
+    if last is not None and last.trusted:
+        return True, None
+    previous = np.asarray(last.stop_predictions) if last and last.stop_predictions else None
+    return predictions_stable(previous, current, len(project.label_names),
+                              settings.FAST_LOOP_TRUST_KAPPA)
+
+
+def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray) -> int | None:
+    """Replace the project's ranking with the head's picks; None if labels moved on."""
+    from annotator.services.scoring import _clear_ranks
+
+    n = len(picks)
+    items = [Item(pk=int(ids[p.index]), priority=float(n - rank), scored_version=None,
+                  queue_reason=p.reason, ranked_by_head=fit) for rank, p in enumerate(picks)]
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        newer = HeadFit.objects.filter(project=project, labels__gt=fit.labels).exists()
+        if newer:
+            return None
+        fit.save()
+        _clear_ranks(project)
+        Item.objects.bulk_update(items, ["priority", "scored_version", "queue_reason",
+                                         "ranked_by_head"], batch_size=1000)
+    return n
+
+
+def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None = None) -> dict:
+    """Refit the head on the labels so far and re-rank the queue (task head_rerank_task).
+
+    Skips when the project is off (fast_loop_every 0), archived, has no embeddings yet, or
+    fewer than fast_loop_every labels arrived since the last fit (unless `force`).
+    """
+    from annotator.services.pool_embeddings import embeddings_load, encoder_key, pool_embed_start
+    from trainer.head import SelfTraining, fit_head
+    from trainer.strategies import head_query
+
+    started = time.perf_counter()
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None or not project.fast_loop_every or project.archived_at:
+        return {"skipped": "no project, archived, or the fast loop is off"}
+    last = HeadFit.objects.filter(project=project).first()
+    labeled_now = (Item.objects.filter(project=project, split=Item.Split.POOL,
+                                       annotation_count__gt=0).count())
+    if not force and last is not None and labeled_now - last.labels < project.fast_loop_every:
+        return {"skipped": f"{labeled_now - last.labels} new labels since the last fit"}
+    key = encoder_key(project)
+    ids, x = embeddings_load(project, key)
+    if not len(ids):
+        pool_embed_start(project_id=project.pk)
+        return {"skipped": "the pool has no embeddings yet (embedding enqueued)"}
+    embedded = len(ids)
+    open_ids = set(Item.objects.filter(project=project, split=Item.Split.POOL,
+                                       annotation_count=0).values_list("pk", flat=True))
+    lab_rows, y = _labeled(project, ids)
+    keep = np.asarray(sorted(set(lab_rows.tolist())
+                             | {r for r, i in enumerate(ids.tolist()) if i in open_ids}), dtype=int)
+    if not len(keep):
+        return {"skipped": "nothing embedded is open or labeled"}
+    position = {int(r): k for k, r in enumerate(keep)}
+    ids, x = ids[keep], x[keep]
+    lab_rows = np.asarray([position[int(r)] for r in lab_rows], dtype=int)
+    names = project.label_names
+    self_training = None
+    unlabeled_sample = None
+    if project.self_training and len(lab_rows):
+        rest = np.setdiff1d(np.arange(len(ids)), lab_rows)
+        rng = np.random.default_rng(project.pk)
+        unlabeled_sample = x[rng.choice(rest, min(len(rest), SELF_TRAINING_SAMPLE),
+                                        replace=False)] if len(rest) else None
+        self_training = SelfTraining()
+    head = fit_head(x[lab_rows], y, len(names), x_unlabeled=unlabeled_sample,
+                    self_training=self_training, seed=project.pk) if len(lab_rows) else None
+    trusted, kappa, stop_predictions = False, None, []
+    if head is not None:
+        stop_predictions = head.predict_proba(x[_stop_rows(project, ids)]).argmax(axis=1)
+        trusted, kappa = _trust(project, last, stop_predictions)
+    strategy = HEAD_STRATEGY.get(project.strategy, "breaking_ties")
+    if head is None or (project.cold_start_diversity and not trusted):
+        strategy = COLD_START
+    if head is None:
+        from trainer.head import EmbeddingHead
+
+        head = EmbeddingHead(len(names))
+    unlabeled = len(ids) - len(lab_rows)
+    if not unlabeled:
+        return {"skipped": "no open item has an embedding"}
+    size = min(queue_size or settings.FAST_LOOP_QUEUE_SIZE, unlabeled)
+    anchor = settings.FAST_LOOP_ANCHOR_SUBSAMPLE if unlabeled > settings.FAST_LOOP_ANCHOR_ABOVE \
+        else 0
+    picks = head_query(strategy, head, x, lab_rows, y, size, random_share=project.random_share,
+                       anchor_subsample=anchor if len(lab_rows) else 0,
+                       seed=project.pk * 100_003 + len(lab_rows))
+    fit = HeadFit(project=project, encoder=key, labels=labeled_now,
+                  pseudo_labels=getattr(head, "pseudo_labels", 0), strategy=strategy,
+                  kappa=kappa, trusted=trusted, ranked=len(picks),
+                  stop_predictions=[int(v) for v in stop_predictions],
+                  seconds=round(time.perf_counter() - started, 3))
+    written = _write(project, fit, picks, ids)
+    if written is None:
+        return {"skipped": "a fit on more labels ranked meanwhile"}
+    if embedded < Item.objects.filter(project=project, split=Item.Split.POOL).count():
+        pool_embed_start(project_id=project.pk)  # items arrived since: embed them too
+    logger.info("%s ranked %s items in %.2fs", fit, written, fit.seconds)
+    return {"fit": fit.pk, "ranked": written, "strategy": strategy, "labels": labeled_now,
+            "seconds": fit.seconds}
