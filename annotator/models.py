@@ -28,6 +28,7 @@ class Strategy(models.TextChoices):
     RANDOM = "random", "Random"
     LEAST_CONFIDENCE = "least_confidence", "Least confidence"
     MARGIN = "margin", "Margin (breaking ties)"
+    BALANCED_TIES = "balanced_ties", "Margin, an equal share per predicted class"
     ENTROPY = "entropy", "Entropy"
     EMBEDDING_KMEANS = "embedding_kmeans", "Diversity: k-means over embeddings"
     GREEDY_CORESET = "greedy_coreset", "Diversity: greedy coreset"
@@ -62,7 +63,9 @@ class Project(models.Model):
     )
 
     # active learning
-    strategy = models.CharField(max_length=30, choices=Strategy.choices, default=Strategy.MARGIN)
+    # default chosen by the simulation on both languages (docs/bench/label_efficiency.md)
+    strategy = models.CharField(max_length=30, choices=Strategy.choices,
+                                default=Strategy.BALANCED_TIES)
     random_share = models.FloatField(default=0.1, help_text="Share of random picks as a control.")
     candidate_pool_size = models.PositiveIntegerField(default=10_000)
     diverse_batches = models.BooleanField(
@@ -86,7 +89,7 @@ class Project(models.Model):
         "instead of uncertain ones.",
     )
     self_training = models.BooleanField(
-        default=False,
+        default=True,
         help_text="The head also learns from confident, class-balanced pseudo-labels of the "
         "pool (never stored or exported as labels).",
     )

@@ -274,12 +274,15 @@ SCORING_INT8 = env.bool("ANNOTATOR_SCORING_INT8", default=False)
 # Items per scoring chunk: one score_chunk_task each, so N scoring workers share a pool.
 SCORING_CHUNK_SIZE = env.int("ANNOTATOR_SCORING_CHUNK_SIZE", default=2000)
 # The fast loop (annotator/services/fast_loop.py): pool embeddings once per encoder, in
-# chunks; a head refit re-ranks this many items; AnchorAL subsampling above this many
-# unlabeled items; cold start ends when consecutive heads agree with this kappa.
+# chunks; a head refit re-ranks this many items; a strategy sees at most this many unlabeled
+# candidates (diversity strategies: fewer, k-means cost grows with them), subsampled
+# "random" or "anchor" (AnchorAL); cold start ends when consecutive heads agree this much.
 EMBED_CHUNK_SIZE = env.int("ANNOTATOR_EMBED_CHUNK_SIZE", default=2000)
 FAST_LOOP_QUEUE_SIZE = env.int("ANNOTATOR_FAST_LOOP_QUEUE_SIZE", default=200)
-FAST_LOOP_ANCHOR_ABOVE = env.int("ANNOTATOR_FAST_LOOP_ANCHOR_ABOVE", default=50_000)
-FAST_LOOP_ANCHOR_SUBSAMPLE = env.int("ANNOTATOR_FAST_LOOP_ANCHOR_SUBSAMPLE", default=2000)
+FAST_LOOP_CANDIDATES = env.int("ANNOTATOR_FAST_LOOP_CANDIDATES", default=20_000)
+FAST_LOOP_DIVERSITY_CANDIDATES = env.int("ANNOTATOR_FAST_LOOP_DIVERSITY_CANDIDATES",
+                                         default=5_000)
+FAST_LOOP_SUBSAMPLING = env("ANNOTATOR_FAST_LOOP_SUBSAMPLING", default="random")
 FAST_LOOP_TRUST_KAPPA = env.float("ANNOTATOR_FAST_LOOP_TRUST_KAPPA", default=0.8)
 FAST_LOOP_THROTTLE_SECONDS = env.int("ANNOTATOR_FAST_LOOP_THROTTLE_SECONDS", default=2)
 # Prediction API (annotator/serving.py). Inference runtime on CPU: "" = ANNOTATOR_INFERENCE

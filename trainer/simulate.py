@@ -65,6 +65,7 @@ class SimConfig:
     pool_limit: int | None = None  # a fixed random subset of the pool file is the pool
     trust_kappa: float = 0.8  # "auto": diversity until consecutive heads agree this much
     finetune_at: list[int] = field(default_factory=list)  # head learner: also fine-tune here
+    head_candidates: int = 0  # head learner: unlabeled items a strategy sees (0: all)
     report_only: bool = False  # merge what out_dir/runs holds (e.g. after a timeout)
 
 
@@ -215,18 +216,22 @@ def _embeddings_of(cfg: SimConfig, texts: list[str], source: str) -> np.ndarray:
     """Embeddings of texts taken from the cached embeddings of the whole source file."""
     full, _ = read_labeled_csv(source, cfg.text_columns, cfg.label_column)
     emb = cached_embeddings(full, model=cfg.model, max_length=cfg.max_length or 128,
-                            device=cfg.device)
+                            device=cfg.device,
+                            cache_dir=str(Path(cfg.out_dir).parent / "emb-cache"))
     row = {text: i for i, text in enumerate(full)}
     return emb[[row[t] for t in texts]]
 
 
-def _head_variant(strategy: str) -> tuple[str, bool, bool]:
-    """"breaking_ties+st+anchor" -> ("breaking_ties", self-training, anchor subsampling)."""
+def _head_variant(strategy: str) -> tuple[str, bool, bool, str]:
+    """"auto+bal+st" -> ("auto", self-training, anchor subsampling, the uncertainty strategy
+    "auto" switches to). Modifiers: st = self-training, anchor = AnchorAL subsampling,
+    bal = balanced_ties instead of breaking_ties after the cold start."""
     base, *mods = strategy.split("+")
-    unknown = set(mods) - {"st", "anchor"}
+    unknown = set(mods) - {"st", "anchor", "bal"}
     if base not in HEAD_STRATEGIES or unknown:
         raise ValueError(f"unknown head strategy {strategy!r}")
-    return base, "st" in mods, "anchor" in mods
+    return base, "st" in mods, "anchor" in mods, \
+        "balanced_ties" if "bal" in mods else "breaking_ties"
 
 
 def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
@@ -243,7 +248,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     from trainer.head import SelfTraining, fit_head
     from trainer.strategies import head_query, predictions_stable
 
-    base, self_train, anchor = _head_variant(strategy)
+    base, self_train, anchor, after = _head_variant(strategy)
     runs = Path(cfg.out_dir) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     rows_path = runs / f"{strategy}-{seed}.csv"
@@ -278,12 +283,13 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
         if phase == "diversity":
             current = head.predict_proba(x_pool[stop_sample]).argmax(axis=1)
             trusted, _ = predictions_stable(previous, current, len(names), cfg.trust_kappa)
-            previous, phase = current, ("breaking_ties" if trusted else phase)
+            previous, phase = current, (after if trusted else phase)
         if r < _n_rounds(cfg):
             name = "embedding_kmeans" if phase == "diversity" else phase
             picks = head_query(name, head, x_pool, lab, y_pool[lab], cfg.batch_size,
                                random_share=cfg.random_share, seed=seed * 1000 + r,
-                               anchor_subsample=500 if anchor else 0)
+                               candidates=500 if anchor else cfg.head_candidates,
+                               subsampling="anchor" if anchor else "random")
             labeled = labeled + [p.index for p in picks]
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)
@@ -556,6 +562,9 @@ def parse_args(argv=None) -> SimConfig:
                    help="'auto': diversity until consecutive heads agree with this kappa")
     p.add_argument("--finetune-at", default="",
                    help="head learner: also fine-tune the model at these label counts")
+    p.add_argument("--head-candidates", type=int, default=0,
+                   help="head learner: a random subsample of this many unlabeled items per "
+                   "round (the product's FAST_LOOP_CANDIDATES); 0: all")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: merge out-dir/runs into results, plot and summary")
     a = p.parse_args(argv)
@@ -569,7 +578,8 @@ def parse_args(argv=None) -> SimConfig:
         epochs=a.epochs, max_length=a.max_length, train_batch_size=a.train_batch_size,
         learning_rate=a.learning_rate, max_steps=a.max_steps, device=a.device, jobs=a.jobs,
         learner=a.learner, eval_part=a.eval_part, pool_limit=a.pool_limit,
-        trust_kappa=a.trust_kappa, finetune_at=[int(v) for v in _csv_list(a.finetune_at)],
+        trust_kappa=a.trust_kappa, head_candidates=a.head_candidates,
+        finetune_at=[int(v) for v in _csv_list(a.finetune_at)],
         report_only=a.report_only)
 
 

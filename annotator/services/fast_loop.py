@@ -11,8 +11,10 @@ annotation made on them (provenance: which head, on how many labels, which strat
 Cold start (project.cold_start_diversity): until two consecutive heads agree on the fixed
 stopping sample with Cohen's kappa >= FAST_LOOP_TRUST_KAPPA, the picks are spread over the
 embedding space (k-means) instead of following an untrustworthy model's uncertainty; once
-trusted, the project's strategy ranks. Pools with more unlabeled items than
-FAST_LOOP_ANCHOR_ABOVE are subsampled around class anchors first (AnchorAL).
+trusted, the project's strategy ranks. A strategy sees at most FAST_LOOP_CANDIDATES
+unlabeled items (FAST_LOOP_DIVERSITY_CANDIDATES for the embedding-diversity ones), drawn at
+random (small-text SubsamplingQueryStrategy) or, with FAST_LOOP_SUBSAMPLING="anchor", around
+class anchors (AnchorAL).
 
 Triggered from labeling (`label_recorded`, at most one enqueue per web process and project
 every FAST_LOOP_THROTTLE_SECONDS) and when the pool's embeddings are complete; the task
@@ -32,7 +34,8 @@ from annotator.models import Annotation, HeadFit, Item, Project, Strategy
 logger = logging.getLogger(__name__)
 
 # project strategy -> small-text strategy of the head
-HEAD_STRATEGY = {Strategy.MARGIN: "breaking_ties", Strategy.LEAST_CONFIDENCE: "least_confidence",
+HEAD_STRATEGY = {Strategy.MARGIN: "breaking_ties", Strategy.BALANCED_TIES: "balanced_ties",
+                 Strategy.LEAST_CONFIDENCE: "least_confidence",
                  Strategy.ENTROPY: "entropy", Strategy.RANDOM: "random",
                  Strategy.EMBEDDING_KMEANS: "embedding_kmeans",
                  Strategy.GREEDY_CORESET: "greedy_coreset", Strategy.CONTRASTIVE: "contrastive"}
@@ -123,7 +126,7 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
     """
     from annotator.services.pool_embeddings import embeddings_load, encoder_key, pool_embed_start
     from trainer.head import SelfTraining, fit_head
-    from trainer.strategies import head_query
+    from trainer.strategies import EMBEDDING_STRATEGIES, head_query
 
     started = time.perf_counter()
     project = Project.objects.filter(pk=project_id).first()
@@ -176,10 +179,10 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
     if not unlabeled:
         return {"skipped": "no open item has an embedding"}
     size = min(queue_size or settings.FAST_LOOP_QUEUE_SIZE, unlabeled)
-    anchor = settings.FAST_LOOP_ANCHOR_SUBSAMPLE if unlabeled > settings.FAST_LOOP_ANCHOR_ABOVE \
-        else 0
+    candidates = (settings.FAST_LOOP_DIVERSITY_CANDIDATES if strategy in EMBEDDING_STRATEGIES
+                  else settings.FAST_LOOP_CANDIDATES)
     picks = head_query(strategy, head, x, lab_rows, y, size, random_share=project.random_share,
-                       anchor_subsample=anchor if len(lab_rows) else 0,
+                       candidates=candidates, subsampling=settings.FAST_LOOP_SUBSAMPLING,
                        seed=project.pk * 100_003 + len(lab_rows))
     fit = HeadFit(project=project, encoder=key, labels=labeled_now,
                   pseudo_labels=getattr(head, "pseudo_labels", 0), strategy=strategy,

@@ -106,13 +106,18 @@ def _write_ranking(version: ModelVersion | None, picks, ids) -> None:
                              batch_size=1000)
 
 
-def _strategy(version: ModelVersion, project: Project) -> str:
+def version_strategy(project: Project) -> str:
+    """The score a fine-tuned version ranks by: the project's strategy where trainer.query
+    has it; the fast loop's own strategies (per-class ties, embedding diversity) -> margin."""
     from trainer.strategies import STRATEGIES
 
+    return project.strategy if project.strategy in STRATEGIES else Strategy.MARGIN
+
+
+def _strategy(version: ModelVersion, project: Project) -> str:
     if version.label_count < project.uncertainty_after_labels:
         return Strategy.RANDOM
-    # the embedding strategies run in the fast loop; a version's own ranking uses margin
-    return project.strategy if project.strategy in STRATEGIES else Strategy.MARGIN
+    return version_strategy(project)
 
 
 def _picks(version: ModelVersion, project: Project, proba, embeddings, queue_size: int):
@@ -422,7 +427,8 @@ def annotation_provenance(item: Item, *, prediction=...) -> dict:
         fields["strategy"] = "cold_start_diversity"
     elif reason in (Annotation.Picked.UNCERTAINTY, Annotation.Picked.RANDOM_CONTROL,
                     Annotation.Picked.DIVERSITY):
-        fields["strategy"] = item.project.strategy
+        fields["strategy"] = (item.project.strategy if item.ranked_by_head_id
+                              else version_strategy(item.project))
     if prediction is ...:
         prediction = _active_prediction(item)
     if prediction is not None:

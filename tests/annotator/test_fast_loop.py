@@ -113,7 +113,7 @@ def test_cold_start_spreads_then_the_head_ranks_by_uncertainty(
                                        annotation_count=0).order_by("-priority")[:5])
         _label(project, top, labeler, django_capture_on_commit_callbacks)
         fits.append(head_rerank(project_id=project.pk))
-    trusted = [f for f in fits if f.get("strategy") == "breaking_ties"]
+    trusted = [f for f in fits if f.get("strategy") == "balanced_ties"]  # the default
     assert trusted, fits  # consecutive heads agreed: uncertainty took over
     fit = HeadFit.objects.filter(project=project).first()
     assert fit.trusted and fit.labels == 30 and fit.kappa is None

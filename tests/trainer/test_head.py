@@ -69,7 +69,7 @@ def test_every_strategy_picks_distinct_unlabeled_items_with_a_control_share(stra
     labeled = np.arange(30)
     head = fit_head(x[labeled], y[labeled], 3)
     picks = head_query(strategy, head, x, labeled, y[labeled], 20, random_share=0.1,
-                       anchor_subsample=anchor, seed=3)
+                       candidates=anchor, subsampling="anchor", seed=3)
     chosen = [p.index for p in picks]
     assert len(picks) == 20 and len(set(chosen)) == 20
     assert not set(chosen) & set(labeled.tolist())
@@ -133,3 +133,16 @@ def test_trust_needs_two_agreeing_fits():
     flipped = np.roll(a, 1)
     ok, kappa = predictions_stable(a, flipped, 3, 0.8)
     assert not ok and kappa < 0.8
+
+
+def test_random_subsampling_keeps_the_strategy_inside_its_candidates():
+    x, y = _blobs(n=2000)
+    head = fit_head(x[:30], y[:30], 3)
+    picks = head_query("breaking_ties", head, x, np.arange(30), y[:30], 20, random_share=0,
+                       candidates=100, seed=4)
+    again = head_query("breaking_ties", head, x, np.arange(30), y[:30], 20, random_share=0,
+                       candidates=100, seed=5)
+    assert len(picks) == 20 and {p.index for p in picks} != {p.index for p in again}
+    with pytest.raises(ValueError, match="subsampling"):
+        head_query("breaking_ties", head, x, np.arange(30), y[:30], 5, candidates=10,
+                   subsampling="psychic")

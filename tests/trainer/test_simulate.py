@@ -81,3 +81,37 @@ def test_summary_compares_each_strategy_with_random_at_the_reference():
     assert summary["random_macro_f1_at_reference"] == 0.6
     assert summary["strategies"]["margin"]["labels_to_reach_random"] == 133
     assert summary["strategies"]["random"]["labels_to_reach_random"] == 200
+
+
+@pytest.fixture(scope="module")
+def head_simulated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("headsim")
+    _write_csv(root / "pool.csv", 80, 3)
+    _write_csv(root / "eval.csv", 30, 4)
+    argv = ["--learner", "head", "--pool", str(root / "pool.csv"),
+            "--eval", str(root / "eval.csv"), "--text-columns", "title,text",
+            "--out-dir", str(root / "out" / "run"), "--model", "all-MiniLM-L6-v2",
+            "--strategies", "random,auto+bal+st,breaking_ties+anchor,embedding_kmeans",
+            "--seeds", "0,1", "--seed-size", "6", "--batch-size", "6", "--max-labels", "30",
+            "--max-length", "16", "--device", "cpu", "--eval-part", "tune"]
+    assert main(argv) == 0
+    return root / "out"
+
+
+def test_the_head_learner_draws_a_curve_per_strategy_and_caches_embeddings(head_simulated):
+    rows = read_rows(head_simulated / "run" / "results.csv")
+    assert {r["strategy"] for r in rows} == {"random", "auto+bal+st", "breaking_ties+anchor",
+                                             "embedding_kmeans"}
+    for strategy in ("random", "auto+bal+st"):
+        labels = sorted(r["labels"] for r in rows if r["strategy"] == strategy and r["seed"] == 0)
+        assert labels == [6, 12, 18, 24, 30]
+    assert all(0 <= r["macro_f1"] <= 1 for r in rows)
+    assert len(list((head_simulated / "emb-cache").glob("*.npy"))) == 2  # pool and eval files
+    summary = (head_simulated / "run" / "summary.md").read_text()
+    assert "worst gap to random" in summary
+
+
+def test_unknown_head_variants_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown head strategy"):
+        main(["--learner", "head", "--pool", "p.csv", "--eval", "e.csv",
+              "--strategies", "auto+magic", "--out-dir", str(tmp_path)])
