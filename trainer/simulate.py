@@ -33,6 +33,7 @@ from trainer.data import MAX_LENGTH_CAP
 from trainer.strategies import HEAD_STRATEGIES, STRATEGIES, query, select_seed
 
 FIELDS = ["strategy", "seed", "round", "labels", "macro_f1", "accuracy", "seconds"]
+BASELINE_AT = (100, 200, 500, 1000)  # head learner: TF-IDF + LR on the same labels here
 
 
 @dataclass
@@ -241,7 +242,8 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     curve with a point every 20 labels takes seconds. "auto" is the product's cold start:
     k-means (small-text EmbeddingKMeans) batches until two consecutive heads agree on a
     fixed sample with kappa >= trust_kappa, then breaking ties. Rows at finetune_at label
-    counts also fine-tune the real model on the same labels ("<strategy>:finetune").
+    counts also fine-tune the real model on the same labels ("<strategy>:finetune"), and
+    rows at BASELINE_AT fit TF-IDF + logistic regression on them ("<strategy>:tfidf").
     """
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -293,6 +295,9 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
             labeled = labeled + [p.index for p in picks]
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)
+        if row["labels"] in BASELINE_AT:  # the simple baseline on the very same labels
+            rows.append(_tfidf_row(f"{strategy}:tfidf", seed, r, [pool_x[i] for i in lab],
+                                   [pool_y[i] for i in lab], eval_x, eval_y, names))
         if row["labels"] in cfg.finetune_at:
             rows.append(_finetune_row(cfg, f"{strategy}:finetune", seed, r,
                                       [pool_x[i] for i in lab], [pool_y[i] for i in lab],
@@ -304,6 +309,21 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     print(f"[{strategy} seed {seed}] {rows[-1]['labels']} labels, macro-F1 "
           f"{rows[-1]['macro_f1']:.4f}", flush=True)
     return rows_path
+
+
+def _tfidf_row(strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from trainer.baseline import tfidf_logreg
+
+    started = time.perf_counter()
+    pred = tfidf_logreg(texts, labels).predict(eval_x) if len(set(labels)) > 1 \
+        else [labels[0]] * len(eval_x)
+    return {"strategy": strategy, "seed": seed, "round": r, "labels": len(texts),
+            "macro_f1": round(float(f1_score(eval_y, pred, average="macro", labels=names,
+                                             zero_division=0)), 5),
+            "accuracy": round(float(accuracy_score(eval_y, pred)), 5),
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 def _finetune_row(cfg, strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
@@ -417,7 +437,7 @@ def _max_deficit(points: dict[int, list[float]], random: dict[int, list[float]])
     return round(max(float(np.mean(random[x]) - np.mean(points[x])) for x in common), 4)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, reference: int | None = None, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -432,9 +452,14 @@ def plot(rows: list[dict], path: Path) -> None:
         seeds = max(len(v) for v in points.values())
         (line,) = ax.plot(xs, mean, style, marker="o", ms=3, label=f"{strategy} (n={seeds})")
         ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+    random = curves(rows).get("random", {})
+    if reference in random:
+        level = float(np.mean(random[reference]))
+        ax.axhline(level, color="black", lw=0.8, ls=":",
+                   label=f"random at {reference} labels ({level:.3f})")
     ax.set_xlabel("labels")
     ax.set_ylabel("macro-F1 (eval)")
-    ax.set_title("Active learning vs random: mean, band = min-max over seeds")
+    ax.set_title(title or "Active learning vs random: mean, band = min-max over seeds")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -509,8 +534,9 @@ def simulate(cfg: SimConfig) -> dict:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, out / "learning_curve.png")
     reference = cfg.max_labels if cfg.rounds is None else None
+    plot(rows, out / "learning_curve.png", reference,
+         f"{Path(cfg.pool).parent.name}: mean over seeds, band = min-max")
     summary = summarize(rows, reference)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(_summary_md(summary))
