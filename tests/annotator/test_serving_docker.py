@@ -16,8 +16,9 @@ def compose():
 
 def test_compose_names_every_service_with_a_health_check(compose):
     services = compose["services"]
-    assert {"db", "redis", "web", "worker-training", "worker-scoring", "beat"} <= set(services)
-    for name in ("db", "redis", "web", "worker-training", "worker-scoring", "beat"):
+    names = {"db", "redis", "web", "worker-training", "worker-scoring", "worker-ranking", "beat"}
+    assert names <= set(services)
+    for name in sorted(names):
         assert "test" in services[name]["healthcheck"], name
 
 
@@ -26,10 +27,24 @@ def test_workers_listen_on_their_queues_and_training_runs_one_at_a_time(compose)
     scoring = " ".join(compose["services"]["worker-scoring"]["command"])
     assert "-Q training" in training and "--concurrency 1" in training
     assert "-Q scoring,default" in scoring
+    ranking = " ".join(compose["services"]["worker-ranking"]["command"])
+    assert "-Q ranking" in ranking  # the fast loop never waits behind a scoring or an import
+
+
+def test_bin_up_starts_a_worker_for_every_queue_a_task_is_routed_to():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    up = (Path(__file__).resolve().parents[2] / "bin" / "up").read_text()
+    served = {q for line in up.splitlines() if " -Q " in line
+              for q in line.split(" -Q ")[1].split()[0].split(",")}
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert routed | {settings.CELERY_TASK_DEFAULT_QUEUE} <= served
 
 
 def test_app_services_share_the_artifacts_volume_and_wait_for_db_and_redis(compose):
-    for name in ("init", "web", "worker-training", "worker-scoring", "beat"):
+    for name in ("init", "web", "worker-training", "worker-scoring", "worker-ranking", "beat"):
         service = compose["services"][name]
         assert "annotator-var:/var/lib/annotator" in service["volumes"], name
         assert service["depends_on"]["db"]["condition"] == "service_healthy", name
