@@ -278,6 +278,7 @@ SCORING_CHUNK_SIZE = env.int("ANNOTATOR_SCORING_CHUNK_SIZE", default=2000)
 # candidates (diversity strategies: fewer, k-means cost grows with them), subsampled
 # "random" or "anchor" (AnchorAL); cold start ends when consecutive heads agree this much.
 EMBED_CHUNK_SIZE = env.int("ANNOTATOR_EMBED_CHUNK_SIZE", default=2000)
+EMBED_PENDING_SECONDS = env.int("ANNOTATOR_EMBED_PENDING_SECONDS", default=3600)
 FAST_LOOP_QUEUE_SIZE = env.int("ANNOTATOR_FAST_LOOP_QUEUE_SIZE", default=200)
 FAST_LOOP_CANDIDATES = env.int("ANNOTATOR_FAST_LOOP_CANDIDATES", default=20_000)
 FAST_LOOP_DIVERSITY_CANDIDATES = env.int("ANNOTATOR_FAST_LOOP_DIVERSITY_CANDIDATES",

@@ -118,6 +118,37 @@ def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray) -> int | None
     return n
 
 
+def _training_view(project: Project, ids: np.ndarray, x: np.ndarray):
+    """The embedded items a fit looks at (labeled ones and open unlabeled ones), with the
+    labeled rows and their classes: (ids, x, labeled rows, classes)."""
+    open_ids = set(Item.objects.filter(project=project, split=Item.Split.POOL,
+                                       annotation_count=0).values_list("pk", flat=True))
+    lab_rows, y = _labeled(project, ids)
+    keep = np.asarray(sorted(set(lab_rows.tolist())
+                             | {r for r, i in enumerate(ids.tolist()) if i in open_ids}),
+                      dtype=int)
+    position = {int(r): k for k, r in enumerate(keep)}
+    lab_rows = np.asarray([position[int(r)] for r in lab_rows], dtype=int)
+    return ids[keep], x[keep], lab_rows, y
+
+
+def _fit(project: Project, x: np.ndarray, lab_rows: np.ndarray, y: np.ndarray):
+    """The head (None without labels); self-training draws from a sample of the rest."""
+    from trainer.head import SelfTraining, fit_head
+
+    if not len(lab_rows):
+        return None
+    unlabeled = None
+    if project.self_training:
+        rest = np.setdiff1d(np.arange(len(x)), lab_rows)
+        sample = np.random.default_rng(project.pk).choice(
+            rest, min(len(rest), SELF_TRAINING_SAMPLE), replace=False)
+        unlabeled = x[sample] if len(sample) else None
+    return fit_head(x[lab_rows], y, len(project.label_names), x_unlabeled=unlabeled,
+                    self_training=SelfTraining() if project.self_training else None,
+                    seed=project.pk)
+
+
 def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None = None) -> dict:
     """Refit the head on the labels so far and re-rank the queue (task head_rerank_task).
 
@@ -125,7 +156,7 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
     fewer than fast_loop_every labels arrived since the last fit (unless `force`).
     """
     from annotator.services.pool_embeddings import embeddings_load, encoder_key, pool_embed_start
-    from trainer.head import SelfTraining, fit_head
+    from trainer.head import EmbeddingHead
     from trainer.strategies import EMBEDDING_STRATEGIES, head_query
 
     started = time.perf_counter()
@@ -143,57 +174,35 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
         pool_embed_start(project_id=project.pk)
         return {"skipped": "the pool has no embeddings yet (embedding enqueued)"}
     embedded = len(ids)
-    open_ids = set(Item.objects.filter(project=project, split=Item.Split.POOL,
-                                       annotation_count=0).values_list("pk", flat=True))
-    lab_rows, y = _labeled(project, ids)
-    keep = np.asarray(sorted(set(lab_rows.tolist())
-                             | {r for r, i in enumerate(ids.tolist()) if i in open_ids}), dtype=int)
-    if not len(keep):
-        return {"skipped": "nothing embedded is open or labeled"}
-    position = {int(r): k for k, r in enumerate(keep)}
-    ids, x = ids[keep], x[keep]
-    lab_rows = np.asarray([position[int(r)] for r in lab_rows], dtype=int)
-    names = project.label_names
-    self_training = None
-    unlabeled_sample = None
-    if project.self_training and len(lab_rows):
-        rest = np.setdiff1d(np.arange(len(ids)), lab_rows)
-        rng = np.random.default_rng(project.pk)
-        unlabeled_sample = x[rng.choice(rest, min(len(rest), SELF_TRAINING_SAMPLE),
-                                        replace=False)] if len(rest) else None
-        self_training = SelfTraining()
-    head = fit_head(x[lab_rows], y, len(names), x_unlabeled=unlabeled_sample,
-                    self_training=self_training, seed=project.pk) if len(lab_rows) else None
-    trusted, kappa, stop_predictions = False, None, []
+    ids, x, lab_rows, y = _training_view(project, ids, x)
+    if len(ids) == len(lab_rows):
+        return {"skipped": "no open item has an embedding"}
+
+    head = _fit(project, x, lab_rows, y)
+    trusted, kappa, stop_predictions = False, None, np.zeros(0, dtype=int)
     if head is not None:
         stop_predictions = head.predict_proba(x[_stop_rows(project, ids)]).argmax(axis=1)
         trusted, kappa = _trust(project, last, stop_predictions)
     strategy = HEAD_STRATEGY.get(project.strategy, "breaking_ties")
     if head is None or (project.cold_start_diversity and not trusted):
         strategy = COLD_START
-    if head is None:
-        from trainer.head import EmbeddingHead
+    picks = head_query(
+        strategy, head or EmbeddingHead(len(project.label_names)), x, lab_rows, y,
+        min(queue_size or settings.FAST_LOOP_QUEUE_SIZE, len(ids) - len(lab_rows)),
+        random_share=project.random_share, subsampling=settings.FAST_LOOP_SUBSAMPLING,
+        candidates=(settings.FAST_LOOP_DIVERSITY_CANDIDATES if strategy in EMBEDDING_STRATEGIES
+                    else settings.FAST_LOOP_CANDIDATES),
+        seed=project.pk * 100_003 + len(lab_rows))
 
-        head = EmbeddingHead(len(names))
-    unlabeled = len(ids) - len(lab_rows)
-    if not unlabeled:
-        return {"skipped": "no open item has an embedding"}
-    size = min(queue_size or settings.FAST_LOOP_QUEUE_SIZE, unlabeled)
-    candidates = (settings.FAST_LOOP_DIVERSITY_CANDIDATES if strategy in EMBEDDING_STRATEGIES
-                  else settings.FAST_LOOP_CANDIDATES)
-    picks = head_query(strategy, head, x, lab_rows, y, size, random_share=project.random_share,
-                       candidates=candidates, subsampling=settings.FAST_LOOP_SUBSAMPLING,
-                       seed=project.pk * 100_003 + len(lab_rows))
     fit = HeadFit(project=project, encoder=key, labels=labeled_now,
                   pseudo_labels=getattr(head, "pseudo_labels", 0), strategy=strategy,
                   kappa=kappa, trusted=trusted, ranked=len(picks),
                   stop_predictions=[int(v) for v in stop_predictions],
                   seconds=round(time.perf_counter() - started, 3))
-    written = _write(project, fit, picks, ids)
-    if written is None:
+    if _write(project, fit, picks, ids) is None:
         return {"skipped": "a fit on more labels ranked meanwhile"}
     if embedded < Item.objects.filter(project=project, split=Item.Split.POOL).count():
         pool_embed_start(project_id=project.pk)  # items arrived since: embed them too
-    logger.info("%s ranked %s items in %.2fs", fit, written, fit.seconds)
-    return {"fit": fit.pk, "ranked": written, "strategy": strategy, "labels": labeled_now,
+    logger.info("%s ranked %s items in %.2fs", fit, len(picks), fit.seconds)
+    return {"fit": fit.pk, "ranked": len(picks), "strategy": strategy, "labels": labeled_now,
             "seconds": fit.seconds}

@@ -19,6 +19,7 @@ import zipfile
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
@@ -90,7 +91,10 @@ def missing_ids(project: Project) -> list[int]:
 def pool_embed_start(*, project_id: int) -> dict:
     """Enqueue one embed_chunk_task per chunk of items not embedded yet (queue "scoring").
 
-    Idempotent: chunks already written are not enqueued; a chunk enqueued twice writes once.
+    Idempotent: chunks already written are not enqueued, nor (per process, for
+    EMBED_PENDING_SECONDS) chunks this process enqueued already and that are still waiting
+    (a fit asks again every few seconds while a big pool is being embedded); a chunk
+    enqueued twice writes once.
     """
     from annotator.tasks import embed_chunk_task
 
@@ -99,7 +103,9 @@ def pool_embed_start(*, project_id: int) -> dict:
         return {"skipped": "no project"}
     key, missing = encoder_key(project), missing_ids(project)
     size = max(1, settings.EMBED_CHUNK_SIZE)
-    chunks = [missing[k:k + size] for k in range(0, len(missing), size)]
+    chunks = [chunk for chunk in (missing[k:k + size] for k in range(0, len(missing), size))
+              if cache.add(f"embed-pending:{project.pk}:{key}:{chunk[0]}:{len(chunk)}", True,
+                           timeout=settings.EMBED_PENDING_SECONDS)]
     for chunk in chunks:
         transaction.on_commit(lambda chunk=chunk: embed_chunk_task.delay(project_id, key, chunk))
     return {"chunks": len(chunks), "items": len(missing)}

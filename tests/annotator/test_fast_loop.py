@@ -37,6 +37,9 @@ def _fake_embed(texts, **_):
 
 @pytest.fixture(autouse=True)
 def fake_encoder(settings, tmp_path):
+    from django.core.cache import cache
+
+    cache.clear()  # the pending-chunk and trigger keys of earlier tests
     settings.EMBED_CHUNK_SIZE = 25
     with mock.patch("trainer.scoring.embed_with_base", side_effect=_fake_embed) as embed:
         yield embed
@@ -212,3 +215,19 @@ def test_a_chunk_file_cut_short_is_skipped_then_embedded_again(
     assert len(embeddings_load(project)[0]) == 0 and len(missing_ids(project)) == 60
     _embed_all(project, django_capture_on_commit_callbacks)
     assert sorted(embeddings_load(project)[0].tolist()) == sorted(i.pk for i in pool)
+
+
+def test_chunks_waiting_in_the_queue_are_not_enqueued_again(
+        project, pool, django_capture_on_commit_callbacks):
+    def enqueued():
+        with mock.patch("annotator.tasks.embed_chunk_task.delay") as delay, \
+                django_capture_on_commit_callbacks(execute=True):
+            pool_embed_start(project_id=project.pk)
+        return delay.call_count
+
+    assert enqueued() == 3
+    assert enqueued() == 0  # a fit asking again while they wait
+    from django.core.cache import cache
+
+    cache.clear()  # the pending marks expired: a lost message is sent again
+    assert enqueued() == 3
