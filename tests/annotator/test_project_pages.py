@@ -114,6 +114,15 @@ def test_the_new_project_page_starts_with_the_default_labels(admin_client):
         assert f'value="{name}"' in page
 
 
+def test_every_settings_field_is_on_the_page(admin_client):
+    """A field the form requires but the template leaves out makes every save fail."""
+    from annotator.forms.projects import SETTINGS_FIELDS
+
+    page = admin_client.get(reverse("project_new")).content.decode()
+    for field in SETTINGS_FIELDS:
+        assert f'name="{field}"' in page, field
+
+
 def test_a_bad_label_set_creates_nothing_and_says_why(admin_client):
     rows = [["", "joy", "s", "#00aa00", 1, False], ["", "anger", "", "#aa0000", 2, False]]
     response = admin_client.post(reverse("project_new"),
