@@ -230,6 +230,9 @@ class Item(models.Model):
     ranked_by_head = models.ForeignKey(
         "HeadFit", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # that head's prediction for the item: the suggestion while the head's ranking stands
+    head_label = models.CharField(max_length=100, blank=True)
+    head_confidence = models.FloatField(null=True, blank=True)
 
     # adjudication of disagreements (originals stay in Annotation)
     final_label = models.CharField(max_length=100, blank=True)

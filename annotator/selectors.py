@@ -205,7 +205,8 @@ def training_labels(project: Project) -> list[tuple[int, str, str]]:
 
 
 def suggestion_for(item: Item) -> tuple[str, float] | None:
-    """(label, confidence) of the active model for `item`, only if the project shows them.
+    """(label, confidence) of the model that ranked `item` (the fast loop's head, refit every
+    few labels, else the active version), only if the project shows suggestions.
 
     Off by default (Project.show_suggestions): a visible suggestion anchors labelers.
     """
@@ -213,6 +214,8 @@ def suggestion_for(item: Item) -> tuple[str, float] | None:
 
     if not item.project.show_suggestions:
         return None
+    if item.ranked_by_head_id and item.head_label:
+        return item.head_label, float(item.head_confidence or 0.0)
     prediction = (
         Prediction.objects.filter(item=item, model_version__is_active=True)
         .values_list("label", "probabilities")

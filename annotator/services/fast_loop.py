@@ -99,13 +99,18 @@ def _trust(project: Project, last: HeadFit | None,
                               settings.FAST_LOOP_TRUST_KAPPA)
 
 
-def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray) -> int | None:
-    """Replace the project's ranking with the head's picks; None if labels moved on."""
+def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray,
+           proba: np.ndarray | None) -> int | None:
+    """Replace the project's ranking with the head's picks (and its predictions for them,
+    the suggestions while this ranking stands); None if a fit on more labels ranked."""
     from annotator.services.scoring import _clear_ranks
 
-    n = len(picks)
+    n, names = len(picks), project.label_names
     items = [Item(pk=int(ids[p.index]), priority=float(n - rank), scored_version=None,
-                  queue_reason=p.reason, ranked_by_head=fit) for rank, p in enumerate(picks)]
+                  queue_reason=p.reason, ranked_by_head=fit,
+                  head_label=names[int(proba[rank].argmax())] if proba is not None else "",
+                  head_confidence=float(proba[rank].max()) if proba is not None else None)
+             for rank, p in enumerate(picks)]
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)
         newer = HeadFit.objects.filter(project=project, labels__gt=fit.labels).exists()
@@ -114,7 +119,8 @@ def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray) -> int | None
         fit.save()
         _clear_ranks(project)
         Item.objects.bulk_update(items, ["priority", "scored_version", "queue_reason",
-                                         "ranked_by_head"], batch_size=1000)
+                                         "ranked_by_head", "head_label", "head_confidence"],
+                                 batch_size=1000)
     return n
 
 
@@ -199,7 +205,9 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
                   kappa=kappa, trusted=trusted, ranked=len(picks),
                   stop_predictions=[int(v) for v in stop_predictions],
                   seconds=round(time.perf_counter() - started, 3))
-    if _write(project, fit, picks, ids) is None:
+    proba = (head.predict_proba(x[[p.index for p in picks]])
+             if head is not None and head.model is not None and picks else None)
+    if _write(project, fit, picks, ids, proba) is None:
         return {"skipped": "a fit on more labels ranked meanwhile"}
     if embedded < Item.objects.filter(project=project, split=Item.Split.POOL).count():
         pool_embed_start(project_id=project.pk)  # items arrived since: embed them too

@@ -95,7 +95,7 @@ def _clear_ranks(project: Project) -> int:
     scored_version goes too: provenance must not name a version that no longer ranks.
     """
     return _ranked(project).update(priority=None, scored_version=None, queue_reason="",
-                                   ranked_by_head=None)
+                                   ranked_by_head=None, head_label="", head_confidence=None)
 
 
 def _write_ranking(version: ModelVersion | None, picks, ids) -> None:
@@ -429,6 +429,10 @@ def annotation_provenance(item: Item, *, prediction=...) -> dict:
                     Annotation.Picked.DIVERSITY):
         fields["strategy"] = (item.project.strategy if item.ranked_by_head_id
                               else version_strategy(item.project))
+    if item.ranked_by_head_id and item.head_label:  # what the labeler was shown, if anything
+        fields["predicted_label"] = item.head_label
+        fields["predicted_confidence"] = item.head_confidence
+        return fields
     if prediction is ...:
         prediction = _active_prediction(item)
     if prediction is not None:

@@ -231,3 +231,27 @@ def test_chunks_waiting_in_the_queue_are_not_enqueued_again(
 
     cache.clear()  # the pending marks expired: a lost message is sent again
     assert enqueued() == 3
+
+
+def test_the_head_suggests_for_the_items_it_ranked_and_provenance_records_it(
+        project, pool, labeler, django_capture_on_commit_callbacks):
+    from annotator.selectors import suggestion_for
+
+    project.show_suggestions = True
+    project.cold_start_diversity = False
+    project.save()
+    _embed_all(project, django_capture_on_commit_callbacks)
+    _label(project, pool[:12], labeler, django_capture_on_commit_callbacks)
+    head_rerank(project_id=project.pk, force=True)
+    item = next_item_for(labeler, project)
+    label, confidence = suggestion_for(item)
+    assert label == item.head_label and 0 < confidence <= 1
+    word = next(name for name, w in WORDS.items() if w in item.text)
+    assert label == word  # the synthetic directions are easy: the head gets them right
+    annotation, _ = annotation_submit(labeler=labeler, item=item, label=word)
+    assert (annotation.predicted_label, annotation.predicted_confidence) == (
+        item.head_label, item.head_confidence)
+    from annotator.services.scoring import _clear_ranks
+
+    _clear_ranks(project)  # a fine-tuned version ranks now: no stale head suggestion
+    assert not Item.objects.filter(project=project).exclude(head_label="").exists()
