@@ -4,6 +4,18 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def recreate_open_queue_index(apps, schema_editor):
+    """SQLite rebuilds annotator_item to add head_label (NOT NULL with a default), keeping
+    only the indexes the models declare: the labeling queue's raw-SQL index (0003, restored
+    the same way in 0009) must come back, or every "next item" sorts the whole project."""
+    nulls_last = " NULLS LAST" if schema_editor.connection.vendor == "postgresql" else ""
+    schema_editor.execute(
+        "CREATE INDEX IF NOT EXISTS item_open_queue_idx ON annotator_item "
+        f"(project_id, priority DESC{nulls_last}, random_key, id) "
+        "WHERE annotation_count < required_labels"
+    )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -80,4 +92,5 @@ class Migration(migrations.Migration):
             model_name='headfit',
             index=models.Index(fields=['project', '-created_at'], name='annotator_h_project_50b408_idx'),
         ),
+        migrations.RunPython(recreate_open_queue_index, migrations.RunPython.noop),
     ]
