@@ -7,7 +7,7 @@ postgres://.../<db>, created and dropped with bench/labeling_load.py's helpers),
 A project with --items pool items and an embedding of each in the fast loop's store
 (annotator/services/pool_embeddings.py), --dim wide, float16, in the chunk files the
 embedding tasks write. The vectors are synthetic (a centre per class plus noise), because
-embedding 100k texts with the real encoder takes ~35 min on 2 cores and the re-rank's
+embedding 100k texts with the real encoder takes 35-75 min on 2 cores and the re-rank's
 cost does not depend on the numbers in them; the labels follow the same classes, so the
 head learns something real. A real Celery worker serves the "ranking" queue as bin/up
 runs it (`celery -A annotator worker -Q ranking --concurrency 1`, prefork).
