@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -142,18 +141,6 @@ class Labelers:
             connection.close()
 
 
-def process_tree_cpu(pid: int) -> float:
-    total = 0.0
-    for p in [pid] + [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text()
-                      .split()]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except FileNotFoundError:
-            pass
-    return total
-
-
 def main() -> None:
     args = parse_args()
     var_dir = tempfile.mkdtemp(prefix="bench-fast-loop-")
@@ -198,7 +185,7 @@ def main() -> None:
 
         crew = Labelers(project_id, oracle, users, args.think_ms / 1000)
         threads = [threading.Thread(target=crew.run, args=(u,), daemon=True) for u in users]
-        cpu_before = process_tree_cpu(worker.pid)
+        cpu_before = load.process_tree_cpu(worker.pid)
         fits_before = HeadFit.objects.filter(project_id=project_id).count()
         seen: dict[int, float] = {}  # fit id -> when it was first seen
         labels_of: dict[int, int] = {}
@@ -220,7 +207,7 @@ def main() -> None:
         crew.stop.set()
         for t in threads:
             t.join(timeout=10)
-        cpu = process_tree_cpu(worker.pid) - cpu_before
+        cpu = load.process_tree_cpu(worker.pid) - cpu_before
 
         submitted = crew.submitted
         latencies, unmet = [], 0
@@ -256,12 +243,7 @@ def main() -> None:
             "command": "python bench/fast_loop_latency.py " + " ".join(sys.argv[1:]),
         }
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        load.stop_process(worker)
         log.close()
     print(json.dumps(results, indent=2))
     if args.json:

@@ -162,6 +162,42 @@ def seed(args: argparse.Namespace) -> tuple[int, list[str]]:
 # --- load -------------------------------------------------------------------
 
 
+def process_tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of pid and its live descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, total = {pid}, 0.0
+    changed = True
+    while changed:
+        changed = False
+        for child, (ppid, _) in parents.items():
+            if ppid in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    for p in tree:
+        total += parents.get(p, (0, 0.0))[1]
+    return total
+
+
+def stop_process(proc, timeout: float = 30) -> None:
+    """SIGTERM (a Celery worker finishes its task and exits), then SIGKILL after timeout."""
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None

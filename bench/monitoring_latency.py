@@ -36,7 +36,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -145,30 +144,6 @@ def make_project(args) -> tuple[int, dict]:
                         "max_length": version.max_length}
 
 
-def process_tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of pid and its live descendants (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    tree, total = {pid}, 0.0
-    changed = True
-    while changed:
-        changed = False
-        for child, (ppid, _) in parents.items():
-            if ppid in tree and child not in tree:
-                tree.add(child)
-                changed = True
-    for p in tree:
-        total += parents.get(p, (0, 0.0))[1]
-    return total
-
-
 def wait_for(predicate, timeout: float, what: str, worker) -> float:
     started = time.monotonic()
     while not predicate():
@@ -237,7 +212,7 @@ def main() -> None:
         print(f"warm-up item predicted in {warm_s:.1f} s (model load included)", flush=True)
         time.sleep(2)  # let the warm-up push's readability check finish
 
-        cpu_before = process_tree_cpu(worker.pid)
+        cpu_before = load.process_tree_cpu(worker.pid)
         pushed: dict[int, float] = {}  # item id -> when its push returned (epoch s)
         arrived: dict[int, float] = {}  # item id -> when it arrived at the client (epoch s)
         push_ms, lags = [], []
@@ -275,7 +250,7 @@ def main() -> None:
                 break
             time.sleep(0.5)
         drained = time.monotonic() - t0
-        cpu = process_tree_cpu(worker.pid) - cpu_before
+        cpu = load.process_tree_cpu(worker.pid) - cpu_before
         stored = dict(Prediction.objects.filter(item_id__in=ids)
                       .values_list("item_id", "created_at"))
         latency = sorted(stored[i].timestamp() - pushed[i] for i in ids if i in stored)
@@ -325,12 +300,7 @@ def main() -> None:
             "command": "python bench/monitoring_latency.py " + " ".join(sys.argv[1:]),
         }
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        load.stop_process(worker)
         log.close()
     print(json.dumps(results, indent=2, ensure_ascii=False))
     if args.json:
