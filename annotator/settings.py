@@ -140,6 +140,13 @@ LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 # The process's memory unless CACHE_URL names a shared cache (Redis in docker/compose.yaml),
 # which the login counter and the API throttle need to count across processes.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# The insight pages' snapshots: written by a worker, read by every web process, so a cache
+# all processes share: CACHE_URL's where set, else files in VAR_DIR/cache/insight.
+CACHES["insight"] = (
+    env.cache("CACHE_URL") if env("CACHE_URL", default="") else
+    {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+     "LOCATION": str(VAR_DIR / "cache" / "insight"), "OPTIONS": {"MAX_ENTRIES": 2000}}
+)
 # sessions read from the cache first: two fewer queries per labeling request
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
@@ -238,6 +245,7 @@ CELERY_TASK_ROUTES = {
     "annotator.tasks.embed_chunk_task": {"queue": "scoring"},
     "annotator.tasks.head_rerank_task": {"queue": "ranking"},
     "annotator.tasks.deliver_webhook_task": {"queue": "default"},
+    "annotator.tasks.refresh_insight_task": {"queue": "default"},
 }
 # --- live monitoring (docs/monitoring.md) -------------------------------------
 # A failed webhook is tried again after 30 s, 60 s, 120 s ... up to this many attempts.

@@ -148,6 +148,14 @@ def predict_items_task(project_id: int, item_ids: list[int]) -> dict:
     return items_predict(project_id=project_id, item_ids=item_ids)
 
 
+@shared_task(name="annotator.tasks.refresh_insight_task")
+def refresh_insight_task(project_id: int, page: str, by: str = "") -> dict:
+    """Recompute one insight page's snapshot (queue "default"); the views serve the last one."""
+    from annotator.services.insight_snapshots import snapshot_refresh
+
+    return snapshot_refresh(project_id=project_id, page=page, by=by)
+
+
 @shared_task(name="annotator.tasks.deliver_webhook_task", bind=True, acks_late=True,
              max_retries=None)
 def deliver_webhook_task(self, alert_id: int) -> dict:

@@ -8,9 +8,10 @@ and dropped on the server of --database-url), fills one project with items (five
 a `product` meta field, import dates over 26 weeks), annotations by four labelers over 60
 days, five model versions with metrics and predictions of the active one, then times the
 dashboard and analytics pages as a project admin sees them (the views, templates
-included), cold (cache emptied before each run: the first view after a change) and warm
-(the next views until the data changes); then the dashboard read and charts apart, and
-the uncached parts of the read. Median of --repeat runs, in milliseconds.
+included): first view (cache emptied: no snapshot, computed in the request), after a
+change (a new label since the snapshot: the snapshot is served and a refresh queued), and
+warm (same data); then the refresh a worker runs, the dashboard read and charts apart,
+and the uncached parts of the read. Median of --repeat runs, in milliseconds.
 """
 
 import argparse
@@ -127,13 +128,15 @@ def main() -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
-    from django.core.cache import cache
+    from django.core.cache import caches
     from django.core.management import call_command
     from django.db import connection
     from django.test import RequestFactory
     from django.utils import timezone
 
-    from annotator import charts, selectors_insight
+    from annotator import charts, selectors_insight, tasks
+    from annotator.models import Annotation, Item
+    from annotator.services import insight_snapshots
     from annotator.views import insight as views
 
     try:
@@ -143,6 +146,10 @@ def main() -> None:
         print(f"# {connection.vendor}: {args.items} items, {args.annotations} annotations, "
               f"{args.predictions} predictions (filled in {time.perf_counter() - start:.0f} s)")
         report = selectors_insight.project_dashboard(project, cached=False)
+        tasks.refresh_insight_task.delay = lambda *args: None  # no worker here: timed apart
+
+        class cache:  # noqa: N801 - both caches: the figures' and the pages' snapshots
+            clear = staticmethod(lambda: [caches[alias].clear() for alias in caches])
         admin = get_user_model().objects.create_user("bench-admin", is_staff=True,
                                                      is_superuser=True)
 
@@ -157,11 +164,26 @@ def main() -> None:
         pages = [("dashboard page", page(views.dashboard))]
         pages += [(f"analytics page by {by}", page(views.analytics, by=by))
                   for by in ("kind", "meta:product", "week")]
+        labeler = get_user_model().objects.create_user("bench-labeler")
+        open_items = iter(Item.objects.filter(project=project, annotation_count=0)
+                          .values_list("pk", flat=True)[:1000])
+
+        def new_label():
+            Annotation.objects.create(item_id=next(open_items), labeler=labeler, label="positive")
+
         rows = []
         for name, get in pages:
-            rows.append((f"{name}, cold", get, cache.clear))
+            rows.append((f"{name}, first view", get, cache.clear))
+            rows.append((f"{name}, after a new label", get, new_label))
             rows.append((f"{name}, warm", get, None))
         rows += [
+            ("refresh (worker): dashboard",
+             lambda: insight_snapshots.snapshot_refresh(project_id=project.pk, page="dashboard"),
+             cache.clear),
+            ("refresh (worker): analytics by week",
+             lambda: insight_snapshots.snapshot_refresh(project_id=project.pk, page="analytics",
+                                                        by="week"),
+             cache.clear),
             ("dashboard read, cold", lambda: selectors_insight.project_dashboard(project),
              cache.clear),
             ("dashboard read, warm", lambda: selectors_insight.project_dashboard(project), None),
@@ -182,8 +204,9 @@ def main() -> None:
         ]:
             rows.append((f"  dashboard part (uncached): {name}", part, None))
         for name, fn, setup in rows:
-            if setup is None:
-                fn()  # warm: the first view after the change fills the cache
+            if setup is None:  # warm: the first call on the data as they are fills the caches
+                cache.clear()
+                fn()
             print(f"{name:44s} {timed(fn, args.repeat, setup):8.0f} ms", flush=True)
     finally:
         connection.close()

@@ -13,9 +13,10 @@ PASSWORD = "correct horse battery"
 def empty_cache():
     """Login-failure and API-throttle counts live in the cache (locmem in tests): none may
     carry over into the next test, where the same user ids come back."""
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.clear()
+    for alias in caches:
+        caches[alias].clear()
 
 
 @pytest.fixture

@@ -116,15 +116,39 @@ def predict_and_embed(model, tokenizer, texts: Sequence[str], *, batch_size: int
 
 
 def embed_with_base(texts: Sequence[str], *, model_name: str = "", batch_size: int = 64,
-                    max_length: int = 128, device: str = "") -> np.ndarray:
-    """Embeddings from the base encoder, for cold-start seeding before any model exists."""
-    from transformers import AutoModel, AutoTokenizer
+                    max_length: int = 128, device: str = "", runtime: str = "") -> np.ndarray:
+    """Embeddings from the base encoder (cold-start seeding, the fast loop's pool).
 
-    from trainer.models import pick_device, resolve_model_name
+    A local model folder goes through `load_scorer` like a version: on CPU the ONNX graph
+    exported once per weights (its untrained head is ignored, the encoder is the same); a
+    hub id, on CUDA or with runtime "torch", the PyTorch encoder.
+    """
+    from pathlib import Path
+
+    from trainer.models import offline_kwargs, pick_device, resolve_model_name
 
     path = resolve_model_name(model_name)
     device = pick_device(device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).to(device)
+    if Path(path).is_dir():
+        tokenizer, model = _quiet(lambda: load_scorer(path, device=device, runtime=runtime))
+        return embed(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                     device=device)
+    from transformers import AutoModel, AutoTokenizer
+
+    kwargs = offline_kwargs(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    model = AutoModel.from_pretrained(path, **kwargs).to(device)
     return embed(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
                  device=device)
+
+
+def _quiet(load):
+    """transformers warns that a base model's classifier head is new: true, and unused here."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return load()
+    finally:
+        hf_logging.set_verbosity(level)

@@ -6,19 +6,18 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from annotator import charts, selectors_insight
+from annotator import selectors_insight
 from annotator.models import Project
 from annotator.permissions import project_admin_required
+from annotator.services import insight_snapshots
 
 
 @require_GET
 @project_admin_required
 def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
-    report = selectors_insight.project_dashboard(project)
-    return render(request, "annotator/insight/dashboard.html", {
-        "project": project, "report": report, "charts": charts.dashboard_charts(report),
-    })
+    context = insight_snapshots.page_context(project, "dashboard")
+    return render(request, "annotator/insight/dashboard.html", {"project": project, **context})
 
 
 @require_GET
@@ -27,14 +26,10 @@ def analytics(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     by = request.GET.get("by", "kind")
     try:
-        report = selectors_insight.sentiment_analytics(project, by=by)
+        context = insight_snapshots.page_context(project, "analytics", by)
     except ValueError as exc:
         return HttpResponseBadRequest(str(exc), content_type="text/plain")
-    return render(request, "annotator/insight/analytics.html", {
-        "project": project, "report": report,
-        "label_chart": charts.breakdown_chart(report["labels"]),
-        "prediction_chart": charts.breakdown_chart(report["predictions"]),
-    })
+    return render(request, "annotator/insight/analytics.html", {"project": project, **context})
 
 
 def _cell(value) -> str:

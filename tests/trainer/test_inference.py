@@ -133,3 +133,20 @@ def test_the_inference_module_imports_without_django_torch_or_onnxruntime():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_base_encoder_embeddings_take_the_onnx_path_on_cpu(monkeypatch, tmp_path):
+    """The fast loop's pool embeddings: the same vectors as torch, from the exported graph."""
+    from trainer.scoring import embed_with_base
+
+    monkeypatch.setenv("ANNOTATOR_MODEL_DIR", str(tmp_path))  # onnx cache: a fresh export
+    exported = []
+    real_export = inference.export_onnx
+    monkeypatch.setattr(inference, "export_onnx",
+                        lambda *a, **k: exported.append(a[0]) or real_export(*a, **k))
+    onnx = embed_with_base(TEXTS, model_name="all-MiniLM-L6-v2", max_length=64, device="cpu")
+    torch_emb = embed_with_base(TEXTS, model_name="all-MiniLM-L6-v2", max_length=64,
+                                device="cpu", runtime="torch")
+    assert len(exported) == 1
+    assert onnx.shape == torch_emb.shape == (len(TEXTS), 384)
+    assert _cosine(onnx, torch_emb).min() > 0.99999
