@@ -66,6 +66,11 @@ def compute(project: Project, page: str, by: str = "") -> dict:
             "prediction_chart": charts.breakdown_chart(report["predictions"])}
 
 
+def _store(key: str, state: tuple, context: dict) -> dict:
+    cache.set(key, {"state": state, "at": time.time(), "context": context}, KEEP_SECONDS)
+    return context
+
+
 def snapshot_refresh(*, project_id: int, page: str, by: str = "") -> dict:
     """Recompute one page's snapshot (the refresh task's body); idempotent."""
     project = Project.objects.get(pk=project_id)
@@ -73,9 +78,7 @@ def snapshot_refresh(*, project_id: int, page: str, by: str = "") -> dict:
         selectors_insight.parse_grouping(by)
     key = _key(project, page, by)
     try:
-        state = data_state(project, page, by)
-        context = compute(project, page, by)
-        cache.set(key, {"state": state, "at": time.time(), "context": context}, KEEP_SECONDS)
+        _store(key, data_state(project, page, by), compute(project, page, by))
     finally:
         cache.delete(key + ":refreshing")
     return {"project": project_id, "page": page, "by": by}
@@ -99,8 +102,7 @@ def page_context(project: Project, page: str, by: str = "") -> dict:
     state = data_state(project, page, by)
     entry = cache.get(key)
     if entry is None:
-        context = compute(project, page, by)
-        cache.set(key, {"state": state, "at": time.time(), "context": context}, KEEP_SECONDS)
+        context = _store(key, state, compute(project, page, by))
         return {**context, "snapshot": {"age_seconds": 0.0, "refreshing": False}}
     age = time.time() - entry["at"]
     refreshing = entry["state"] != state or age > LIVE_SECONDS
