@@ -18,6 +18,9 @@ MODEL_DEFAULTS = {
     MULTILINGUAL_E5: {"learning_rate": 1e-4, "layer_lr_decay": 0.8,
                       "freeze_word_embeddings": True},
 }
+# A LoRA run trains only small adapters and the head: a higher rate, the same for every layer
+# (docs/bench/lora.md).
+LORA_DEFAULTS = {"learning_rate": 5e-4, "layer_lr_decay": 1.0}
 DEFAULT_LEARNING_RATE = GENERAL_DEFAULTS["learning_rate"]
 
 
@@ -49,6 +52,15 @@ class TrainConfig:
     # fitted on the frozen features it sees (linear probe, then fine-tune); "random": as loaded
     head_init: str = "probe"
     class_weight_power: float = 1.0  # weights = balanced ** power; 0.5 = square root
+    # LoRA (peft): rank > 0 freezes the encoder and trains low-rank adapters on the target
+    # linear layers plus the head and pooler; the version saves only those (0 = full
+    # fine-tune). Rank 8, alpha 16 are peft's and the LoRA paper's usual choice; adapting
+    # every linear layer (attention and feed-forward: BERT's query, key, value, dense), not
+    # just query and value, is what lets LoRA come close to a full fine-tune (QLoRA paper).
+    lora_rank: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
 
     def to_dict(self) -> dict:
         return {**asdict(self), **{key: self.resolved(key) for key in GENERAL_DEFAULTS}}
@@ -58,5 +70,7 @@ class TrainConfig:
         value = getattr(self, key)
         if value is not None:
             return value
+        if self.lora_rank and key in LORA_DEFAULTS:
+            return LORA_DEFAULTS[key]
         return MODEL_DEFAULTS.get(self.model_name or DEFAULT_MODEL, {}).get(
             key, GENERAL_DEFAULTS[key])

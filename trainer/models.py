@@ -116,14 +116,49 @@ def load_for_training(name_or_path: str, label_names: list[str], *, with_info: b
     return tokenizer, model
 
 
+def is_lora_version(path: str | Path) -> bool:
+    """A version saved by a LoRA run: an adapter (+ head) over a base model kept elsewhere."""
+    return (Path(path) / "adapter_config.json").exists()
+
+
 def load_classifier(path: str, device: str = ""):
-    """Tokenizer and model of a saved version, in eval mode on `device`."""
+    """Tokenizer and model of a saved version, in eval mode on `device`.
+
+    A LoRA version comes back as a plain model: its adapter merged into the base weights.
+    """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     kwargs = offline_kwargs(path)
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kwargs)
+    if is_lora_version(path):
+        model = _load_merged_lora(path)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32,
+                                                                   **kwargs)
     model.to(pick_device(device))
     model.eval()
     return tokenizer, model
+
+
+def _load_merged_lora(path: str):
+    """The base named in the adapter's config, with the version's config (label names) and
+    the adapter and head applied, merged into one model."""
+    import torch
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    base = PeftConfig.from_pretrained(path).base_model_name_or_path
+    if Path(base).is_absolute() and not Path(base).is_dir():
+        raise FileNotFoundError(f"{path} is a LoRA adapter of the base model {base}, "
+                                "which is not on this machine")
+    config = AutoConfig.from_pretrained(path, **offline_kwargs(path))
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "classifier newly initialised": the adapter brings it
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, config=config, dtype=torch.float32, **offline_kwargs(base))
+    finally:
+        hf_logging.set_verbosity(level)
+    return PeftModel.from_pretrained(model, path).merge_and_unload()

@@ -22,7 +22,13 @@ from trainer.data import (
     split_train_val,
 )
 from trainer.evaluate import classification_metrics, predict_proba
-from trainer.models import describe_source, load_for_training, pick_device, resolve_model_name
+from trainer.models import (
+    describe_source,
+    is_lora_version,
+    load_for_training,
+    pick_device,
+    resolve_model_name,
+)
 from trainer.vocabulary import vocabulary_coverage
 
 logger = logging.getLogger(__name__)
@@ -125,11 +131,14 @@ def _param_groups(model, config: TrainConfig) -> list[dict]:
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     learning_rate, layer_decay = config.resolved("learning_rate"), config.resolved("layer_lr_decay")
     head_lr = config.head_learning_rate or learning_rate
-    names = [name for name, _ in model.named_parameters()]
+    # a LoRA model's names carry peft's prefix: base_model.model.bert.encoder...
+    named = [(name.removeprefix("base_model.model."), param)
+             for name, param in model.named_parameters()]
+    names = [name for name, _ in named]
     layer_of = {n: int(m.group(1)) for n in names if (m := re.search(r"\.layer\.(\d+)\.", n))}
     top = max(layer_of.values(), default=0) + 1
     groups: dict[tuple[float, bool], list] = {}
-    for name, param in model.named_parameters():
+    for name, param in named:
         if not param.requires_grad:
             continue
         if name.startswith(("classifier", "pooler")) or ".pooler." in name:
@@ -141,6 +150,45 @@ def _param_groups(model, config: TrainConfig) -> list[dict]:
         groups.setdefault((lr, decay), []).append(param)
     return [{"params": params, "lr": lr, "weight_decay": config.weight_decay if decay else 0.0}
             for (lr, decay), params in groups.items()]
+
+
+def _starting_point(config: TrainConfig) -> str:
+    """What the run fine-tunes: the warm start, else the model name.
+
+    A LoRA run always adapts the model name's base (an adapter must name a base every
+    worker has, never another version's folder), and a LoRA version is no warm start for a
+    full run either: both start from the model name.
+    """
+    warm = config.warm_start_from
+    if config.lora_rank or (warm and is_lora_version(warm)):
+        return config.model_name
+    return warm or config.model_name
+
+
+def _wrap_lora(model, config: TrainConfig):
+    """The model with LoRA adapters; only they, the classifier head and the pooler learn.
+
+    peft's SEQ_CLS task already trains and saves `classifier`; the pooler joins it because a
+    plain encoder's pooler is as new as the head (e5 has none).
+    """
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_rank,
+                      lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.lora_target_modules),
+                      exclude_modules=["pooler.dense"], modules_to_save=["classifier", "pooler"])
+    return get_peft_model(model, lora)
+
+
+def _save(model, tokenizer, output_dir: Path, lora: bool) -> None:
+    """save_pretrained files; a LoRA run writes its adapter (+ head and pooler) and the
+    config with the label names, not the base weights."""
+    model.save_pretrained(output_dir)
+    if lora:
+        base = model.get_base_model()
+        base.config.architectures = [type(base).__name__]
+        base.config.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
 
 
 def train(
@@ -157,7 +205,8 @@ def train(
     """Fine-tune on (texts, labels), keep the best epoch by validation macro-F1, save it.
 
     labels are names from label_names (or their indices). Writes save_pretrained files and
-    training.json into output_dir.
+    training.json into output_dir. With config.lora_rank > 0 only LoRA adapters, the head
+    and the pooler learn, and the folder holds just those over the base (see _save).
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -171,7 +220,11 @@ def train(
 
     y = encode_labels(labels, label_names)
     train_idx, val_idx = split_train_val(y, config.val_fraction, config.seed)
-    base = config.warm_start_from or config.model_name
+    base = _starting_point(config)
+    if config.warm_start_from and base != config.warm_start_from:
+        logger.info("not a warm start from %s: the run starts from %s",
+                    config.warm_start_from, base or "the default model")
+        config = dataclasses.replace(config, warm_start_from=None)
     tokenizer, model, new_params = load_for_training(base, label_names, with_info=True)
     if config.resolved("freeze_word_embeddings"):
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -196,6 +249,10 @@ def train(
     if config.head_init == "probe" and any(k.startswith("classifier.") for k in new_params):
         head_probed = _init_head_by_probe(model, encoded, y_train, len(label_names), pad_id,
                                           device, config.class_weighting)
+    lora = config.lora_rank > 0
+    if lora:  # after the probe: the head peft copies to train starts from its weights
+        model = _wrap_lora(model, config)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     val_texts, y_val = [texts[i] for i in val_idx], [y[i] for i in val_idx]
 
     steps_per_epoch = -(-len(encoded) // config.batch_size)
@@ -270,8 +327,7 @@ def train(
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
+    _save(model, tokenizer, output_dir, lora)
     resolved = resolve_model_name(base)
     result = TrainResult(
         metrics=metrics, val_metrics=best_val, history=history,
@@ -288,6 +344,8 @@ def train(
         "num_train": len(train_idx),
         "num_val": len(val_idx),
         "head_probed": head_probed,
+        "trainable_parameters": trainable,
+        "lora_base_model": resolved if lora else None,  # the folder the adapter needs
         "vocabulary": result.vocabulary,
         "metrics": metrics,
         "val_metrics": best_val,

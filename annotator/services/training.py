@@ -336,7 +336,7 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
             raise RunLost(f"run {run.id} attempt {attempt} was taken over or stopped")
         version = ModelVersion.objects.create(
             project=project, version=number, training_run=run,
-            base_model=config.warm_start_from or result.config["resolved_model"],
+            base_model=result.config["resolved_model"],  # LoRA skips warm starts
             artifact_path=prefix, label_names=project.label_names, label_count=len(rows),
             metrics=result.metrics, duration_seconds=result.duration_seconds,
             device=result.device, max_length=result.config["max_length"],
