@@ -18,8 +18,8 @@ NAME_MAX_LENGTH = 100  # Annotation.label, Item.gold_label / imported_label / fi
 FIELDS = ("name", "key", "color")
 
 # Taken by the labeling page (annotator/static/annotator/label.js, which lowercases keys):
-# s skips, u goes back, ? shows the shortcuts.
-RESERVED_KEYS = frozenset("su?")
+# s skips, u goes back, w shows why the model suggests its label, ? shows the shortcuts.
+RESERVED_KEYS = frozenset("suw?")
 DEFAULT_KEYS = [*"1234567890", *(c for c in string.ascii_lowercase if c not in RESERVED_KEYS)]
 PALETTE = [  # Tableau 20: distinct on screen, in this order
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",

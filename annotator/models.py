@@ -629,3 +629,44 @@ class HeadFit(models.Model):
 
     def __str__(self) -> str:
         return f"head fit {self.pk} of {self.project_id} ({self.labels} labels, {self.strategy})"
+
+
+# --- suspicious labels (docs/label_review.md) ----------------------------------------------
+
+
+class LabelFlag(models.Model):
+    """A training label the model strongly disagrees with, out of fold (trainer.noise), sent to
+    the adjudication queue after a fine-tune. The admin's final label resolves it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for review"
+        CONFIRMED = "confirmed", "Label was wrong: changed"
+        KEPT = "kept", "Label was right: kept"
+        SUPERSEDED = "superseded", "Replaced by a later check"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_flags")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="label_flags")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE,
+                                      related_name="label_flags")
+    rank = models.PositiveIntegerField(help_text="1 = the most suspicious label of the check.")
+    given_label = models.CharField(max_length=100, help_text="The label the model trained on.")
+    given_probability = models.FloatField(help_text="Out-of-fold probability of the given label.")
+    suggested_label = models.CharField(max_length=100)
+    suggested_probability = models.FloatField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    final_label = models.CharField(max_length=100, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rank", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "item"], name="one_flag_per_version")
+        ]
+        indexes = [models.Index(fields=["project", "status"], name="label_flag_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"flag #{self.rank} of {self.model_version}: item {self.item_id} {self.given_label}"

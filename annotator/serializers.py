@@ -32,6 +32,23 @@ class PredictRequestSerializer(serializers.Serializer):
         ),
     )
 
+    explain = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Also say which words pushed each prediction (occlusion: the drop in the predicted "
+            "label's probability without the word). One extra forward pass per word: at most "
+            f"{settings.API_MAX_EXPLAIN_TEXTS} texts per request (ANNOTATOR_API_MAX_EXPLAIN_TEXTS)."
+        ),
+    )
+
+    def validate(self, data: dict) -> dict:
+        limit = settings.API_MAX_EXPLAIN_TEXTS
+        if data.get("explain") and len(data["texts"]) > limit:
+            raise serializers.ValidationError(
+                {"explain": f"explanations for at most {limit} texts per request; "
+                            f"this one has {len(data['texts'])}."})
+        return data
+
     def validate_texts(self, texts: list[str]) -> list[str]:
         limit, max_chars = settings.API_MAX_TEXTS, settings.IMPORT_MAX_TEXT_CHARS
         if len(texts) > limit:
@@ -52,11 +69,29 @@ class PredictRequestSerializer(serializers.Serializer):
         return cleaned
 
 
+class WordSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    start = serializers.IntegerField(help_text="text[start:end] of the cleaned text")
+    end = serializers.IntegerField()
+    score = serializers.FloatField(
+        help_text="how much the label's probability drops without this word; negative: the "
+                  "word pushed away from the label")
+
+
+class ExplanationSerializer(serializers.Serializer):
+    label = serializers.CharField(help_text="the label explained (the predicted one)")
+    text = serializers.CharField(help_text="the cleaned text the spans point into")
+    truncated = serializers.BooleanField(help_text="words after the last one listed were not "
+                                                   "scored (long text)")
+    words = WordSerializer(many=True, help_text="every scored word, in text order")
+
+
 class PredictionSerializer(serializers.Serializer):
     label = serializers.CharField(help_text="the most probable label")
     probabilities = serializers.DictField(
         child=serializers.FloatField(), help_text="label -> probability; they sum to 1"
     )
+    explanation = ExplanationSerializer(required=False, help_text="only with explain=true")
 
 
 class PredictResponseSerializer(serializers.Serializer):

@@ -16,6 +16,7 @@ ANNOTATOR_INFERENCE for the API ("onnx" or "torch"); ANNOTATOR_SERVE_INT8 asks f
 (0 = the runtime's default).
 """
 
+import hashlib
 import json
 import logging
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 
 from annotator.models import ModelVersion
 
@@ -72,6 +74,16 @@ class ServedModel:
             results.append({"label": self.label_names[max(range(len(row)), key=row.__getitem__)],
                             "probabilities": probabilities})
         return results
+
+    def explain(self, text: str) -> dict:
+        """The words that pushed the predicted label of `text` (trainer.explain: occlusion)."""
+        from trainer.explain import explain
+
+        found = explain(self.model, self.tokenizer, text, max_length=self.max_length,
+                        max_words=settings.EXPLAIN_MAX_WORDS)
+        found = found.to_dict()
+        return {"label": self.label_names[found["label_index"]], "text": text,
+                "truncated": found["truncated"], "words": found["words"]}
 
 
 _models: dict[int, ServedModel] = {}  # project id -> the model answering now
@@ -151,11 +163,34 @@ def served_model(project_id: int) -> ServedModel:
         lock.release()
 
 
-def predict(*, project_id: int, texts: list[str]) -> dict:
+def predict(*, project_id: int, texts: list[str], explain: bool = False) -> dict:
     """{"model_version": n, "predictions": [...]} from the project's active model, reading
-    texts with the max length that version was trained with."""
+    texts with the max length that version was trained with; with `explain`, each prediction
+    says which words pushed it."""
     served = served_model(project_id)
-    return {"model_version": served.version, "predictions": served.predict(texts)}
+    predictions = served.predict(texts)
+    if explain:
+        for prediction, text in zip(predictions, texts, strict=True):
+            prediction["explanation"] = served.explain(text)
+    return {"model_version": served.version, "predictions": predictions}
+
+
+def explain_item(*, project_id: int, item_id: int, text: str) -> dict:
+    """The active model's probabilities for an item and the words that pushed its label.
+
+    Cached per version and text (an explanation costs one forward pass per word, seconds on
+    CPU): pressing "why" again, or another admin opening the item, answers at once.
+    """
+    served = served_model(project_id)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    key = f"explanation:{served.version_id}:{item_id}:{digest}"
+    found = cache.get(key)
+    if found is None:
+        found = {"model_version": served.version,
+                 "probabilities": served.predict([text])[0]["probabilities"],
+                 **served.explain(text)}
+        cache.set(key, found, timeout=24 * 3600)
+    return found
 
 
 def clear() -> None:

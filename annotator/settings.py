@@ -244,6 +244,7 @@ CELERY_TASK_ROUTES = {
     "annotator.tasks.embed_pool_task": {"queue": "scoring"},
     "annotator.tasks.embed_chunk_task": {"queue": "scoring"},
     "annotator.tasks.head_rerank_task": {"queue": "ranking"},
+    "annotator.tasks.find_label_issues_task": {"queue": "scoring"},
     "annotator.tasks.deliver_webhook_task": {"queue": "default"},
     "annotator.tasks.refresh_insight_task": {"queue": "default"},
 }
@@ -294,6 +295,10 @@ FAST_LOOP_DIVERSITY_CANDIDATES = env.int("ANNOTATOR_FAST_LOOP_DIVERSITY_CANDIDAT
 FAST_LOOP_SUBSAMPLING = env("ANNOTATOR_FAST_LOOP_SUBSAMPLING", default="random")
 FAST_LOOP_TRUST_KAPPA = env.float("ANNOTATOR_FAST_LOOP_TRUST_KAPPA", default=0.8)
 FAST_LOOP_THROTTLE_SECONDS = env.int("ANNOTATOR_FAST_LOOP_THROTTLE_SECONDS", default=2)
+# Suspicious labels (docs/label_review.md): after a fine-tune, at most this many of the labels
+# the model disagrees with out of fold go to the adjudication queue; no check below MIN labels
+LABEL_REVIEW_MAX_FLAGS = env.int("ANNOTATOR_LABEL_REVIEW_MAX_FLAGS", default=50)
+LABEL_REVIEW_MIN_LABELS = env.int("ANNOTATOR_LABEL_REVIEW_MIN_LABELS", default=30)
 # Prediction API (annotator/serving.py). Inference runtime on CPU: "" = ANNOTATOR_INFERENCE
 # (itself "onnx" by default: the version exported once, ONNX Runtime), or "onnx" / "torch"
 # for the API only; SERVE_INT8: int8 (faster, but costs accuracy on e5); threads per serving
@@ -302,6 +307,9 @@ SERVE_RUNTIME = env("ANNOTATOR_SERVE_RUNTIME", default="")
 SERVE_INT8 = env.bool("ANNOTATOR_SERVE_INT8", default=False)
 SERVE_THREADS = env.int("ANNOTATOR_SERVE_THREADS", default=0)
 API_MAX_TEXTS = env.int("ANNOTATOR_API_MAX_TEXTS", default=64)
+# explain=true costs a forward pass per word (up to EXPLAIN_MAX_WORDS words per text)
+API_MAX_EXPLAIN_TEXTS = env.int("ANNOTATOR_API_MAX_EXPLAIN_TEXTS", default=8)
+EXPLAIN_MAX_WORDS = env.int("ANNOTATOR_EXPLAIN_MAX_WORDS", default=64)
 # Items per push (POST /api/projects/<id>/items/): one short write transaction each.
 API_MAX_PUSH_ITEMS = env.int("ANNOTATOR_API_MAX_PUSH_ITEMS", default=5_000)
 # Pushed items ask for the readability check at most once per this many seconds per project.

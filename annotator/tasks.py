@@ -136,6 +136,15 @@ def vocabulary_check_task(project_id: int, import_job_id: int | None = None) -> 
     return {"checks": [check.pk for check in checks if check]}
 
 
+@shared_task(name="annotator.tasks.find_label_issues_task", acks_late=True)
+def find_label_issues_task(model_version_id: int) -> dict:
+    """Flag the training labels the new version disagrees with out of fold (queue "scoring");
+    a version already checked is a no-op."""
+    from annotator.services.label_review import label_issues_find
+
+    return label_issues_find(model_version_id=model_version_id)
+
+
 # --- live monitoring ------------------------------------------------------------
 
 

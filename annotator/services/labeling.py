@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from annotator.models import Annotation, Item, Prediction, Project
+from annotator.models import Annotation, Item, LabelFlag, Prediction, Project
 from annotator.permissions import can_label, can_manage
 from annotator.services import fast_loop, scoring
 
@@ -229,8 +229,21 @@ def item_adjudicate(*, admin, item: Item, label: str) -> Item:
     item.final_label = label
     item.adjudicated_by = admin
     item.adjudicated_at = timezone.now()
-    item.save(update_fields=["final_label", "adjudicated_by", "adjudicated_at"])
+    with transaction.atomic():
+        item.save(update_fields=["final_label", "adjudicated_by", "adjudicated_at"])
+        _label_flags_resolve(item, admin)
     return item
+
+
+def _label_flags_resolve(item: Item, admin) -> None:
+    """The item's open suspicious-label flags: confirmed when the final label differs from
+    the flagged one, kept when the admin kept it (services.label_review)."""
+    open_flags = LabelFlag.objects.filter(item=item, status=LabelFlag.Status.OPEN)
+    resolved = dict(final_label=item.final_label, resolved_by=admin,
+                    resolved_at=item.adjudicated_at)
+    open_flags.filter(given_label=item.final_label).update(status=LabelFlag.Status.KEPT, **resolved)
+    open_flags.exclude(given_label=item.final_label).update(status=LabelFlag.Status.CONFIRMED,
+                                                            **resolved)
 
 
 def project_apply_overlap(project: Project) -> int:

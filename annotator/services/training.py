@@ -366,12 +366,12 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 
 
 def on_model_activated(version: ModelVersion) -> None:
-    """Hook after a version became active: have the pool scored with it, if scoring exists."""
+    """Hook after a version became active: have the pool scored with it, and its training
+    labels checked for suspicious ones (a version checked before is not checked again)."""
     from annotator import tasks
 
-    score = getattr(tasks, "score_pool_task", None)
-    if score is not None:
-        score.delay(version.id)
+    tasks.score_pool_task.delay(version.id)
+    tasks.find_label_issues_task.delay(version.id)
 
 
 def training_runs_sweep_stale() -> int:

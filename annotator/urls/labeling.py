@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator.views import labeling
+from annotator.views import label_review, labeling
 
 urlpatterns = [
     path("projects/<int:pk>/label/", labeling.label_page, name="label_page"),
@@ -14,4 +14,9 @@ urlpatterns = [
         labeling.adjudicate,
         name="adjudicate",
     ),
+    path("projects/<int:pk>/label-review/", label_review.label_review_page, name="label_review"),
+    path("projects/<int:pk>/items/<int:item_pk>/review", label_review.item_review,
+         name="item_review"),
+    path("projects/<int:pk>/items/<int:item_pk>/explanation", label_review.item_explanation,
+         name="item_explanation"),
 ]

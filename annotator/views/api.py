@@ -63,7 +63,9 @@ def _error(description: str) -> OpenApiResponse:
         503: _error("the active model version cannot be loaded"),
     },
     examples=[OpenApiExample("two reviews", request_only=True,
-                             value={"texts": ["Love the fit!", "Fell apart after a week."]})],
+                             value={"texts": ["Love the fit!", "Fell apart after a week."]}),
+              OpenApiExample("with the words that pushed each prediction", request_only=True,
+                             value={"texts": ["质量很好，但是物流太慢了"], "explain": True})],
 )
 @api_view(["POST"])
 @parser_classes([JSONParser])
@@ -73,7 +75,8 @@ def predict(request: Request, project_id: int) -> Response:
     body = PredictRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     try:
-        result = serving.predict(project_id=project.id, texts=body.validated_data["texts"])
+        result = serving.predict(project_id=project.id, texts=body.validated_data["texts"],
+                                 explain=body.validated_data["explain"])
     except serving.NoActiveModel:
         raise NoActiveModel(
             f"project {project.id} has no active model yet: train one (or activate a version) "

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from annotator import selectors
@@ -70,12 +71,14 @@ def _skipped_key(project: Project) -> str:
 
 
 def _item_payload(item: Item, *, current_label: str = "") -> dict:
-    """What the page shows of an item. Plain data: the page puts it in with textContent."""
+    """What the page shows of an item. Plain data: the page puts it in with textContent.
+    With a suggestion comes the address of its explanation (the words that pushed it)."""
     meta = [
         [str(key), str(value)]
         for key, value in (item.meta or {}).items()
         if isinstance(value, str | int | float) and str(value) != ""
     ]
+    suggestion = _suggestion(item)
     turns = [
         {"speaker": str(turn.get("speaker", "")), "text": str(turn.get("text", ""))}
         for turn in (item.turns or [])
@@ -90,7 +93,9 @@ def _item_payload(item: Item, *, current_label: str = "") -> dict:
         "overlap": item.required_labels > 1,
         "gold": item.split == Item.Split.GOLD,
         "current_label": current_label,
-        "suggestion": _suggestion(item),
+        "suggestion": suggestion,
+        "explain_url": reverse("item_explanation", args=[item.project_id, item.pk])
+                       if suggestion else "",
     }
 
 
@@ -226,4 +231,8 @@ def adjudicate(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         messages.success(request, f"Item #{item.pk}: final label {item.final_label}.")
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                       require_https=request.is_secure()):
+        return redirect(back)
     return redirect(f"{reverse('agreement', args=[project.pk])}#item-{item.pk}")

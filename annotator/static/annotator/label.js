@@ -12,6 +12,7 @@
   let current = null;
   let shownAt = performance.now();
   let busy = false;
+  let explaining = localStorage.getItem("annotator-explain") === "1";
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -76,6 +77,7 @@
     }
 
     renderBody(item);
+    renderWhy(item);
 
     const meta = $("item-meta");
     meta.replaceChildren();
@@ -86,6 +88,35 @@
     }
     meta.hidden = !item.meta.length;
     shownAt = performance.now();
+  }
+
+  // The words that pushed the suggestion (key w), fetched for the item on screen only.
+  async function renderWhy(item) {
+    const why = $("item-why");
+    const button = document.querySelector("[data-action=why]");
+    button.disabled = !item || !item.explain_url;
+    button.classList.toggle("chosen", explaining);
+    why.hidden = !(item && item.explain_url && explaining);
+    if (why.hidden || item.turns.length) return;
+    why.textContent = "Finding the words that pushed the suggestion…";
+    let explanation;
+    try {
+      explanation = await Explain.load(item.explain_url);
+    } catch (error) {
+      if (current === item) why.textContent = error.message;
+      return;
+    }
+    if (current !== item || !explaining) return;
+    Explain.render($("item-body").querySelector(".text"), item.text, explanation);
+    why.textContent = Explain.summary(explanation);
+  }
+
+  function toggleWhy() {
+    if (!current || !current.explain_url) return;
+    explaining = !explaining;
+    localStorage.setItem("annotator-explain", explaining ? "1" : "0");
+    renderBody(current);
+    renderWhy(current);
   }
 
   function render(data) {
@@ -173,6 +204,9 @@
     } else if (key === "u" || event.key === "Backspace") {
       event.preventDefault();
       undo();
+    } else if (key === "w") {
+      event.preventDefault();
+      toggleWhy();
     }
   });
 
@@ -182,6 +216,7 @@
   document.querySelector("[data-action=skip]").addEventListener("click", skip);
   document.querySelector("[data-action=undo]").addEventListener("click", undo);
   document.querySelector("[data-action=help]").addEventListener("click", toggleHelp);
+  document.querySelector("[data-action=why]").addEventListener("click", toggleWhy);
 
   render(config.initial);
 })();
