@@ -12,6 +12,7 @@ from annotator.models import (
     HeadFit,
     ImportJob,
     Item,
+    LabelFlag,
     Membership,
     ModelVersion,
     Prediction,
@@ -165,6 +166,16 @@ class HeadFitAdmin(ServiceRecordAdmin):
     list_display = ["id", "project", "labels", "strategy", "trusted", "kappa", "pseudo_labels",
                     "ranked", "seconds", "created_at"]
     list_filter = ["project", "strategy", "trusted"]
+
+
+@admin.register(LabelFlag)
+class LabelFlagAdmin(ServiceRecordAdmin):
+    """Suspicious labels; resolve them by adjudicating on the project's Label review page."""
+
+    list_display = ["id", "project", "model_version", "rank", "item", "given_label",
+                    "suggested_label", "status", "created_at"]
+    list_filter = ["project", "status"]
+    list_select_related = ["project", "model_version", "item"]
 
 
 @admin.register(Prediction)

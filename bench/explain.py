@@ -1,0 +1,169 @@
+"""Benchmark: are the explanations faithful on real reviews, and how long does one take?
+
+    python bench/explain.py --data ../shared/data/clothing_reviews --plot docs/bench/explain.png
+    python bench/explain.py --data ../shared/data/zh_shopping_reviews
+    python bench/explain.py --model-dir <a saved version> ...   # explain an existing version
+
+Fine-tunes the default model on N random train.csv rows (or loads --model-dir), then explains
+--texts test.csv reviews (trainer.explain: occlusion on the ONNX scorer) and measures
+deletion: the drop in the predicted label's probability when the top k words of a ranking
+are taken out together. A faithful ranking drops it more than k random words do; the
+simple baseline ranks words by the TF-IDF + logistic-regression model's weights (fitted on
+the same labels). Also: seconds per explanation and words per review. --plot draws a few
+explained English reviews (highlighted as on the labeling page).
+"""
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.fine_tune import SHARED, label_names, read_rows, review_text  # noqa: E402
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    keep, at = [], 0
+    for start, end in sorted(spans):
+        keep.append(text[at:start])
+        at = end
+    return " ".join(" ".join(keep + [text[at:]]).split())
+
+
+def _tfidf_ranking(pipeline, words, label: str) -> list[int]:
+    """Words ordered by how much the baseline's weights favour `label` (char n-grams summed)."""
+    vectorizer, classifier = pipeline.steps[0][1], pipeline.steps[1][1]
+    classes = list(classifier.classes_)
+    if len(classes) == 2:
+        sign = 1 if classes.index(label) == 1 else -1
+        weights = sign * classifier.coef_[0]
+    else:
+        weights = classifier.coef_[classes.index(label)]
+    scores = [float(vectorizer.transform([w.text]).dot(weights)[0]) for w in words]
+    return sorted(range(len(words)), key=lambda i: -scores[i])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=SHARED / "clothing_reviews")
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--texts", type=int, default=100)
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from trainer.baseline import tfidf_logreg
+    from trainer.config import TrainConfig
+    from trainer.explain import explain
+    from trainer.scoring import load_scorer, predict_proba
+    from trainer.train import train
+
+    torch.set_num_threads(args.threads)
+    pool = read_rows(args.data / "train.csv")
+    rows = [pool[i] for i in random.Random(args.seed).sample(range(len(pool)), args.n)]
+    names = label_names(pool)
+    texts, labels = [review_text(r) for r in rows], [r["label"] for r in rows]
+    test = read_rows(args.data / "test.csv")
+    test = [review_text(r) for r in random.Random(args.seed + 1).sample(test, args.texts)]
+    baseline = tfidf_logreg(texts, labels)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.model_dir
+        max_length = 256
+        if folder is None:
+            folder = Path(tmp)
+            result = train(texts=texts, labels=labels, label_names=names, output_dir=folder,
+                           config=TrainConfig(num_threads=args.threads))
+            max_length = result.config["max_length"]
+        tokenizer, model = load_scorer(str(folder))
+        rng = random.Random(args.seed)
+        drops = {name: {k: [] for k in args.k} for name in ("occlusion", "tfidf_lr", "random")}
+        seconds, word_counts, shown = [], [], []
+        for text in test:
+            started = time.perf_counter()
+            found = explain(model, tokenizer, text, max_length=max_length)
+            seconds.append(time.perf_counter() - started)
+            words = found.words
+            word_counts.append(len(words))
+            label = names[found.label_index]
+            rankings = {
+                "occlusion": sorted(range(len(words)), key=lambda i: -words[i].score),
+                "tfidf_lr": _tfidf_ranking(baseline, words, label),
+                "random": rng.sample(range(len(words)), len(words)),
+            }
+            variants, keys = [], []
+            for name, order in rankings.items():
+                for k in args.k:
+                    if k < len(words):
+                        variants.append(_without(text, [(words[i].start, words[i].end)
+                                                        for i in order[:k]]))
+                        keys.append((name, k))
+            proba = predict_proba(model, tokenizer, variants, max_length=max_length)
+            for (name, k), row in zip(keys, proba, strict=True):
+                drops[name][k].append(found.probability - float(row[found.label_index]))
+            if len(shown) < 4 and 12 <= len(words) <= 40:
+                shown.append((text, label, found))
+
+    report = {
+        "data": args.data.name, "n_labels": args.n, "texts": len(test),
+        "deletion_drop": {name: {k: round(statistics.mean(v), 3) for k, v in by_k.items() if v}
+                          for name, by_k in drops.items()},
+        "seconds_per_explanation": {"median": round(statistics.median(seconds), 2),
+                                    "p90": round(float(np.percentile(seconds, 90)), 2)},
+        "words_per_review": {"median": statistics.median(word_counts),
+                             "max": max(word_counts)},
+        "threads": args.threads,
+    }
+    if args.plot:
+        plot(shown, args.plot)
+    print(json.dumps(report))
+
+
+def plot(shown, path: Path) -> None:
+    """The explained reviews, words tinted as the labeling page does (green: toward the
+    label, red: away from it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(9, 0.9 + 1.25 * len(shown)))
+    renderer = fig.canvas.get_renderer()
+    y = 0.97
+    for text, label, found in shown:
+        fig.text(0.02, y, f"model reads: {label} ({found.probability:.0%})", fontsize=9,
+                 color="#555", va="top")
+        y -= 0.045 * 6 / len(shown)
+        x, previous_end = 0.02, 0
+        strongest = max(abs(w.score) for w in found.words) or 1
+        for word in found.words:
+            x += 0.008 if text[previous_end:word.start].strip() != text[previous_end:word.start] \
+                else 0.001
+            previous_end = word.end
+            strength = abs(word.score) / strongest
+            color = (0.17, 0.63, 0.17) if word.score > 0 else (0.84, 0.15, 0.16)
+            box = (dict(facecolor=(*color, 0.12 + 0.5 * strength), edgecolor="none", pad=1.5)
+                   if strength >= 0.15 else None)
+            item = fig.text(x, y, word.text, fontsize=10, va="top", bbox=box)
+            x += item.get_window_extent(renderer).width / fig.bbox.width
+            if x > 0.93:
+                x, y = 0.02, y - 0.035 * 6 / len(shown)
+        y -= 0.07 * 6 / len(shown)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
