@@ -141,6 +141,20 @@ def load_classifier(path: str, device: str = ""):
     return tokenizer, model
 
 
+def _lora_base(path: str, recorded: str) -> str:
+    """The base folder the adapter was trained on; where it is not on this machine (another
+    ANNOTATOR_MODEL_DIR), the same base model resolved here by the name the run used."""
+    if not Path(recorded).is_absolute() or Path(recorded).is_dir():
+        return recorded
+    summary = Path(path) / "training.json"
+    name = json.loads(summary.read_text()).get("config", {}).get("model_name") \
+        if summary.exists() else None
+    if name is None:
+        raise FileNotFoundError(f"{path} is a LoRA adapter of the base model {recorded}, "
+                                "which is not on this machine")
+    return resolve_model_name(name)
+
+
 def _load_merged_lora(path: str):
     """The base named in the adapter's config, with the version's config (label names) and
     the adapter and head applied, merged into one model."""
@@ -149,10 +163,7 @@ def _load_merged_lora(path: str):
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    base = PeftConfig.from_pretrained(path).base_model_name_or_path
-    if Path(base).is_absolute() and not Path(base).is_dir():
-        raise FileNotFoundError(f"{path} is a LoRA adapter of the base model {base}, "
-                                "which is not on this machine")
+    base = _lora_base(path, PeftConfig.from_pretrained(path).base_model_name_or_path)
     config = AutoConfig.from_pretrained(path, **offline_kwargs(path))
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "classifier newly initialised": the adapter brings it

@@ -104,12 +104,28 @@ def test_the_onnx_scorer_of_a_lora_version_agrees_with_the_merged_model(lora_dir
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-def test_a_lora_version_whose_base_is_gone_names_the_missing_folder(lora_dir, tmp_path):
+def _moved(lora_dir, tmp_path):
+    """The version copied to a machine where the recorded base folder does not exist."""
     moved = tmp_path / "version"
     shutil.copytree(lora_dir, moved)
     adapter = json.loads((moved / "adapter_config.json").read_text())
     adapter["base_model_name_or_path"] = "/nowhere/base-model"
     (moved / "adapter_config.json").write_text(json.dumps(adapter))
+    return moved
+
+
+def test_a_lora_version_finds_its_base_by_name_on_another_machine(lora_dir, tmp_path):
+    moved = _moved(lora_dir, tmp_path)  # training.json still names the built-in base
+    tokenizer, model = load_classifier(str(moved), device="cpu")
+    _, original = load_classifier(str(lora_dir), device="cpu")
+    np.testing.assert_allclose(predict_proba(model, tokenizer, TEXTS, max_length=32),
+                               predict_proba(original, tokenizer, TEXTS, max_length=32),
+                               atol=1e-6)
+
+
+def test_a_lora_version_whose_base_is_gone_names_the_missing_folder(lora_dir, tmp_path):
+    moved = _moved(lora_dir, tmp_path)
+    (moved / "training.json").unlink()
     with pytest.raises(FileNotFoundError, match="/nowhere/base-model"):
         load_classifier(str(moved), device="cpu")
 
