@@ -30,6 +30,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from annotator.models import Annotation, HeadFit, Item, Project, Strategy
+from annotator.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,7 @@ SELF_TRAINING_SAMPLE = 20_000  # unlabeled items the head may draw pseudo-labels
 
 def rerank_soon(project_id: int, *, force: bool = False) -> None:
     """Enqueue a head re-rank after the current transaction commits."""
-    from annotator.tasks import head_rerank_task
-
-    transaction.on_commit(lambda: head_rerank_task.delay(project_id, force))
+    enqueue_on_commit("annotator.tasks.head_rerank_task", project_id, force)
 
 
 def label_recorded(project: Project) -> None:

@@ -42,6 +42,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from annotator.models import Annotation, Item, ModelVersion, Prediction, Project, Strategy
+from annotator.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -217,10 +218,9 @@ def _chunk_predict(version: ModelVersion, item_ids: list[int], quantize: bool | 
     re-run, a rollback to a version scored before scoring was chunked), runs no model and
     stores nothing new, unless a diverse-batch project lacks the chunk's embeddings.
     """
+    from annotator.services.training import model_version_local_path
     from trainer.scoring import load_scorer, predict_and_embed
     from trainer.strategies import margin, uncertainty
-
-    from annotator.services.training import model_version_local_path
 
     storage, folder = storages["artifacts"], _folder(version)
     done, emb_name = f"{folder}/done-{item_ids[0]}", f"{folder}/emb-{item_ids[0]}.npy"
@@ -270,9 +270,7 @@ def pool_chunk_score(*, model_version_id: int, item_ids: list[int],
         return {"skipped": "no plan"}
     result = _chunk_predict(version, item_ids, quantize)
     if not _missing_chunks(version, plan[0], plan[2]):
-        from annotator.tasks import rank_pool_task
-
-        transaction.on_commit(lambda: rank_pool_task.delay(version.pk))
+        enqueue_on_commit("annotator.tasks.rank_pool_task", version.pk)
         result["last"] = True
     return result
 
@@ -321,8 +319,6 @@ def pool_score_start(*, model_version_id: int) -> dict:
 
     Re-running it resumes an interrupted scoring: done chunks are not enqueued again.
     """
-    from annotator.tasks import rank_pool_task, score_chunk_task
-
     version = _active_version(model_version_id)
     if version is None:
         return {"skipped": "not the active version"}
@@ -331,9 +327,9 @@ def pool_score_start(*, model_version_id: int) -> dict:
     plan = _plan_load(version) or _plan_make(version)
     missing = _missing_chunks(version, plan[0], plan[2])
     for chunk in missing:
-        transaction.on_commit(lambda chunk=chunk: score_chunk_task.delay(version.pk, chunk))
+        enqueue_on_commit("annotator.tasks.score_chunk_task", version.pk, chunk)
     if not missing:
-        transaction.on_commit(lambda: rank_pool_task.delay(version.pk))
+        enqueue_on_commit("annotator.tasks.rank_pool_task", version.pk)
     return {"chunks": len(missing), "items": len(plan[0])}
 
 

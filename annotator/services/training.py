@@ -29,6 +29,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
+from annotator.queueing import enqueue, enqueue_on_commit
 from annotator.selectors import (
     active_version_if_nothing_new,
     readability_blocks_schedule,
@@ -158,9 +159,7 @@ def training_request(
         if run is None or not (enqueue and _is_stale(run)):
             return run
     if enqueue:
-        from annotator.tasks import train_project_task
-
-        transaction.on_commit(lambda: train_project_task.delay(run.id))
+        enqueue_on_commit("annotator.tasks.train_project_task", run.id)
     return run
 
 
@@ -368,16 +367,12 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 def on_model_activated(version: ModelVersion) -> None:
     """Hook after a version became active: have the pool scored with it, and its training
     labels checked for suspicious ones (a version checked before is not checked again)."""
-    from annotator import tasks
-
-    tasks.score_pool_task.delay(version.id)
-    tasks.find_label_issues_task.delay(version.id)
+    enqueue("annotator.tasks.score_pool_task", version.id)
+    enqueue("annotator.tasks.find_label_issues_task", version.id)
 
 
 def training_runs_sweep_stale() -> int:
     """Runs whose worker died: retry (re-enqueue) them, or mark failed after MAX_ATTEMPTS."""
-    from annotator.tasks import train_project_task
-
     cutoff = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_SECONDS)
     stale = TrainingRun.objects.filter(
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True), status=TrainingRun.Status.RUNNING
@@ -387,7 +382,7 @@ def training_runs_sweep_stale() -> int:
         error=f"gave up after {MAX_ATTEMPTS} attempts: the worker stopped sending heartbeats",
     )
     for run_id in stale.values_list("id", flat=True):
-        transaction.on_commit(lambda run_id=run_id: train_project_task.delay(run_id))
+        enqueue_on_commit("annotator.tasks.train_project_task", run_id)
         count += 1
     return count
 

@@ -222,7 +222,7 @@ def test_activation_hands_the_version_to_scoring_when_it_exists(
     from annotator import tasks
 
     score = mock.Mock()
-    monkeypatch.setattr(tasks, "score_pool_task", score, raising=False)
+    monkeypatch.setattr(tasks.score_pool_task, "delay", score.delay)
     with django_capture_on_commit_callbacks(execute=True):
         version = svc.training_run_execute(run_id=_run(project).id)
     score.delay.assert_called_once_with(version.id)
