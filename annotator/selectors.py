@@ -1,6 +1,5 @@
-"""Reads. Views and tasks ask here; nothing in this module writes, except that
-handing out the next item leases it (next_item_for), which goes through the
-labeling service."""
+"""Reads. Views, services and tasks ask here; nothing in this module writes (handing out
+the next item leases it, so that is a service: services.labeling.item_next_claim)."""
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -12,7 +11,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, Membership, Project, VocabularyCheck
-from annotator.services import labeling
 
 
 def projects_for_user(user, *, include_archived: bool = False) -> QuerySet[Project]:
@@ -50,22 +48,6 @@ def queue_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ()) -> 
         .exclude(pk__in=list(exclude_ids))
         .exclude(Exists(already_labeled))
         .order_by(F("priority").desc(nulls_last=True), "random_key", "pk")
-    )
-
-
-def next_item_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ()) -> Item | None:
-    """The item `labeler` should label now, leased to them; None when nothing is left.
-
-    An item the labeler already holds comes back first (a page reload is safe). One
-    statement: the lease UPDATE picks the held item or the first free one and returns it.
-    """
-    queue = queue_for(labeler, project, exclude_ids=exclude_ids)
-    # Held items are looked up by leased_to alone first: that index finds them whatever
-    # the planner thinks of the queue index (usually there are none).
-    mine = Item.objects.filter(leased_to=labeler, lease_expires_at__gt=timezone.now())
-    held = queue.filter(pk__in=mine.values("pk")[:10])
-    return labeling.item_lease_claim(
-        labeler=labeler, candidates=queue, held=held, lease_seconds=project.lease_seconds
     )
 
 

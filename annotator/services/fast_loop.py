@@ -79,10 +79,10 @@ def _labeled(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _stop_rows(project: Project, ids: np.ndarray) -> np.ndarray:
-    from annotator.services.scoring import _stop_sample_ids
+    from annotator.services.ranking import stop_sample_ids
 
     row_of = {int(i): r for r, i in enumerate(ids)}
-    return np.asarray([row_of[i] for i in _stop_sample_ids(project) if i in row_of], dtype=int)
+    return np.asarray([row_of[i] for i in stop_sample_ids(project) if i in row_of], dtype=int)
 
 
 def _trust(project: Project, last: HeadFit | None,
@@ -102,7 +102,7 @@ def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray,
            proba: np.ndarray | None) -> int | None:
     """Replace the project's ranking with the head's picks (and its predictions for them,
     the suggestions while this ranking stands); None if a fit on more labels ranked."""
-    from annotator.services.scoring import _clear_ranks
+    from annotator.services.ranking import clear_ranks
 
     n, names = len(picks), project.label_names
     items = [Item(pk=int(ids[p.index]), priority=float(n - rank), scored_version=None,
@@ -116,7 +116,7 @@ def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray,
         if newer:
             return None
         fit.save()
-        _clear_ranks(project)
+        clear_ranks(project)
         Item.objects.bulk_update(items, ["priority", "scored_version", "queue_reason",
                                          "ranked_by_head", "head_label", "head_confidence"],
                                  batch_size=1000)

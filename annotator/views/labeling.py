@@ -112,7 +112,7 @@ def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:
         item, extra["notice"] = None, ARCHIVED_NOTICE
     else:
         skipped = request.session.get(_skipped_key(project), [])
-        item = selectors.next_item_for(request.user, project, exclude_ids=skipped)
+        item = labeling.item_next_claim(labeler=request.user, project=project, exclude_ids=skipped)
     if item:
         item.project = project  # already loaded: the suggestion check needs no query
     return {

@@ -12,13 +12,12 @@ from django.db import connection
 
 from annotator.models import Annotation, Item, Membership, ModelVersion, Prediction
 from annotator.selectors import (
-    next_item_for,
     stale_ranked_count,
     stopping_signal_for,
     suggestion_for,
 )
-from annotator.services.labeling import annotation_submit, item_lease_claim
-from annotator.services.scoring import pool_score, pool_seed
+from annotator.services.labeling import annotation_submit, item_lease_claim, item_next_claim
+from annotator.services.ranking import pool_score, pool_seed
 from annotator.services.training import model_version_activate
 from tests.annotator.labeling_factories import make_item, make_items
 from tests.trainer.tiny import LABELS
@@ -64,7 +63,7 @@ def test_the_next_item_served_is_the_most_uncertain(project, labeler, pool, tiny
     assert predictions.count() == len(pool)
     most_uncertain = max(predictions, key=lambda p: p.uncertainty)
 
-    served = next_item_for(labeler, project)
+    served = item_next_claim(labeler=labeler, project=project)
     assert served.pk == most_uncertain.item_id
     assert served.queue_reason == "uncertainty"
     assert served.scored_version_id == version.pk
@@ -134,7 +133,7 @@ def test_rolling_back_re_ranks_the_queue_from_the_stored_predictions(
     assert [uncertainty[i.pk] for i in ranked.order_by("-priority")] == sorted(
         uncertainty.values(), reverse=True)
 
-    served = next_item_for(labeler, project)
+    served = item_next_claim(labeler=labeler, project=project)
     annotation, _ = annotation_submit(labeler=labeler, item=served, label="neutral")
     assert annotation.model_version_id == old.pk
     assert annotation.predicted_label == Prediction.objects.get(item=served,
@@ -233,7 +232,7 @@ def test_cold_start_seeds_the_queue_before_the_first_model(project, labeler, poo
     assert pool_seed(project_id=project.pk, size=3) == {"seeded": 3}
     seeds = Item.objects.filter(project=project, queue_reason="seed")
     assert seeds.count() == 3
-    served = next_item_for(labeler, project)
+    served = item_next_claim(labeler=labeler, project=project)
     assert served.queue_reason == "seed"
     annotation, _ = annotation_submit(labeler=labeler, item=served, label="positive")
     assert annotation.picked_by == Annotation.Picked.SEED

@@ -6,7 +6,7 @@ import pytest
 
 from annotator.celery import app
 from annotator.models import Item, ModelVersion, Prediction
-from annotator.services.scoring import pool_chunk_score, pool_rank, pool_score, pool_score_start
+from annotator.services.ranking import pool_chunk_score, pool_rank, pool_score, pool_score_start
 from annotator.tasks import score_pool_task
 from tests.annotator.labeling_factories import make_item
 from tests.annotator.test_active_queue import POOL_TEXTS, _version
