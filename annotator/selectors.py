@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, Membership, Project, VocabularyCheck
+from trainer.agreement import consensus
 
 
 def projects_for_user(user, *, include_archived: bool = False) -> QuerySet[Project]:
@@ -148,14 +149,6 @@ def labeling_progress(labeler, project: Project) -> dict:
     return {"mine_today": mine_today, "done": counts["done"], "total": counts["total"]}
 
 
-def _consensus(votes: Counter) -> str | None:
-    """Majority label; None on a tie."""
-    ranked = votes.most_common(2)
-    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
-        return None
-    return ranked[0][0]
-
-
 def training_labels(project: Project) -> list[tuple[int, str, str]]:
     """(item_id, text, label) for pool items people labeled: the data a model trains on.
 
@@ -177,7 +170,7 @@ def training_labels(project: Project) -> list[tuple[int, str, str]]:
     )
     rows = []
     for pk, text, final_label in items.iterator(chunk_size=5000):
-        label = final_label or _consensus(votes.get(pk, Counter()))
+        label = consensus(final_label, votes.get(pk, Counter()))
         if label:
             rows.append((pk, text, label))
     return rows

@@ -14,10 +14,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from annotator import selectors
+from annotator import selectors, selectors_agreement
 from annotator.models import Item, Project
 from annotator.permissions import can_manage
-from annotator.services import agreement, labeling
+from annotator.services import labeling
 
 SKIPPED_KEPT = 500  # how many skipped ids a session remembers per project
 ARCHIVED_NOTICE = "This project is archived: it takes no more labels."
@@ -215,7 +215,7 @@ def label_undo(request: HttpRequest, pk: int) -> JsonResponse:
 @require_GET
 def agreement_page(request: HttpRequest, pk: int) -> HttpResponse:
     project = _get_project_for_user(request, pk, admin=True)
-    report = agreement.project_agreement(project)
+    report = selectors_agreement.project_agreement(project)
     return render(
         request, "annotator/labeling/agreement.html", {"project": project, "report": report}
     )
