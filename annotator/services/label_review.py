@@ -32,7 +32,7 @@ def _trained_labels(version: ModelVersion) -> list[tuple[int, str]]:
 
 def _embeddings(version: ModelVersion, texts: list[str]) -> np.ndarray:
     from annotator.services.training import model_version_local_path
-    from trainer.scoring import embed, load_scorer
+    from trainer.predict import embed, load_scorer
 
     device = settings.TRAINING_DEVICE
     tokenizer, model = load_scorer(str(model_version_local_path(version)), device=device)

@@ -121,7 +121,7 @@ def embeddings_write(project: Project, key: str, ids: list[int], emb: np.ndarray
 def pool_embed_chunk(*, project_id: int, key: str, item_ids: list[int]) -> dict:
     """Embed one chunk with the project's base encoder and write its file; then, the chunk
     that leaves nothing missing asks the fast loop for a re-rank."""
-    from trainer.scoring import embed_with_base
+    from trainer.predict import embed_with_base
 
     project = Project.objects.filter(pk=project_id).first()
     if project is None or key != encoder_key(project) or not item_ids:

@@ -211,7 +211,7 @@ def _chunk_predict(version: ModelVersion, item_ids: list[int], quantize: bool | 
     stores nothing new, unless a diverse-batch project lacks the chunk's embeddings.
     """
     from annotator.services.training import model_version_local_path
-    from trainer.scoring import load_scorer, predict_and_embed
+    from trainer.predict import load_scorer, predict_and_embed
     from trainer.strategies import margin, uncertainty
 
     storage, folder = storages["artifacts"], _folder(version)
@@ -367,7 +367,7 @@ def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
     K-means over base-encoder embeddings of a candidate subsample; the item nearest each
     centroid gets a priority and queue_reason "seed". Does nothing once a model exists.
     """
-    from trainer.scoring import embed_with_base
+    from trainer.predict import embed_with_base
     from trainer.strategies import SEED, Pick, select_seed
 
     project = Project.objects.filter(pk=project_id).first()

@@ -119,7 +119,7 @@ def test_rolling_back_re_ranks_the_queue_from_the_stored_predictions(
     pool_score(model_version_id=new.pk)
     assert stale_ranked_count(project) == 0
 
-    no_model = mock.patch("trainer.scoring.load_scorer", side_effect=AssertionError("ran"))
+    no_model = mock.patch("trainer.predict.load_scorer", side_effect=AssertionError("ran"))
     score_now = mock.patch("annotator.tasks.score_pool_task.delay",
                            side_effect=lambda pk: pool_score(model_version_id=pk))
     with no_model, score_now, django_capture_on_commit_callbacks(execute=True):
@@ -274,10 +274,10 @@ def test_concurrent_labelers_on_a_ranked_queue_never_share_an_item(project):
 
 
 def test_scoring_reads_texts_at_the_versions_max_length(project, pool, tiny_model, monkeypatch):
-    import trainer.scoring
+    import trainer.predict
 
-    seen, real = [], trainer.scoring.predict_and_embed
-    monkeypatch.setattr(trainer.scoring, "predict_and_embed",
+    seen, real = [], trainer.predict.predict_and_embed
+    monkeypatch.setattr(trainer.predict, "predict_and_embed",
                         lambda *a, **kw: seen.append(kw["max_length"]) or real(*a, **kw))
     project.max_length = 999
     project.save()

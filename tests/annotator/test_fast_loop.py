@@ -40,7 +40,7 @@ def fake_encoder(settings, tmp_path):
 
     cache.clear()  # the pending-chunk and trigger keys of earlier tests
     settings.EMBED_CHUNK_SIZE = 25
-    with mock.patch("trainer.scoring.embed_with_base", side_effect=_fake_embed) as embed:
+    with mock.patch("trainer.predict.embed_with_base", side_effect=_fake_embed) as embed:
         yield embed
 
 

@@ -72,7 +72,8 @@ def test_lease_lasts_the_project_lease_time(project, labeler):
 
 def test_nobody_gets_an_item_they_already_labeled(project, labeler, second):
     item = make_item(project, "shared", required_labels=2)
-    annotation_submit(labeler=labeler, item=item_next_claim(labeler=labeler, project=project), label="neutral")
+    annotation_submit(labeler=labeler, item=item_next_claim(labeler=labeler, project=project),
+                      label="neutral")
     assert item_next_claim(labeler=labeler, project=project) is None
     assert item_next_claim(labeler=second, project=project).pk == item.pk
 
@@ -81,7 +82,8 @@ def test_overlap_item_goes_to_the_required_number_of_labelers(project, labeler, 
     item = make_item(project, "shared", required_labels=2)
     third = _member(project, "third")
     for user in (labeler, second):
-        annotation_submit(labeler=user, item=item_next_claim(labeler=user, project=project), label="neutral")
+        annotation_submit(labeler=user, item=item_next_claim(labeler=user, project=project),
+                          label="neutral")
     assert item_next_claim(labeler=third, project=project) is None
     item.refresh_from_db()
     assert item.annotation_count == 2
@@ -99,7 +101,8 @@ def test_late_submit_after_someone_else_finished_is_refused(project, labeler, se
     item = make_item(project, "contested")
     item_next_claim(labeler=labeler, project=project)
     Item.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    annotation_submit(labeler=second, item=item_next_claim(labeler=second, project=project), label="positive")
+    annotation_submit(labeler=second, item=item_next_claim(labeler=second, project=project),
+                      label="positive")
     with pytest.raises(ItemAlreadyComplete):
         annotation_submit(labeler=labeler, item=item, label="negative")
     assert list(Annotation.objects.values_list("labeler", flat=True)) == [second.pk]
@@ -138,7 +141,8 @@ def test_a_label_after_the_lease_expired_is_refused_and_frees_the_item(project, 
 
 def test_the_labeler_may_change_their_own_label_without_a_lease(project, labeler):
     item = make_item(project, "changed my mind")
-    annotation_submit(labeler=labeler, item=item_next_claim(labeler=labeler, project=project), label="positive")
+    annotation_submit(labeler=labeler, item=item_next_claim(labeler=labeler, project=project),
+                      label="positive")
     annotation, created = annotation_submit(labeler=labeler, item=item, label="negative")
     assert not created and annotation.label == "negative"
     assert Annotation.objects.get().label == "negative"
