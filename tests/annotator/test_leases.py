@@ -275,3 +275,11 @@ def test_the_queue_index_survives_the_migrations_and_serves_the_queue(project, l
             cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
             plan = " ".join(str(row[-1]) for row in cursor.fetchall())
         assert "USING INDEX item_open_queue_idx" in plan and "TEMP B-TREE" not in plan
+
+
+@pytest.mark.django_db
+def test_a_new_project_takes_its_lease_length_from_the_setting(settings):
+    from annotator.models import Project
+
+    settings.DEFAULT_LEASE_SECONDS = 90
+    assert Project.objects.create(name="leased ninety seconds").lease_seconds == 90
