@@ -105,7 +105,7 @@ def _saved_label_names(folder: Path) -> list[str]:
 def _load(version: ModelVersion) -> ServedModel:
     import torch
 
-    from annotator.services.training import model_version_local_path
+    from annotator.services.artifacts import model_version_local_path
     from trainer.predict import load_scorer
 
     if settings.SERVE_THREADS:

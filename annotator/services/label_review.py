@@ -31,7 +31,7 @@ def _trained_labels(version: ModelVersion) -> list[tuple[int, str]]:
 
 
 def _embeddings(version: ModelVersion, texts: list[str]) -> np.ndarray:
-    from annotator.services.training import model_version_local_path
+    from annotator.services.artifacts import model_version_local_path
     from trainer.predict import embed, load_scorer
 
     device = settings.TRAINING_DEVICE

@@ -210,7 +210,7 @@ def _chunk_predict(version: ModelVersion, item_ids: list[int], quantize: bool | 
     re-run, a rollback to a version scored before scoring was chunked), runs no model and
     stores nothing new, unless a diverse-batch project lacks the chunk's embeddings.
     """
-    from annotator.services.training import model_version_local_path
+    from annotator.services.artifacts import model_version_local_path
     from trainer.predict import load_scorer, predict_and_embed
     from trainer.strategies import margin, uncertainty
 

@@ -11,7 +11,6 @@ active model; a run whose heartbeat stopped is reclaimed (retried) or marked fai
 
 import logging
 import os
-import shutil
 import socket
 import tempfile
 import threading
@@ -22,8 +21,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import storages
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
@@ -35,6 +32,7 @@ from annotator.selectors import (
     readability_blocks_schedule,
     training_labels,
 )
+from annotator.services.artifacts import model_version_local_path, model_version_store
 
 logger = logging.getLogger(__name__)
 
@@ -78,56 +76,6 @@ def _config(project: Project, warm_start_from: str | None):
     for key, value in settings.TRAINING_OVERRIDES.items():
         setattr(config, key, value)
     return config
-
-
-# --- artifacts ------------------------------------------------------------------
-
-
-def _artifacts():
-    return storages["artifacts"]
-
-
-def artifact_files(version: ModelVersion) -> list[str]:
-    """Paths (relative to the version folder) of every stored file of a version."""
-    storage, found = _artifacts(), []
-
-    def walk(rel: str) -> None:
-        dirs, files = storage.listdir(f"{version.artifact_path}/{rel}".rstrip("/"))
-        found.extend(f"{rel}{name}" for name in files)
-        for name in dirs:
-            walk(f"{rel}{name}/")
-
-    walk("")
-    return sorted(found)
-
-
-def _store_folder(folder: Path, prefix: str) -> None:
-    """Copy into a prefix no other attempt uses (storage.save would rename a clash)."""
-    storage = _artifacts()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        with open(path, "rb") as fh:
-            storage.save(f"{prefix}/{path.relative_to(folder).as_posix()}", File(fh))
-
-
-def model_version_local_path(version: ModelVersion) -> Path:
-    """A local folder with the version's save_pretrained files (for loading models).
-
-    The file system storage is used in place; other storages are copied once into
-    VAR_DIR/model-cache.
-    """
-    storage = _artifacts()
-    try:
-        return Path(storage.path(version.artifact_path))
-    except NotImplementedError:
-        target = Path(settings.VAR_DIR) / "model-cache" / version.artifact_path
-        if not (target / "config.json").exists():
-            for rel in artifact_files(version):
-                (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                with storage.open(f"{version.artifact_path}/{rel}") as src, open(
-                    target / rel, "wb"
-                ) as dst:
-                    shutil.copyfileobj(src, dst)
-        return target
 
 
 # --- writes ----------------------------------------------------------------------
@@ -321,7 +269,7 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
                   or 0) + 1
         # per run and attempt: a reclaimed attempt never writes into the folder of another
         prefix = f"projects/{project.id}/v{number}-r{run.id}a{attempt}"
-        _store_folder(Path(tmp), prefix)
+        model_version_store(Path(tmp), prefix)
     with transaction.atomic():
         Project.objects.select_for_update().get(id=project.id)
         # the last progress said "evaluating": a finished run is past every phase

@@ -10,7 +10,8 @@ from django.test import override_settings
 
 from annotator import serving
 from annotator.models import ModelVersion
-from annotator.services.training import model_version_activate, model_version_local_path
+from annotator.services.artifacts import model_version_local_path
+from annotator.services.training import model_version_activate
 from tests.annotator.serving_helpers import add_version
 
 pytestmark = pytest.mark.django_db(transaction=True)  # loader threads use their own connections
