@@ -133,6 +133,13 @@ def test_trainer_imports_neither_django_nor_annotator():
     assert offending == []
 
 
+def test_the_app_and_the_trainer_import_no_bench_and_no_tests():
+    offending = [f"{module} imports {name}" for module, path in MODULES.items()
+                 for name in _imported_names(module, path)
+                 if name.split(".")[0] in ("bench", "tests")]
+    assert offending == []
+
+
 def test_selectors_import_no_services_views_tasks_or_queueing():
     assert _edges(tuple(_selectors()), ("annotator.services", "annotator.views",
                                         "annotator.tasks", "annotator.queueing",
