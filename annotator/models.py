@@ -16,6 +16,12 @@ def default_labels() -> list[dict]:
     ]
 
 
+def default_lease_seconds() -> int:
+    """How long a served item stays leased to its labeler in a new project (settings
+    DEFAULT_LEASE_SECONDS, env ANNOTATOR_LEASE_SECONDS, 600 s unless set)."""
+    return settings.DEFAULT_LEASE_SECONDS
+
+
 class TextKind(models.TextChoices):
     REVIEW = "review", "Product review"
     DIALOGUE = "dialogue", "Customer-service dialogue"
@@ -48,7 +54,7 @@ class Project(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     # labeling
-    lease_seconds = models.PositiveIntegerField(default=600)
+    lease_seconds = models.PositiveIntegerField(default=default_lease_seconds)
     overlap_percent = models.PositiveSmallIntegerField(
         default=0, help_text="Share of items (0-100) sent to several labelers."
     )

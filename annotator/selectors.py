@@ -1,6 +1,5 @@
-"""Reads. Views and tasks ask here; nothing in this module writes, except that
-handing out the next item leases it (next_item_for), which goes through the
-labeling service."""
+"""Reads. Views, services and tasks ask here; nothing in this module writes (handing out
+the next item leases it, so that is a service: services.labeling.item_next_claim)."""
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -12,7 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, Membership, Project, VocabularyCheck
-from annotator.services import labeling
+from trainer.agreement import consensus
 
 
 def projects_for_user(user, *, include_archived: bool = False) -> QuerySet[Project]:
@@ -50,22 +49,6 @@ def queue_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ()) -> 
         .exclude(pk__in=list(exclude_ids))
         .exclude(Exists(already_labeled))
         .order_by(F("priority").desc(nulls_last=True), "random_key", "pk")
-    )
-
-
-def next_item_for(labeler, project: Project, *, exclude_ids: Iterable[int] = ()) -> Item | None:
-    """The item `labeler` should label now, leased to them; None when nothing is left.
-
-    An item the labeler already holds comes back first (a page reload is safe). One
-    statement: the lease UPDATE picks the held item or the first free one and returns it.
-    """
-    queue = queue_for(labeler, project, exclude_ids=exclude_ids)
-    # Held items are looked up by leased_to alone first: that index finds them whatever
-    # the planner thinks of the queue index (usually there are none).
-    mine = Item.objects.filter(leased_to=labeler, lease_expires_at__gt=timezone.now())
-    held = queue.filter(pk__in=mine.values("pk")[:10])
-    return labeling.item_lease_claim(
-        labeler=labeler, candidates=queue, held=held, lease_seconds=project.lease_seconds
     )
 
 
@@ -166,14 +149,6 @@ def labeling_progress(labeler, project: Project) -> dict:
     return {"mine_today": mine_today, "done": counts["done"], "total": counts["total"]}
 
 
-def _consensus(votes: Counter) -> str | None:
-    """Majority label; None on a tie."""
-    ranked = votes.most_common(2)
-    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
-        return None
-    return ranked[0][0]
-
-
 def training_labels(project: Project) -> list[tuple[int, str, str]]:
     """(item_id, text, label) for pool items people labeled: the data a model trains on.
 
@@ -195,7 +170,7 @@ def training_labels(project: Project) -> list[tuple[int, str, str]]:
     )
     rows = []
     for pk, text, final_label in items.iterator(chunk_size=5000):
-        label = final_label or _consensus(votes.get(pk, Counter()))
+        label = consensus(final_label, votes.get(pk, Counter()))
         if label:
             rows.append((pk, text, label))
     return rows

@@ -6,7 +6,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from annotator.models import Annotation, Project
 
-# An item's agreement state, as services/agreement.py counts it (two or more annotations make an
+# An item's agreement state, as selectors_agreement.py counts it (two or more annotations make an
 # item comparable); "adjudicated" wins, so "disagreed" means a disagreement still open.
 STATES = ("agreed", "disagreed", "adjudicated", "single")
 

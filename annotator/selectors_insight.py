@@ -35,8 +35,8 @@ from annotator.models import (
     TrainingRun,
 )
 from annotator.selectors import stale_ranked_count
-from annotator.services.agreement import project_agreement
-from annotator.services.exporting import consensus
+from annotator.selectors_agreement import project_agreement
+from trainer.agreement import consensus
 
 DAYS = 90  # labels-over-time window on the dashboard
 RUNS = 20  # training runs listed on the dashboard

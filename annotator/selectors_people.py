@@ -11,7 +11,7 @@ from django.utils.http import urlsafe_base64_decode
 
 from annotator.models import Annotation, Membership, Project
 from annotator.selectors import start_of_today
-from annotator.services.agreement import project_agreement
+from annotator.selectors_agreement import project_agreement
 
 
 def _agreement_by_username(project: Project) -> dict[str, dict]:

@@ -8,7 +8,7 @@ reference in the cache is replaced in one assignment. A request holds the object
 with, so requests in flight finish on the old model and nothing is dropped; the old model is
 freed when the last of them returns.
 
-Inference is the platform's one path (trainer.scoring.load_scorer / predict_proba, the same
+Inference is the platform's one path (trainer.predict.load_scorer / predict_proba, the same
 as pool scoring): on CPU the version exported once to ONNX (cached under the model dir) and
 run by ONNX Runtime in length-sorted batches. ANNOTATOR_SERVE_RUNTIME overrides
 ANNOTATOR_INFERENCE for the API ("onnx" or "torch"); ANNOTATOR_SERVE_INT8 asks for int8
@@ -62,7 +62,7 @@ class ServedModel:
 
     def predict(self, texts: list[str], *, max_length: int | None = None) -> list[dict]:
         """[{"label", "probabilities": {label: p}}] in the order of texts."""
-        from trainer.scoring import predict_proba
+        from trainer.predict import predict_proba
 
         max_length = max_length or self.max_length
         proba = predict_proba(self.model, self.tokenizer, texts, batch_size=BATCH_SIZE,
@@ -105,8 +105,8 @@ def _saved_label_names(folder: Path) -> list[str]:
 def _load(version: ModelVersion) -> ServedModel:
     import torch
 
-    from annotator.services.training import model_version_local_path
-    from trainer.scoring import load_scorer
+    from annotator.services.artifacts import model_version_local_path
+    from trainer.predict import load_scorer
 
     if settings.SERVE_THREADS:
         torch.set_num_threads(settings.SERVE_THREADS)

@@ -332,6 +332,7 @@ IMPORT_NICE = env.int("ANNOTATOR_IMPORT_NICE", default=10)
 # Request bodies: file uploads on the import page, and everything else (API JSON, forms).
 UPLOAD_MAX_BYTES = env.int("ANNOTATOR_UPLOAD_MAX_MB", default=512) * 1024 * 1024
 REQUEST_MAX_BYTES = env.int("ANNOTATOR_REQUEST_MAX_MB", default=10) * 1024 * 1024
+# A new project's Project.lease_seconds (each project may change its own afterwards).
 DEFAULT_LEASE_SECONDS = env.int("ANNOTATOR_LEASE_SECONDS", default=600)
 # Server-Timing header on the labeling endpoints (the load benchmark turns it on); off in
 # production, which does not show its internal timings.

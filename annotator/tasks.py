@@ -68,7 +68,7 @@ def sweep_imports_task() -> dict:
 def score_pool_task(model_version_id: int) -> dict:
     """Plan the scoring of the pool with a version and enqueue its chunks (queue "scoring");
     idempotent: a re-run enqueues only the chunks not done."""
-    from annotator.services.scoring import pool_score_start
+    from annotator.services.ranking import pool_score_start
 
     return pool_score_start(model_version_id=model_version_id)
 
@@ -77,7 +77,7 @@ def score_pool_task(model_version_id: int) -> dict:
 def score_chunk_task(model_version_id: int, item_ids: list[int]) -> dict:
     """Predict one chunk of the pool (queue "scoring"); the last chunk enqueues the ranking.
     Idempotent: a done chunk is a no-op."""
-    from annotator.services.scoring import pool_chunk_score
+    from annotator.services.ranking import pool_chunk_score
 
     return pool_chunk_score(model_version_id=model_version_id, item_ids=item_ids)
 
@@ -86,7 +86,7 @@ def score_chunk_task(model_version_id: int, item_ids: list[int]) -> dict:
 def rank_pool_task(model_version_id: int) -> dict:
     """Rank the queue from the version's stored predictions once all chunks are in (queue
     "scoring"); idempotent."""
-    from annotator.services.scoring import pool_rank
+    from annotator.services.ranking import pool_rank
 
     return pool_rank(model_version_id=model_version_id)
 
@@ -94,7 +94,7 @@ def rank_pool_task(model_version_id: int) -> dict:
 @shared_task(name="annotator.tasks.seed_pool_task", queue="scoring", acks_late=True)
 def seed_pool_task(project_id: int) -> dict:
     """Cold-start seeding before the first model (k-means over base embeddings)."""
-    from annotator.services.scoring import pool_seed
+    from annotator.services.ranking import pool_seed
 
     return pool_seed(project_id=project_id)
 

@@ -67,7 +67,7 @@ def main() -> None:
     from trainer.baseline import tfidf_logreg
     from trainer.config import TrainConfig
     from trainer.explain import explain
-    from trainer.scoring import load_scorer, predict_proba
+    from trainer.predict import load_scorer, predict_proba
     from trainer.train import train
 
     torch.set_num_threads(args.threads)

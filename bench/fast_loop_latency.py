@@ -12,7 +12,7 @@ cost does not depend on the numbers in them; the labels follow the same classes,
 head learns something real. A real Celery worker serves the "ranking" queue as bin/up
 runs it (`celery -A annotator worker -Q ranking --concurrency 1`, prefork).
 
---labelers threads label through the platform's own services (next_item_for, then
+--labelers threads label through the platform's own services (item_next_claim, then
 annotation_submit: the lease, the provenance and the fast loop's trigger, throttled as in
 production) one item each per --think-ms. For every label whose count is a multiple of
 the project's fast_loop_every, latency = the moment a HeadFit on at least that many labels
@@ -118,15 +118,14 @@ class Labelers:
         from django.db import connection
 
         from annotator.models import Project
-        from annotator.selectors import next_item_for
-        from annotator.services.labeling import annotation_submit
+        from annotator.services.labeling import annotation_submit, item_next_claim
 
         project = Project.objects.get(pk=self.project_id)
         try:
             while not self.stop.is_set():
                 started = time.monotonic()
                 try:
-                    item = next_item_for(user, project)
+                    item = item_next_claim(labeler=user, project=project)
                     if item is None:
                         break
                     _, created = annotation_submit(labeler=user, item=item,

@@ -57,7 +57,7 @@ def folder_bytes(folder: Path) -> int:
 
 def scoring_throughput(folder: Path, texts: list[str], max_length: int, device: str) -> dict:
     """Reviews per second (wall) and per CPU-second, scoring with the saved version."""
-    from trainer.scoring import load_scorer, predict_proba
+    from trainer.predict import load_scorer, predict_proba
 
     tokenizer, model = load_scorer(str(folder), device=device)
     wall, cpu = time.perf_counter(), time.process_time()

@@ -76,7 +76,7 @@ def main() -> None:
 
     from trainer.baseline import tfidf_logreg
     from trainer.config import TrainConfig
-    from trainer.scoring import embed_with_base, load_scorer, predict_and_embed
+    from trainer.predict import embed_with_base, load_scorer, predict_and_embed
     from trainer.train import train
 
     torch.set_num_threads(args.threads)

@@ -26,7 +26,7 @@ def rss_mb():
             return int(line.split()[1]) / 1024
 import torch, transformers  # the libraries count as the process's baseline
 from trainer.models import describe_source, load_for_training, resolve_model_name
-from trainer.scoring import load_scorer
+from trainer.predict import load_scorer
 name, quantize = {name!r}, {quantize!r}
 with tempfile.TemporaryDirectory() as out:
     tokenizer, model = load_for_training(name, ["negative", "neutral", "positive"])

@@ -6,10 +6,10 @@ Requests of 32 reviews, texts truncated to 128 tokens, 2 threads; the same texts
                truncation=True, max_length=128, top_k=None) on the same saved folder
   torch-fp32   annotator.serving.ServedModel.predict with ANNOTATOR_INFERENCE=torch (the
                PyTorch model, length-sorted batches, torch.inference_mode)
-  onnx-fp32    the same with the default path: trainer.scoring.load_scorer on CPU, the
-               version exported once to ONNX (trainer.inference), run by ONNX Runtime
+  onnx-fp32    the same with the default path: trainer.predict.load_scorer on CPU, the
+               version exported once to ONNX (trainer.onnx_runtime), run by ONNX Runtime
   onnx-int8    the same, int8 (ANNOTATOR_SERVE_INT8=1 / ANNOTATOR_SCORING_INT8=1)
-  pool-onnx-fp32  trainer.scoring.predict_and_embed over all texts in one call (what pool
+  pool-onnx-fp32  trainer.predict.predict_and_embed over all texts in one call (what pool
                scoring runs: length-bucketed batches of 64, probabilities and embeddings)
 
 Each repeat runs the variants in turn (interleaved, so background load hits them alike)
@@ -97,7 +97,7 @@ def main() -> None:
     import transformers
 
     from annotator.serving import ServedModel
-    from trainer.scoring import load_scorer, predict_and_embed
+    from trainer.predict import load_scorer, predict_and_embed
 
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()

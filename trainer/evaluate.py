@@ -1,4 +1,4 @@
-"""Metrics and batched prediction."""
+"""Metrics of a model's predictions (trainer.predict makes them)."""
 
 from collections.abc import Sequence
 
@@ -66,12 +66,3 @@ def metrics_reliability(metrics: dict) -> dict:
     else:
         reason = ""
     return {"n": n, "on": on, "reliable": not reason, "reason": reason}
-
-
-def predict_proba(tokenizer, model, texts: Sequence[str], *, max_length: int = 128,
-                  batch_size: int = 64, device: str = ""):
-    """Class probabilities (numpy, len(texts) x num_labels); see trainer.scoring.predict_proba."""
-    from trainer.scoring import predict_proba as scoring_predict_proba
-
-    return scoring_predict_proba(model, tokenizer, texts, batch_size=batch_size,
-                                 max_length=max_length, device=device)

@@ -3,7 +3,7 @@
 A word's score is how much the probability of the explained label drops when the word is
 taken out of the text: positive pushed toward the label, negative away from it. All the
 variants (the text, then the text without each word) run as padded batches through the model
-that `trainer.scoring.load_scorer` gives, so explaining needs no gradients and takes the fast
+that `trainer.predict.load_scorer` gives, so explaining needs no gradients and takes the fast
 ONNX path on CPU. It costs one forward pass per word (batched), so a text is explained when
 someone asks for it, never for a whole pool.
 
@@ -100,7 +100,7 @@ def explain(model, tokenizer, text: str, *, label_index: int | None = None,
             max_length: int = 128, max_words: int = 64, batch_size: int = 32) -> Explanation:
     """Word scores for the predicted label (or `label_index`) of one text.
 
-    `model`: an OnnxScorer or a torch sequence classifier (trainer.scoring.load_scorer).
+    `model`: an OnnxScorer or a torch sequence classifier (trainer.predict.load_scorer).
     Only the first `max_words` words are scored, one forward pass each, to bound the time
     a long review takes.
     """
@@ -153,14 +153,14 @@ def _without(ids: list[int], positions: list[int]) -> list[int]:
 
 def _probabilities(model, rows: list[list[int]], pad_id: int, batch_size: int) -> np.ndarray:
     """Softmax of the model over id lists, padded batch by batch (ONNX or torch)."""
-    from trainer.inference import pad, softmax
+    from trainer.onnx_runtime import pad, softmax
 
     return np.concatenate([softmax(_logits(model, *pad(rows[n:n + batch_size], pad_id)))
                            for n in range(0, len(rows), batch_size)])
 
 
 def _logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    from trainer.inference import OnnxScorer
+    from trainer.onnx_runtime import OnnxScorer
 
     if isinstance(model, OnnxScorer):
         return model.run(ids, mask)[0]

@@ -111,7 +111,7 @@ def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
     """The same seed set for every strategy of one seed (a fair comparison)."""
     rng = np.random.default_rng(seed)
     if cfg.seed_selection == "cluster":
-        from trainer.scoring import embed_with_base
+        from trainer.predict import embed_with_base
 
         sample = rng.choice(len(pool_x), min(len(pool_x), cfg.pool_subsample), replace=False)
         emb = embed_with_base([pool_x[i] for i in sample], model_name=cfg.model,
@@ -126,7 +126,7 @@ def cached_embeddings(texts: list[str], *, model: str = "", max_length: int = 12
     as .npy under cache_dir (the head learner's rounds then cost no encoder time)."""
     import hashlib
 
-    from trainer.scoring import embed_with_base
+    from trainer.predict import embed_with_base
 
     digest = hashlib.sha1(json.dumps([model, max_length, texts]).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"{digest}.npy"
@@ -150,7 +150,7 @@ def run_one(cfg: SimConfig, strategy: str, seed: int) -> Path:
     """One (strategy, seed) learning curve; resumes from out_dir/runs/<strategy>-<seed>.*"""
     from trainer.config import TrainConfig
     from trainer.models import load_classifier
-    from trainer.scoring import predict_and_embed
+    from trainer.predict import predict_and_embed
     from trainer.train import train
 
     _quiet_transformers()

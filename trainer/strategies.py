@@ -185,11 +185,12 @@ class StopSignal:
 
 
 def _kappa(a: np.ndarray, b: np.ndarray, num_classes: int) -> float:
-    from sklearn.metrics import cohen_kappa_score
+    """Cohen's kappa of two versions' predicted classes (trainer.agreement.cohen_kappa)."""
+    from trainer.agreement import cohen_kappa
 
     if np.array_equal(a, b):
-        return 1.0  # sklearn divides by zero on perfect agreement with one class
-    return float(cohen_kappa_score(a, b, labels=list(range(num_classes))))
+        return 1.0  # kappa is undefined on perfect agreement with one class
+    return float(cohen_kappa(list(zip(a.tolist(), b.tolist(), strict=True))))
 
 
 def stopping_signal(predictions: Sequence[np.ndarray], proba: np.ndarray | None = None, *,

@@ -21,7 +21,7 @@ from trainer.data import (
     pad_batch,
     split_train_val,
 )
-from trainer.evaluate import classification_metrics, predict_proba
+from trainer.evaluate import classification_metrics
 from trainer.models import (
     describe_source,
     is_lora_version,
@@ -29,6 +29,7 @@ from trainer.models import (
     pick_device,
     resolve_model_name,
 )
+from trainer.predict import predict_proba
 from trainer.vocabulary import vocabulary_coverage
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _cpu_count() -> int:
 def _evaluate(tokenizer, model, texts, labels, label_names, config, device) -> dict:
     if not texts:
         return {}
-    probs = predict_proba(tokenizer, model, texts, max_length=config.max_length,
+    probs = predict_proba(model, tokenizer, texts, max_length=config.max_length,
                           batch_size=max(64, config.batch_size), device=device)
     return classification_metrics(labels, probs.argmax(axis=1).tolist(), label_names)
 

@@ -20,7 +20,7 @@ back the same texts. `bom=True` starts a CSV with a UTF-8 BOM, so Excel reads Ch
 import csv
 import json
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from annotator.models import Annotation, Item, Project
+from trainer.agreement import consensus
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = [
@@ -104,16 +105,6 @@ def parse_when(value: str) -> datetime:
             raise ValueError(f"not a date or datetime: {value!r} (use YYYY-MM-DD)")
         when = datetime(day.year, day.month, day.day)
     return timezone.make_aware(when) if timezone.is_naive(when) else when
-
-
-def consensus(final_label: str, labels: list[str]) -> str:
-    """The adjudicated label, else the strict majority of annotations ("" on a tie)."""
-    if final_label:
-        return final_label
-    ranked = Counter(labels).most_common(2)
-    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
-        return ""
-    return ranked[0][0]
 
 
 def export_rows(

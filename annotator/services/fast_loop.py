@@ -30,6 +30,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from annotator.models import Annotation, HeadFit, Item, Project, Strategy
+from annotator.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,7 @@ SELF_TRAINING_SAMPLE = 20_000  # unlabeled items the head may draw pseudo-labels
 
 def rerank_soon(project_id: int, *, force: bool = False) -> None:
     """Enqueue a head re-rank after the current transaction commits."""
-    from annotator.tasks import head_rerank_task
-
-    transaction.on_commit(lambda: head_rerank_task.delay(project_id, force))
+    enqueue_on_commit("annotator.tasks.head_rerank_task", project_id, force)
 
 
 def label_recorded(project: Project) -> None:
@@ -80,10 +79,10 @@ def _labeled(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _stop_rows(project: Project, ids: np.ndarray) -> np.ndarray:
-    from annotator.services.scoring import _stop_sample_ids
+    from annotator.services.ranking import stop_sample_ids
 
     row_of = {int(i): r for r, i in enumerate(ids)}
-    return np.asarray([row_of[i] for i in _stop_sample_ids(project) if i in row_of], dtype=int)
+    return np.asarray([row_of[i] for i in stop_sample_ids(project) if i in row_of], dtype=int)
 
 
 def _trust(project: Project, last: HeadFit | None,
@@ -103,7 +102,7 @@ def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray,
            proba: np.ndarray | None) -> int | None:
     """Replace the project's ranking with the head's picks (and its predictions for them,
     the suggestions while this ranking stands); None if a fit on more labels ranked."""
-    from annotator.services.scoring import _clear_ranks
+    from annotator.services.ranking import clear_ranks
 
     n, names = len(picks), project.label_names
     items = [Item(pk=int(ids[p.index]), priority=float(n - rank), scored_version=None,
@@ -117,7 +116,7 @@ def _write(project: Project, fit: HeadFit, picks, ids: np.ndarray,
         if newer:
             return None
         fit.save()
-        _clear_ranks(project)
+        clear_ranks(project)
         Item.objects.bulk_update(items, ["priority", "scored_version", "queue_reason",
                                          "ranked_by_head", "head_label", "head_confidence"],
                                  batch_size=1000)

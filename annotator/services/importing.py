@@ -51,6 +51,7 @@ from django.utils import timezone
 
 from annotator.cleaning import clean_text
 from annotator.models import ImportIssue, ImportJob, Item, Project, TextKind
+from annotator.queueing import enqueue
 from annotator.services.exporting import _Echo, neutralize_formula, restore_formula
 from annotator.services.labeling import project_apply_overlap
 from annotator.services.readability import vocabulary_check_request
@@ -828,9 +829,7 @@ def import_rejected_csv(*, job: ImportJob) -> Iterator[str]:
 
 
 def _enqueue_import(job_id: int) -> None:
-    from annotator.tasks import import_file_task
-
-    import_file_task.delay(job_id)
+    enqueue("annotator.tasks.import_file_task", job_id)
 
 
 def _claim(job: ImportJob) -> bool:
@@ -1035,13 +1034,9 @@ def import_jobs_sweep() -> dict:
 
 def _enqueue_embedding(project_id: int) -> None:
     """The fast loop reads an embedding of every pool item: embed the new ones."""
-    from annotator.tasks import embed_pool_task
-
-    embed_pool_task.delay(project_id)
+    enqueue("annotator.tasks.embed_pool_task", project_id)
 
 
 def _enqueue_seeding(project_id: int) -> None:
     """Cold start: before the first model, queue items spread over the embedding space."""
-    from annotator.tasks import seed_pool_task
-
-    seed_pool_task.delay(project_id)
+    enqueue("annotator.tasks.seed_pool_task", project_id)

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from annotator import charts, selectors_insight
 from annotator.models import ModelVersion, Project
+from annotator.queueing import enqueue
 
 PAGES = ("dashboard", "analytics")
 LIVE_SECONDS = 30  # queue counts, runs and scoring move without a label: at most this old
@@ -85,10 +86,8 @@ def snapshot_refresh(*, project_id: int, page: str, by: str = "") -> dict:
 
 
 def _queue_refresh(project: Project, page: str, by: str) -> None:
-    from annotator.tasks import refresh_insight_task
-
     if cache.add(_key(project, page, by) + ":refreshing", 1, LOCK_SECONDS):  # else on its way
-        refresh_insight_task.delay(project.pk, page, by)
+        enqueue("annotator.tasks.refresh_insight_task", project.pk, page, by)
 
 
 def page_context(project: Project, page: str, by: str = "") -> dict:

@@ -31,8 +31,8 @@ def _trained_labels(version: ModelVersion) -> list[tuple[int, str]]:
 
 
 def _embeddings(version: ModelVersion, texts: list[str]) -> np.ndarray:
-    from annotator.services.training import model_version_local_path
-    from trainer.scoring import embed, load_scorer
+    from annotator.services.artifacts import model_version_local_path
+    from trainer.predict import embed, load_scorer
 
     device = settings.TRAINING_DEVICE
     tokenizer, model = load_scorer(str(model_version_local_path(version)), device=device)

@@ -13,6 +13,7 @@ one labeler, which is <= required_labels - annotation_count.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,7 +23,9 @@ from django.utils import timezone
 
 from annotator.models import Annotation, Item, LabelFlag, Prediction, Project
 from annotator.permissions import can_label, can_manage
-from annotator.services import fast_loop, scoring
+from annotator.selectors import queue_for
+from annotator.selectors_provenance import annotation_provenance
+from annotator.services import fast_loop
 
 # A labeler who leaves a tab open for an hour did not spend an hour on one item.
 MAX_SECONDS_PER_ITEM = 600.0
@@ -39,6 +42,23 @@ class ItemNotLeased(Exception):
 def _free_for(labeler, now) -> Q:
     """Rows that `labeler` may claim: not leased, lease expired, or already theirs."""
     return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=labeler)
+
+
+def item_next_claim(*, labeler, project: Project, exclude_ids: Iterable[int] = ()) -> Item | None:
+    """The item `labeler` should label now, leased to them; None when nothing is left.
+
+    The queue is selectors.queue_for (best first). An item the labeler already holds comes
+    back first (a page reload is safe). One statement: the lease UPDATE picks the held item
+    or the first free one and returns it.
+    """
+    queue = queue_for(labeler, project, exclude_ids=exclude_ids)
+    # Held items are looked up by leased_to alone first: that index finds them whatever
+    # the planner thinks of the queue index (usually there are none).
+    mine = Item.objects.filter(leased_to=labeler, lease_expires_at__gt=timezone.now())
+    held = queue.filter(pk__in=mine.values("pk")[:10])
+    return item_lease_claim(
+        labeler=labeler, candidates=queue, held=held, lease_seconds=project.lease_seconds
+    )
 
 
 def item_lease_claim(
@@ -194,7 +214,7 @@ def _record(labeler, item: Item, label: str, seconds: float | None) -> tuple[Ann
                     seconds_spent=seconds,
                     picked_by=_picked_by(item),
                     # model version, strategy and the prediction when the item was served
-                    **scoring.annotation_provenance(
+                    **annotation_provenance(
                         item, prediction=_prefetched_prediction(item)),
                 )
                 fast_loop.label_recorded(item.project)

@@ -19,6 +19,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from annotator.models import Alert, AlertRule, Item, Prediction, WebhookDelivery
+from annotator.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +28,10 @@ PREDICT_BATCH = 256  # items per predict_items_task
 
 def items_arrived(*, project_id: int, item_ids: list[int]) -> None:
     """New items reached the project: predict them after commit, in batches."""
-    from annotator.tasks import predict_items_task
-
     ids = sorted(set(item_ids))
     for start in range(0, len(ids), PREDICT_BATCH):
         batch = ids[start:start + PREDICT_BATCH]
-        transaction.on_commit(lambda batch=batch: predict_items_task.delay(project_id, batch))
+        enqueue_on_commit("annotator.tasks.predict_items_task", project_id, batch)
 
 
 def items_predict(*, project_id: int, item_ids: list[int]) -> dict:
@@ -128,9 +127,7 @@ def alert_rules_evaluate(*, project_id: int) -> list[int]:
 
 
 def _enqueue_delivery(alert_id: int) -> None:
-    from annotator.tasks import deliver_webhook_task
-
-    transaction.on_commit(lambda: deliver_webhook_task.delay(alert_id))
+    enqueue_on_commit("annotator.tasks.deliver_webhook_task", alert_id)
 
 
 def alert_acknowledge(*, alert: Alert, user) -> bool:

@@ -22,9 +22,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
-from django.db import transaction
 
 from annotator.models import Item, Project
+from annotator.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +96,6 @@ def pool_embed_start(*, project_id: int) -> dict:
     (a fit asks again every few seconds while a big pool is being embedded); a chunk
     enqueued twice writes once.
     """
-    from annotator.tasks import embed_chunk_task
-
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return {"skipped": "no project"}
@@ -107,7 +105,7 @@ def pool_embed_start(*, project_id: int) -> dict:
               if cache.add(f"embed-pending:{project.pk}:{key}:{chunk[0]}:{len(chunk)}", True,
                            timeout=settings.EMBED_PENDING_SECONDS)]
     for chunk in chunks:
-        transaction.on_commit(lambda chunk=chunk: embed_chunk_task.delay(project_id, key, chunk))
+        enqueue_on_commit("annotator.tasks.embed_chunk_task", project_id, key, chunk)
     return {"chunks": len(chunks), "items": len(missing)}
 
 
@@ -123,7 +121,7 @@ def embeddings_write(project: Project, key: str, ids: list[int], emb: np.ndarray
 def pool_embed_chunk(*, project_id: int, key: str, item_ids: list[int]) -> dict:
     """Embed one chunk with the project's base encoder and write its file; then, the chunk
     that leaves nothing missing asks the fast loop for a re-rank."""
-    from trainer.scoring import embed_with_base
+    from trainer.predict import embed_with_base
 
     project = Project.objects.filter(pk=project_id).first()
     if project is None or key != encoder_key(project) or not item_ids:
@@ -141,7 +139,7 @@ def pool_embed_chunk(*, project_id: int, key: str, item_ids: list[int]) -> dict:
                           device=settings.TRAINING_DEVICE)
     embeddings_write(project, key, ids, emb)
     if not missing_ids(project):
-        from annotator.services.fast_loop import rerank_soon
-
-        rerank_soon(project_id, force=True)
+        # the fast loop's re-rank (fast_loop.rerank_soon), named here: fast_loop reads
+        # this module's embeddings, so it cannot be imported from here without a circle
+        enqueue_on_commit("annotator.tasks.head_rerank_task", project_id, True)
     return {"embedded": len(ids)}

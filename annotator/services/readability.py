@@ -12,9 +12,9 @@ picks another model or confirms this one (readability_confirm).
 import logging
 
 from django.conf import settings
-from django.db import transaction
 
 from annotator.models import ImportJob, Item, Project, VocabularyCheck
+from annotator.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,8 @@ def vocabulary_check_run(*, project_id: int, import_job_id: int | None = None,
 
 def vocabulary_check_request(*, project: Project, import_job: ImportJob | None = None) -> None:
     """Have a worker check the project's model on its texts once this transaction commits."""
-    from annotator.tasks import vocabulary_check_task
-
     job_id = import_job.pk if import_job else None
-    transaction.on_commit(lambda: vocabulary_check_task.delay(project.pk, job_id))
+    enqueue_on_commit("annotator.tasks.vocabulary_check_task", project.pk, job_id)
 
 
 def readability_confirm(*, project: Project) -> None:

@@ -11,7 +11,6 @@ active model; a run whose heartbeat stopped is reclaimed (retried) or marked fai
 
 import logging
 import os
-import shutil
 import socket
 import tempfile
 import threading
@@ -22,18 +21,18 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import storages
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
+from annotator.queueing import enqueue, enqueue_on_commit
 from annotator.selectors import (
     active_version_if_nothing_new,
     readability_blocks_schedule,
     training_labels,
 )
+from annotator.services.artifacts import model_version_local_path, model_version_store
 
 logger = logging.getLogger(__name__)
 
@@ -79,56 +78,6 @@ def _config(project: Project, warm_start_from: str | None):
     return config
 
 
-# --- artifacts ------------------------------------------------------------------
-
-
-def _artifacts():
-    return storages["artifacts"]
-
-
-def artifact_files(version: ModelVersion) -> list[str]:
-    """Paths (relative to the version folder) of every stored file of a version."""
-    storage, found = _artifacts(), []
-
-    def walk(rel: str) -> None:
-        dirs, files = storage.listdir(f"{version.artifact_path}/{rel}".rstrip("/"))
-        found.extend(f"{rel}{name}" for name in files)
-        for name in dirs:
-            walk(f"{rel}{name}/")
-
-    walk("")
-    return sorted(found)
-
-
-def _store_folder(folder: Path, prefix: str) -> None:
-    """Copy into a prefix no other attempt uses (storage.save would rename a clash)."""
-    storage = _artifacts()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        with open(path, "rb") as fh:
-            storage.save(f"{prefix}/{path.relative_to(folder).as_posix()}", File(fh))
-
-
-def model_version_local_path(version: ModelVersion) -> Path:
-    """A local folder with the version's save_pretrained files (for loading models).
-
-    The file system storage is used in place; other storages are copied once into
-    VAR_DIR/model-cache.
-    """
-    storage = _artifacts()
-    try:
-        return Path(storage.path(version.artifact_path))
-    except NotImplementedError:
-        target = Path(settings.VAR_DIR) / "model-cache" / version.artifact_path
-        if not (target / "config.json").exists():
-            for rel in artifact_files(version):
-                (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                with storage.open(f"{version.artifact_path}/{rel}") as src, open(
-                    target / rel, "wb"
-                ) as dst:
-                    shutil.copyfileobj(src, dst)
-        return target
-
-
 # --- writes ----------------------------------------------------------------------
 
 
@@ -158,9 +107,7 @@ def training_request(
         if run is None or not (enqueue and _is_stale(run)):
             return run
     if enqueue:
-        from annotator.tasks import train_project_task
-
-        transaction.on_commit(lambda: train_project_task.delay(run.id))
+        enqueue_on_commit("annotator.tasks.train_project_task", run.id)
     return run
 
 
@@ -322,7 +269,7 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
                   or 0) + 1
         # per run and attempt: a reclaimed attempt never writes into the folder of another
         prefix = f"projects/{project.id}/v{number}-r{run.id}a{attempt}"
-        _store_folder(Path(tmp), prefix)
+        model_version_store(Path(tmp), prefix)
     with transaction.atomic():
         Project.objects.select_for_update().get(id=project.id)
         # the last progress said "evaluating": a finished run is past every phase
@@ -368,16 +315,12 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
 def on_model_activated(version: ModelVersion) -> None:
     """Hook after a version became active: have the pool scored with it, and its training
     labels checked for suspicious ones (a version checked before is not checked again)."""
-    from annotator import tasks
-
-    tasks.score_pool_task.delay(version.id)
-    tasks.find_label_issues_task.delay(version.id)
+    enqueue("annotator.tasks.score_pool_task", version.id)
+    enqueue("annotator.tasks.find_label_issues_task", version.id)
 
 
 def training_runs_sweep_stale() -> int:
     """Runs whose worker died: retry (re-enqueue) them, or mark failed after MAX_ATTEMPTS."""
-    from annotator.tasks import train_project_task
-
     cutoff = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_SECONDS)
     stale = TrainingRun.objects.filter(
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True), status=TrainingRun.Status.RUNNING
@@ -387,7 +330,7 @@ def training_runs_sweep_stale() -> int:
         error=f"gave up after {MAX_ATTEMPTS} attempts: the worker stopped sending heartbeats",
     )
     for run_id in stale.values_list("id", flat=True):
-        transaction.on_commit(lambda run_id=run_id: train_project_task.delay(run_id))
+        enqueue_on_commit("annotator.tasks.train_project_task", run_id)
         count += 1
     return count
 

@@ -30,6 +30,7 @@ from annotator.serializers_annotations import (
     RetrainRequestSerializer,
     RetrainResponseSerializer,
 )
+from annotator.services.artifacts import model_version_zip_stream
 from annotator.services.exporting import export_rows, parse_when
 from annotator.services.training import (
     NothingNewToLearn,
@@ -37,7 +38,6 @@ from annotator.services.training import (
     training_request,
 )
 from annotator.views.data import export_response
-from annotator.views.training import _zip_stream
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -195,7 +195,8 @@ def version_activate(request: Request, project_id: int, version_id: int) -> Resp
 def version_download(request: Request, project_id: int, version_id: int):
     managed_project(request.user, project_id)
     version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
-    response = StreamingHttpResponse(_zip_stream(version), content_type="application/zip")
+    response = StreamingHttpResponse(model_version_zip_stream(version),
+                                     content_type="application/zip")
     name = f"project{project_id}-v{version.version}.zip"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

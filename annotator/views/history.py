@@ -4,7 +4,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,25 +13,17 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from annotator import selectors
-from annotator.models import Annotation, Project
-from annotator.permissions import can_label
+from annotator.models import Annotation
+from annotator.permissions import labeled_project
 from annotator.services import labeling
 
 PER_PAGE = 50
 
 
-def _labeling_project(user, project_id: int) -> Project:
-    """The project if `user` labels in it; 404 if it does not exist, 403 if not theirs."""
-    project = get_object_or_404(Project, pk=project_id)
-    if not can_label(user, project):
-        raise PermissionDenied
-    return project
-
-
 @login_required
 @require_GET
 def my_labels(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _labeling_project(request.user, project_id)
+    project = labeled_project(request.user, project_id)
     text, label = request.GET.get("q", "").strip(), request.GET.get("label", "")
     annotations = selectors.annotations_of(request.user, project, text=text, label=label)
     page = Paginator(annotations, PER_PAGE).get_page(request.GET.get("page"))
@@ -44,7 +36,7 @@ def my_labels(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def my_label_change(request: HttpRequest, project_id: int, annotation_id: int) -> HttpResponse:
-    project = _labeling_project(request.user, project_id)
+    project = labeled_project(request.user, project_id)
     annotation = get_object_or_404(Annotation.objects.select_related("item"),
                                    pk=annotation_id, item__project=project)
     annotation.item.project = project  # already loaded and checked

@@ -10,15 +10,14 @@ from django.views.decorators.http import require_GET
 
 from annotator import serving
 from annotator.models import Item, LabelFlag
-from annotator.permissions import can_manage
+from annotator.permissions import can_manage, visible_project
 from annotator.selectors_label_review import label_review_queue, label_review_report
-from annotator.views.labeling import _get_project_for_user
 
 
 @login_required
 @require_GET
 def label_review_page(request: HttpRequest, pk: int) -> HttpResponse:
-    project = _get_project_for_user(request, pk, admin=True)
+    project = visible_project(request.user, pk, admin=True)
     return render(request, "annotator/labeling/label_review.html", {
         "project": project,
         "queue": label_review_queue(project),
@@ -30,7 +29,7 @@ def label_review_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def item_review(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
-    project = _get_project_for_user(request, pk, admin=True)
+    project = visible_project(request.user, pk, admin=True)
     item = get_object_or_404(Item, pk=item_pk, project=project)
     return render(request, "annotator/labeling/item_review.html", {
         "project": project,
@@ -47,7 +46,7 @@ def item_review(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 def item_explanation(request: HttpRequest, pk: int, item_pk: int) -> JsonResponse:
     """The active model's label for the item and the words that pushed it (JSON). Admins
     always; labelers where the project shows suggestions (it explains a suggestion)."""
-    project = _get_project_for_user(request, pk)
+    project = visible_project(request.user, pk)
     if not (can_manage(request.user, project) or project.show_suggestions):
         raise PermissionDenied
     item = get_object_or_404(Item, pk=item_pk, project=project)

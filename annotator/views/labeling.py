@@ -14,23 +14,13 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from annotator import selectors
+from annotator import selectors, selectors_agreement
 from annotator.models import Item, Project
-from annotator.permissions import can_manage
-from annotator.services import agreement, labeling
+from annotator.permissions import visible_project
+from annotator.services import labeling
 
 SKIPPED_KEPT = 500  # how many skipped ids a session remembers per project
 ARCHIVED_NOTICE = "This project is archived: it takes no more labels."
-
-
-def _get_project_for_user(request: HttpRequest, pk: int, *, admin: bool = False) -> Project:
-    """The project if the user may see it (404 otherwise); 403 for labelers on admin pages
-    (staff and the project's admins manage it)."""
-    projects = selectors.projects_for_user(request.user, include_archived=True)
-    project = get_object_or_404(projects, pk=pk)
-    if admin and not can_manage(request.user, project):
-        raise PermissionDenied
-    return project
 
 
 def _server_timing(view):
@@ -112,7 +102,7 @@ def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:
         item, extra["notice"] = None, ARCHIVED_NOTICE
     else:
         skipped = request.session.get(_skipped_key(project), [])
-        item = selectors.next_item_for(request.user, project, exclude_ids=skipped)
+        item = labeling.item_next_claim(labeler=request.user, project=project, exclude_ids=skipped)
     if item:
         item.project = project  # already loaded: the suggestion check needs no query
     return {
@@ -125,7 +115,7 @@ def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:
 @login_required
 @require_GET
 def label_page(request: HttpRequest, pk: int) -> HttpResponse:
-    project = _get_project_for_user(request, pk)
+    project = visible_project(request.user, pk)
     if project.archived_at:
         return render(request, "annotator/labeling/archived.html", {"project": project},
                       status=410)
@@ -144,7 +134,7 @@ def label_page(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @_server_timing
 def label_next(request: HttpRequest, pk: int) -> JsonResponse:
-    project = _get_project_for_user(request, pk)
+    project = visible_project(request.user, pk)
     return JsonResponse(_next_payload(request, project))
 
 
@@ -185,7 +175,7 @@ def label_submit(request: HttpRequest, pk: int) -> JsonResponse:
 @require_POST
 @_server_timing
 def label_skip(request: HttpRequest, pk: int) -> JsonResponse:
-    project = _get_project_for_user(request, pk)
+    project = visible_project(request.user, pk)
     item_id = _int_or_none(request.POST.get("item"))
     if item_id is None:
         return JsonResponse({"error": "which item?"}, status=400)
@@ -199,7 +189,7 @@ def label_skip(request: HttpRequest, pk: int) -> JsonResponse:
 @require_GET
 def label_undo(request: HttpRequest, pk: int) -> JsonResponse:
     """The item of my last label, to label again (submitting it changes the label)."""
-    project = _get_project_for_user(request, pk)
+    project = visible_project(request.user, pk)
     last = selectors.last_annotation_of(request.user, project)
     if last is None:
         return JsonResponse({"item": None, "notice": "Nothing to undo yet."}, status=404)
@@ -214,8 +204,8 @@ def label_undo(request: HttpRequest, pk: int) -> JsonResponse:
 @login_required
 @require_GET
 def agreement_page(request: HttpRequest, pk: int) -> HttpResponse:
-    project = _get_project_for_user(request, pk, admin=True)
-    report = agreement.project_agreement(project)
+    project = visible_project(request.user, pk, admin=True)
+    report = selectors_agreement.project_agreement(project)
     return render(
         request, "annotator/labeling/agreement.html", {"project": project, "report": report}
     )
@@ -224,7 +214,7 @@ def agreement_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def adjudicate(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
-    project = _get_project_for_user(request, pk, admin=True)
+    project = visible_project(request.user, pk, admin=True)
     item = get_object_or_404(Item, pk=item_pk, project=project)
     try:
         labeling.item_adjudicate(admin=request.user, item=item, label=request.POST.get("label", ""))

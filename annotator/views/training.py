@@ -1,10 +1,8 @@
 """Model registry, retrain triggers, live progress and version download (staff and the
 project's admins)."""
 
-import zipfile
 
 from django.contrib import messages
-from django.core.files.storage import storages
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -16,10 +14,10 @@ from annotator.selectors import (
     readability_for,
     stopping_signal_for,
 )
+from annotator.services.artifacts import model_version_zip_stream
 from annotator.services.readability import readability_confirm, vocabulary_check_request
 from annotator.services.training import (
     NothingNewToLearn,
-    artifact_files,
     model_version_activate,
     training_request,
 )
@@ -104,44 +102,12 @@ def training_progress(request: HttpRequest, project_id: int) -> JsonResponse:
     return JsonResponse(_run_state(TrainingRun.objects.filter(project=project).first()))
 
 
-class _Pipe:
-    """Write-only buffer for zipfile: the response drains it after each file chunk."""
-
-    def __init__(self):
-        self.chunks: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.chunks.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def drain(self) -> bytes:
-        data, self.chunks = b"".join(self.chunks), []
-        return data
-
-
-def _zip_stream(version: ModelVersion):
-    """The version's files as a zip, streamed. Zip64 for every entry: the size of a file is not
-    known before it is streamed, and without zip64 one over 2 GiB would abort the download."""
-    storage, pipe = storages["artifacts"], _Pipe()
-    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
-                         allowZip64=True) as archive:
-        for rel in artifact_files(version):
-            src = storage.open(f"{version.artifact_path}/{rel}")
-            with src, archive.open(rel, "w", force_zip64=True) as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-                    yield pipe.drain()
-    yield pipe.drain()
-
-
 @require_GET
 @project_admin_required
 def version_download(request: HttpRequest, project_id: int, version_id: int):
     version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
-    response = StreamingHttpResponse(_zip_stream(version), content_type="application/zip")
+    response = StreamingHttpResponse(model_version_zip_stream(version),
+                                     content_type="application/zip")
     name = f"project{project_id}-v{version.version}.zip"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

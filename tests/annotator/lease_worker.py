@@ -1,5 +1,5 @@
 """A labeling process for the concurrency test: set up Django against the given
-database, then run a few labeler threads that loop next_item_for + submit.
+database, then run a few labeler threads that loop item_next_claim + submit.
 
 Run in a spawned process (multiprocessing); imports Django models only after setup.
 """
@@ -21,8 +21,8 @@ def run(database_url: str, labeler_ids: list[int], project_id: int) -> list[tupl
     from django.db import connection
 
     from annotator.models import Project
-    from annotator.selectors import next_item_for, queue_for
-    from annotator.services.labeling import ItemAlreadyComplete, annotation_submit
+    from annotator.selectors import queue_for
+    from annotator.services.labeling import ItemAlreadyComplete, annotation_submit, item_next_claim
 
     submitted: list[tuple[int, int]] = []
     lock = threading.Lock()
@@ -33,7 +33,7 @@ def run(database_url: str, labeler_ids: list[int], project_id: int) -> list[tupl
         project = Project.objects.get(pk=project_id)
         try:
             while True:
-                item = next_item_for(user, project)
+                item = item_next_claim(labeler=user, project=project)
                 if item is None:
                     # done, unless an item I may still label is held by someone else
                     # for now (overlap items go to their labelers one at a time)

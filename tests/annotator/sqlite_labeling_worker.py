@@ -27,8 +27,13 @@ def run(
     from django.db import OperationalError, connection
 
     from annotator.models import Project
-    from annotator.selectors import next_item_for, queue_for
-    from annotator.services.labeling import ItemAlreadyComplete, annotation_submit, item_skip
+    from annotator.selectors import queue_for
+    from annotator.services.labeling import (
+        ItemAlreadyComplete,
+        annotation_submit,
+        item_next_claim,
+        item_skip,
+    )
 
     rng = random.Random(labeler_id)
     seen = {
@@ -56,7 +61,7 @@ def run(
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and len(seen["errors"]) < 5:
             try:
-                item = next_item_for(user, project, exclude_ids=skipped)
+                item = item_next_claim(labeler=user, project=project, exclude_ids=skipped)
                 got = time.monotonic_ns()
                 if item is None:
                     if not queue_for(user, project, exclude_ids=skipped).exists():
@@ -64,7 +69,7 @@ def run(
                     time.sleep(0.005)  # what is left is held by others for now
                     continue
                 if rng.random() < 0.1:  # a page reload gives back the same item
-                    again = next_item_for(user, project, exclude_ids=skipped)
+                    again = item_next_claim(labeler=user, project=project, exclude_ids=skipped)
                     if again is None or again.pk != item.pk:
                         seen["reloads_moved"].append([item.pk, again and again.pk])
                 if rng.random() < 0.05:

@@ -12,13 +12,12 @@ from django.db import connection
 
 from annotator.models import Annotation, Item, Membership, ModelVersion, Prediction
 from annotator.selectors import (
-    next_item_for,
     stale_ranked_count,
     stopping_signal_for,
     suggestion_for,
 )
-from annotator.services.labeling import annotation_submit, item_lease_claim
-from annotator.services.scoring import pool_score, pool_seed
+from annotator.services.labeling import annotation_submit, item_lease_claim, item_next_claim
+from annotator.services.ranking import pool_score, pool_seed
 from annotator.services.training import model_version_activate
 from tests.annotator.labeling_factories import make_item, make_items
 from tests.trainer.tiny import LABELS
@@ -64,7 +63,7 @@ def test_the_next_item_served_is_the_most_uncertain(project, labeler, pool, tiny
     assert predictions.count() == len(pool)
     most_uncertain = max(predictions, key=lambda p: p.uncertainty)
 
-    served = next_item_for(labeler, project)
+    served = item_next_claim(labeler=labeler, project=project)
     assert served.pk == most_uncertain.item_id
     assert served.queue_reason == "uncertainty"
     assert served.scored_version_id == version.pk
@@ -120,7 +119,7 @@ def test_rolling_back_re_ranks_the_queue_from_the_stored_predictions(
     pool_score(model_version_id=new.pk)
     assert stale_ranked_count(project) == 0
 
-    no_model = mock.patch("trainer.scoring.load_scorer", side_effect=AssertionError("ran"))
+    no_model = mock.patch("trainer.predict.load_scorer", side_effect=AssertionError("ran"))
     score_now = mock.patch("annotator.tasks.score_pool_task.delay",
                            side_effect=lambda pk: pool_score(model_version_id=pk))
     with no_model, score_now, django_capture_on_commit_callbacks(execute=True):
@@ -134,7 +133,7 @@ def test_rolling_back_re_ranks_the_queue_from_the_stored_predictions(
     assert [uncertainty[i.pk] for i in ranked.order_by("-priority")] == sorted(
         uncertainty.values(), reverse=True)
 
-    served = next_item_for(labeler, project)
+    served = item_next_claim(labeler=labeler, project=project)
     annotation, _ = annotation_submit(labeler=labeler, item=served, label="neutral")
     assert annotation.model_version_id == old.pk
     assert annotation.predicted_label == Prediction.objects.get(item=served,
@@ -233,7 +232,7 @@ def test_cold_start_seeds_the_queue_before_the_first_model(project, labeler, poo
     assert pool_seed(project_id=project.pk, size=3) == {"seeded": 3}
     seeds = Item.objects.filter(project=project, queue_reason="seed")
     assert seeds.count() == 3
-    served = next_item_for(labeler, project)
+    served = item_next_claim(labeler=labeler, project=project)
     assert served.queue_reason == "seed"
     annotation, _ = annotation_submit(labeler=labeler, item=served, label="positive")
     assert annotation.picked_by == Annotation.Picked.SEED
@@ -275,10 +274,10 @@ def test_concurrent_labelers_on_a_ranked_queue_never_share_an_item(project):
 
 
 def test_scoring_reads_texts_at_the_versions_max_length(project, pool, tiny_model, monkeypatch):
-    import trainer.scoring
+    import trainer.predict
 
-    seen, real = [], trainer.scoring.predict_and_embed
-    monkeypatch.setattr(trainer.scoring, "predict_and_embed",
+    seen, real = [], trainer.predict.predict_and_embed
+    monkeypatch.setattr(trainer.predict, "predict_and_embed",
                         lambda *a, **kw: seen.append(kw["max_length"]) or real(*a, **kw))
     project.max_length = 999
     project.save()

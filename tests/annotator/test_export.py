@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from annotator.cleaning import content_hash
 from annotator.models import Annotation, Item, ModelVersion, Project
-from annotator.services.exporting import COLUMNS, consensus, export_rows, parse_when
+from annotator.services.exporting import COLUMNS, export_rows, parse_when
 from annotator.services.importing import import_file
+from trainer.agreement import consensus
 
 
 def make_item(project, text, **fields):

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from annotator.models import Annotation, HeadFit, Item
-from annotator.selectors import next_item_for
 from annotator.services.fast_loop import head_rerank, label_recorded
-from annotator.services.labeling import annotation_submit
+from annotator.services.labeling import annotation_submit, item_next_claim
 from annotator.services.pool_embeddings import (
     embeddings_load,
     encoder_key,
@@ -41,7 +40,7 @@ def fake_encoder(settings, tmp_path):
 
     cache.clear()  # the pending-chunk and trigger keys of earlier tests
     settings.EMBED_CHUNK_SIZE = 25
-    with mock.patch("trainer.scoring.embed_with_base", side_effect=_fake_embed) as embed:
+    with mock.patch("trainer.predict.embed_with_base", side_effect=_fake_embed) as embed:
         yield embed
 
 
@@ -136,7 +135,7 @@ def test_provenance_names_the_head_fit_that_ranked_the_item(
         project, pool, labeler, django_capture_on_commit_callbacks):
     _embed_all(project, django_capture_on_commit_callbacks)
     result = head_rerank(project_id=project.pk, force=True)
-    item = next_item_for(labeler, project)
+    item = item_next_claim(labeler=labeler, project=project)
     assert item.ranked_by_head_id == result["fit"]
     annotation, _ = annotation_submit(labeler=labeler, item=item, label="neutral")
     assert annotation.ranked_by_head_id == result["fit"]
@@ -194,11 +193,11 @@ def test_a_submitted_label_asks_for_a_rerank_at_most_once_per_window(
 
 def test_a_version_ranking_clears_the_head_provenance(project, pool,
                                                       django_capture_on_commit_callbacks):
-    from annotator.services.scoring import _clear_ranks
+    from annotator.services.ranking import clear_ranks
 
     _embed_all(project, django_capture_on_commit_callbacks)
     head_rerank(project_id=project.pk, force=True)
-    _clear_ranks(project)
+    clear_ranks(project)
     assert not Item.objects.filter(project=project, ranked_by_head__isnull=False).exists()
 
 
@@ -243,7 +242,7 @@ def test_the_head_suggests_for_the_items_it_ranked_and_provenance_records_it(
     _embed_all(project, django_capture_on_commit_callbacks)
     _label(project, pool[:12], labeler, django_capture_on_commit_callbacks)
     head_rerank(project_id=project.pk, force=True)
-    item = next_item_for(labeler, project)
+    item = item_next_claim(labeler=labeler, project=project)
     label, confidence = suggestion_for(item)
     assert label == item.head_label and 0 < confidence <= 1
     word = next(name for name, w in WORDS.items() if w in item.text)
@@ -251,7 +250,7 @@ def test_the_head_suggests_for_the_items_it_ranked_and_provenance_records_it(
     annotation, _ = annotation_submit(labeler=labeler, item=item, label=word)
     assert (annotation.predicted_label, annotation.predicted_confidence) == (
         item.head_label, item.head_confidence)
-    from annotator.services.scoring import _clear_ranks
+    from annotator.services.ranking import clear_ranks
 
-    _clear_ranks(project)  # a fine-tuned version ranks now: no stale head suggestion
+    clear_ranks(project)  # a fine-tuned version ranks now: no stale head suggestion
     assert not Item.objects.filter(project=project).exclude(head_label="").exists()

@@ -10,12 +10,13 @@ from django.db import connection
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, Membership
-from annotator.selectors import next_item_for, queue_for
+from annotator.selectors import queue_for
 from annotator.services.labeling import (
     ItemAlreadyComplete,
     ItemNotLeased,
     annotation_submit,
     item_lease_claim,
+    item_next_claim,
 )
 from tests.annotator.labeling_factories import make_item, make_items
 
@@ -33,25 +34,25 @@ def second(project):
 
 def test_two_labelers_never_get_the_same_item(project, labeler, second):
     make_items(project, 2)
-    first = next_item_for(labeler, project)
-    other = next_item_for(second, project)
+    first = item_next_claim(labeler=labeler, project=project)
+    other = item_next_claim(labeler=second, project=project)
     assert first.pk != other.pk
-    assert next_item_for(_member(project, "third"), project) is None
+    assert item_next_claim(labeler=_member(project, "third"), project=project) is None
 
 
 def test_a_reload_gives_back_the_item_already_held(project, labeler):
     make_items(project, 5)
-    first = next_item_for(labeler, project)
-    assert next_item_for(labeler, project).pk == first.pk
+    first = item_next_claim(labeler=labeler, project=project)
+    assert item_next_claim(labeler=labeler, project=project).pk == first.pk
     assert Item.objects.filter(leased_to=labeler).count() == 1
 
 
 def test_an_expired_lease_frees_the_item(project, labeler, second):
     item = make_item(project, "only one")
-    assert next_item_for(labeler, project).pk == item.pk
-    assert next_item_for(second, project) is None
+    assert item_next_claim(labeler=labeler, project=project).pk == item.pk
+    assert item_next_claim(labeler=second, project=project) is None
     Item.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert next_item_for(second, project).pk == item.pk
+    assert item_next_claim(labeler=second, project=project).pk == item.pk
     item.refresh_from_db()
     assert item.leased_to == second
 
@@ -60,7 +61,7 @@ def test_lease_lasts_the_project_lease_time(project, labeler):
     project.lease_seconds = 120
     make_item(project, "timed")
     before = timezone.now()
-    item = next_item_for(labeler, project)
+    item = item_next_claim(labeler=labeler, project=project)
     item.refresh_from_db()
     assert (
         before + timedelta(seconds=119)
@@ -71,24 +72,26 @@ def test_lease_lasts_the_project_lease_time(project, labeler):
 
 def test_nobody_gets_an_item_they_already_labeled(project, labeler, second):
     item = make_item(project, "shared", required_labels=2)
-    annotation_submit(labeler=labeler, item=next_item_for(labeler, project), label="neutral")
-    assert next_item_for(labeler, project) is None
-    assert next_item_for(second, project).pk == item.pk
+    annotation_submit(labeler=labeler, item=item_next_claim(labeler=labeler, project=project),
+                      label="neutral")
+    assert item_next_claim(labeler=labeler, project=project) is None
+    assert item_next_claim(labeler=second, project=project).pk == item.pk
 
 
 def test_overlap_item_goes_to_the_required_number_of_labelers(project, labeler, second):
     item = make_item(project, "shared", required_labels=2)
     third = _member(project, "third")
     for user in (labeler, second):
-        annotation_submit(labeler=user, item=next_item_for(user, project), label="neutral")
-    assert next_item_for(third, project) is None
+        annotation_submit(labeler=user, item=item_next_claim(labeler=user, project=project),
+                          label="neutral")
+    assert item_next_claim(labeler=third, project=project) is None
     item.refresh_from_db()
     assert item.annotation_count == 2
 
 
 def test_submit_releases_the_lease(project, labeler):
     make_item(project, "one")
-    item = next_item_for(labeler, project)
+    item = item_next_claim(labeler=labeler, project=project)
     annotation_submit(labeler=labeler, item=item, label="neutral")
     item.refresh_from_db()
     assert item.leased_to is None and item.lease_expires_at is None
@@ -96,9 +99,10 @@ def test_submit_releases_the_lease(project, labeler):
 
 def test_late_submit_after_someone_else_finished_is_refused(project, labeler, second):
     item = make_item(project, "contested")
-    next_item_for(labeler, project)
+    item_next_claim(labeler=labeler, project=project)
     Item.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    annotation_submit(labeler=second, item=next_item_for(second, project), label="positive")
+    annotation_submit(labeler=second, item=item_next_claim(labeler=second, project=project),
+                      label="positive")
     with pytest.raises(ItemAlreadyComplete):
         annotation_submit(labeler=labeler, item=item, label="negative")
     assert list(Annotation.objects.values_list("labeler", flat=True)) == [second.pk]
@@ -106,7 +110,7 @@ def test_late_submit_after_someone_else_finished_is_refused(project, labeler, se
 
 def test_a_label_for_an_item_leased_to_someone_else_is_refused(project, labeler, second):
     item = make_item(project, "theirs")
-    assert next_item_for(second, project).pk == item.pk
+    assert item_next_claim(labeler=second, project=project).pk == item.pk
     with pytest.raises(ItemNotLeased):
         annotation_submit(labeler=labeler, item=item, label="positive")
     assert not Annotation.objects.exists()
@@ -118,7 +122,7 @@ def test_a_label_for_an_item_leased_to_someone_else_is_refused(project, labeler,
 def test_a_label_for_an_item_never_served_is_refused(project, labeler):
     served = make_item(project, "first", random_key=0.1)
     other = make_item(project, "other", random_key=0.9)
-    assert next_item_for(labeler, project).pk == served.pk
+    assert item_next_claim(labeler=labeler, project=project).pk == served.pk
     with pytest.raises(ItemNotLeased):
         annotation_submit(labeler=labeler, item=other, label="positive")
     assert not Annotation.objects.exists()
@@ -126,7 +130,7 @@ def test_a_label_for_an_item_never_served_is_refused(project, labeler):
 
 def test_a_label_after_the_lease_expired_is_refused_and_frees_the_item(project, labeler):
     item = make_item(project, "slow")
-    next_item_for(labeler, project)
+    item_next_claim(labeler=labeler, project=project)
     Item.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(ItemNotLeased):
         annotation_submit(labeler=labeler, item=item, label="positive")
@@ -137,7 +141,8 @@ def test_a_label_after_the_lease_expired_is_refused_and_frees_the_item(project, 
 
 def test_the_labeler_may_change_their_own_label_without_a_lease(project, labeler):
     item = make_item(project, "changed my mind")
-    annotation_submit(labeler=labeler, item=next_item_for(labeler, project), label="positive")
+    annotation_submit(labeler=labeler, item=item_next_claim(labeler=labeler, project=project),
+                      label="positive")
     annotation, created = annotation_submit(labeler=labeler, item=item, label="negative")
     assert not created and annotation.label == "negative"
     assert Annotation.objects.get().label == "negative"
@@ -145,7 +150,7 @@ def test_the_labeler_may_change_their_own_label_without_a_lease(project, labeler
 
 def test_double_submit_counts_once(project, labeler):
     item = make_item(project, "twice")
-    assert next_item_for(labeler, project).pk == item.pk
+    assert item_next_claim(labeler=labeler, project=project).pk == item.pk
     _, created_first = annotation_submit(labeler=labeler, item=item, label="neutral")
     _, created_again = annotation_submit(labeler=labeler, item=item, label="neutral")
     assert (created_first, created_again) == (True, False)
@@ -156,14 +161,14 @@ def test_double_submit_counts_once(project, labeler):
 
 def test_gold_items_stay_out_of_the_queue_by_default(project, labeler):
     make_item(project, "gold", split=Item.Split.GOLD, gold_label="positive")
-    assert next_item_for(labeler, project) is None
+    assert item_next_claim(labeler=labeler, project=project) is None
 
 
 def test_gold_items_are_queued_when_the_admin_asks(project, labeler):
     gold = make_item(project, "gold", split=Item.Split.GOLD, gold_label="positive")
     project.label_gold_by_people = True
     project.save()
-    item = next_item_for(labeler, project)
+    item = item_next_claim(labeler=labeler, project=project)
     assert item.pk == gold.pk
     annotation, _ = annotation_submit(labeler=labeler, item=item, label="positive")
     assert annotation.picked_by == Annotation.Picked.GOLD
@@ -270,3 +275,11 @@ def test_the_queue_index_survives_the_migrations_and_serves_the_queue(project, l
             cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
             plan = " ".join(str(row[-1]) for row in cursor.fetchall())
         assert "USING INDEX item_open_queue_idx" in plan and "TEMP B-TREE" not in plan
+
+
+@pytest.mark.django_db
+def test_a_new_project_takes_its_lease_length_from_the_setting(settings):
+    from annotator.models import Project
+
+    settings.DEFAULT_LEASE_SECONDS = 90
+    assert Project.objects.create(name="leased ninety seconds").lease_seconds == 90

@@ -16,8 +16,8 @@ from django.utils.http import urlsafe_base64_encode
 
 from annotator import selectors_people
 from annotator.models import Annotation, Item, Membership
-from annotator.selectors import next_item_for
 from annotator.services import people
+from annotator.services.labeling import item_next_claim
 from tests.annotator.labeling_factories import label_as, make_items
 from tests.conftest import PASSWORD
 
@@ -276,10 +276,10 @@ def test_removing_a_member_releases_their_leases_and_keeps_their_labels(
     make_items(project, 3)
     make_items(other_project, 1)
     Membership.objects.create(project=other_project, user=labeler)
-    labeled = next_item_for(labeler, project)
+    labeled = item_next_claim(labeler=labeler, project=project)
     label_as(labeler, labeled, "positive")
-    held = next_item_for(labeler, project)
-    held_elsewhere = next_item_for(labeler, other_project)
+    held = item_next_claim(labeler=labeler, project=project)
+    held_elsewhere = item_next_claim(labeler=labeler, project=other_project)
 
     lead_client.post(reverse("member_remove", args=[project.pk, labeler.pk]))
 

@@ -6,7 +6,7 @@ import pytest
 
 from annotator.celery import app
 from annotator.models import Item, ModelVersion, Prediction
-from annotator.services.scoring import pool_chunk_score, pool_rank, pool_score, pool_score_start
+from annotator.services.ranking import pool_chunk_score, pool_rank, pool_score, pool_score_start
 from annotator.tasks import score_pool_task
 from tests.annotator.labeling_factories import make_item
 from tests.annotator.test_active_queue import POOL_TEXTS, _version
@@ -56,7 +56,7 @@ def test_a_chunk_scored_twice_stores_nothing_new(project, pool, tiny_model,
     assert pool_chunk_score(model_version_id=version.pk, item_ids=first) == {"scored": 5}
     stored = list(Prediction.objects.order_by("pk").values_list("pk", "probabilities"))
 
-    no_model = mock.patch("trainer.scoring.load_scorer", side_effect=AssertionError("ran"))
+    no_model = mock.patch("trainer.predict.load_scorer", side_effect=AssertionError("ran"))
     with no_model:
         again = pool_chunk_score(model_version_id=version.pk, item_ids=first)
     assert again == {"skipped": "chunk already scored"}
@@ -70,7 +70,7 @@ def test_a_chunk_whose_items_all_have_predictions_runs_no_model(project, pool, t
     Prediction.objects.bulk_create(Prediction(item_id=i, model_version=version, label="neutral",
                                               probabilities=[0.2, 0.5, 0.3], uncertainty=0.8)
                                    for i in first)  # e.g. live monitoring predicted them
-    with mock.patch("trainer.scoring.load_scorer", side_effect=AssertionError("ran")):
+    with mock.patch("trainer.predict.load_scorer", side_effect=AssertionError("ran")):
         assert pool_chunk_score(model_version_id=version.pk, item_ids=first) == {"scored": 0}
     assert Prediction.objects.filter(model_version=version).count() == 5
 
@@ -102,7 +102,7 @@ def test_a_version_deactivated_midway_writes_no_ranking(project, pool, tiny_mode
     pool_chunk_score(model_version_id=version.pk, item_ids=chunks[0])
     ModelVersion.objects.filter(pk=version.pk).update(is_active=False)  # a newer one came
 
-    with mock.patch("trainer.scoring.load_scorer", side_effect=AssertionError("ran")):
+    with mock.patch("trainer.predict.load_scorer", side_effect=AssertionError("ran")):
         for chunk in chunks[1:]:
             assert pool_chunk_score(model_version_id=version.pk, item_ids=chunk) == {
                 "skipped": "not the active version"}

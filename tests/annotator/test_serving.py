@@ -10,7 +10,8 @@ from django.test import override_settings
 
 from annotator import serving
 from annotator.models import ModelVersion
-from annotator.services.training import model_version_activate, model_version_local_path
+from annotator.services.artifacts import model_version_local_path
+from annotator.services.training import model_version_activate
 from tests.annotator.serving_helpers import add_version
 
 pytestmark = pytest.mark.django_db(transaction=True)  # loader threads use their own connections
@@ -130,8 +131,8 @@ def test_int8_serving_quantizes_the_linear_layers_and_still_predicts(project):
 
 @pytest.mark.slow
 def test_the_api_serves_with_the_pool_scorings_onnx_path(project, monkeypatch):
-    from trainer import inference
-    from trainer.scoring import load_scorer
+    from trainer import onnx_runtime
+    from trainer.predict import load_scorer
 
     monkeypatch.delenv("ANNOTATOR_INFERENCE", raising=False)
     version = add_version(project, 1, active=True)
@@ -141,10 +142,10 @@ def test_the_api_serves_with_the_pool_scorings_onnx_path(project, monkeypatch):
     with override_settings(SERVE_RUNTIME="", SERVE_INT8=False):
         served = serving.served_model(project.id)
         got = served.predict(texts, max_length=16)
-    # the same cached export that pool scoring (trainer.scoring.load_scorer) uses
+    # the same cached export that pool scoring (trainer.predict.load_scorer) uses
     _, scorer = load_scorer(str(folder), device="cpu")
-    assert isinstance(served.model, inference.OnnxScorer)
-    assert served.model.path == scorer.path == inference.export_onnx(folder)
+    assert isinstance(served.model, onnx_runtime.OnnxScorer)
+    assert served.model.path == scorer.path == onnx_runtime.export_onnx(folder)
     with override_settings(SERVE_RUNTIME="torch"):
         expected = serving._load(version).predict(texts, max_length=16)  # torch, fp32
     for ours, reference in zip(got, expected, strict=True):
@@ -154,7 +155,7 @@ def test_the_api_serves_with_the_pool_scorings_onnx_path(project, monkeypatch):
 
 def test_a_version_is_served_at_the_max_length_it_was_trained_with(project, monkeypatch):
     seen = []
-    monkeypatch.setattr("trainer.scoring.predict_proba",
+    monkeypatch.setattr("trainer.predict.predict_proba",
                         lambda *a, **kw: seen.append(kw["max_length"]) or np.full((1, 3), 1 / 3))
     add_version(project, 1, active=True)
     project.max_length = 999  # the project's current setting does not change an old version

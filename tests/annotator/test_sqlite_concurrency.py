@@ -1,6 +1,6 @@
 """The embedded default (`bin/up`): several OS processes label at once on one SQLite file.
 
-Each process is one labeler going through the real services (next_item_for leases,
+Each process is one labeler going through the real services (item_next_claim leases,
 annotation_submit records and releases) against the test database file, with the
 settings' SQLite options (WAL, BEGIN IMMEDIATE, busy timeout). PostgreSQL has its own
 multi-process test in test_leases.py.

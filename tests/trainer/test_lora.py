@@ -10,7 +10,7 @@ from safetensors import safe_open
 from tests.trainer.tiny import LABELS, train_tiny
 from trainer.config import TrainConfig
 from trainer.models import load_classifier, resolve_model_name
-from trainer.scoring import load_scorer, predict_proba
+from trainer.predict import load_scorer, predict_proba
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import pytest
 
 from tests.trainer.test_vocabulary import CHINESE, ENGLISH
 from trainer.config import TrainConfig
-from trainer.evaluate import predict_proba
 from trainer.models import load_classifier
+from trainer.predict import predict_proba
 from trainer.train import train
 
 pytestmark = pytest.mark.slow
@@ -70,5 +70,5 @@ def test_the_version_is_a_plain_bert_classifier_that_a_pipeline_loads(trained):
     prediction = pipeline("text-classification", model=str(out), device="cpu")(texts[0])
     assert prediction[0]["label"] in LABELS
     tokenizer, model = load_classifier(str(out), device="cpu")
-    probs = predict_proba(tokenizer, model, texts, max_length=32)
+    probs = predict_proba(model, tokenizer, texts, max_length=32)
     assert probs.shape == (len(texts), 2)

@@ -6,8 +6,8 @@ import statistics
 import pytest
 
 from tests.trainer.tiny import LABELS, tiny_config, tiny_dataset
-from trainer.evaluate import predict_proba
 from trainer.models import load_classifier, resolve_model_name
+from trainer.predict import predict_proba
 from trainer.train import train
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def test_saved_model_loads_back_and_predicts_a_label(trained):
     _, out, _ = trained
     tokenizer, model = load_classifier(str(out), device="cpu")
     assert model.config.id2label == dict(enumerate(LABELS))
-    probs = predict_proba(tokenizer, model, ["love it", "hate it"], max_length=32)
+    probs = predict_proba(model, tokenizer, ["love it", "hate it"], max_length=32)
     assert probs.shape == (2, 3)
     assert probs.sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
 
@@ -98,9 +98,9 @@ def test_linear_probe_starts_the_new_head_from_a_fitted_logistic_regression():
     assert {"classifier.weight", "classifier.bias"} <= new  # the bundled model has no head
     y = [LABELS.index(label) for label in labels]
     encoded = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
-    before = predict_proba(tokenizer, model, texts, max_length=32).argmax(axis=1)
+    before = predict_proba(model, tokenizer, texts, max_length=32).argmax(axis=1)
     assert _init_head_by_probe(model, encoded, y, 3, tokenizer.pad_token_id, "cpu", True)
-    after = predict_proba(tokenizer, model, texts, max_length=32).argmax(axis=1)
+    after = predict_proba(model, tokenizer, texts, max_length=32).argmax(axis=1)
     accuracy = lambda pred: sum(int(p == t) for p, t in zip(pred, y)) / len(y)  # noqa: E731
     assert accuracy(after) >= 0.9 > accuracy(before)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.trainer.tiny import LABELS
-from trainer import inference
-from trainer.scoring import embed, load_scorer, predict_and_embed, predict_proba
+from trainer import onnx_runtime
+from trainer.predict import embed, load_scorer, predict_and_embed, predict_proba
 
 pytest.importorskip("onnxruntime")
 
@@ -57,7 +57,7 @@ def test_onnx_probabilities_are_close_to_torch_fp32(version_dir, cache, referenc
     expected, _ = reference
     assert expected.max() > 0.6  # the bound below is about confident predictions too
     tokenizer, _ = load_scorer(str(version_dir), device="cpu", runtime="torch")
-    scorer = inference.OnnxScorer(inference.export_onnx(version_dir, cache, int8=int8))
+    scorer = onnx_runtime.OnnxScorer(onnx_runtime.export_onnx(version_dir, cache, int8=int8))
     proba = predict_proba(scorer, tokenizer, TEXTS, max_length=64)
     assert np.abs(proba - expected).max() < bound
 
@@ -68,7 +68,7 @@ def test_onnx_embeddings_point_the_same_way_as_torch(version_dir, cache, referen
                                                      min_cosine):
     _, expected = reference
     tokenizer, _ = load_scorer(str(version_dir), device="cpu", runtime="torch")
-    scorer = inference.OnnxScorer(inference.export_onnx(version_dir, cache, int8=int8))
+    scorer = onnx_runtime.OnnxScorer(onnx_runtime.export_onnx(version_dir, cache, int8=int8))
     emb = embed(scorer, tokenizer, TEXTS, max_length=64)
     assert emb.shape == expected.shape
     assert _cosine(emb, expected).min() > min_cosine
@@ -76,7 +76,7 @@ def test_onnx_embeddings_point_the_same_way_as_torch(version_dir, cache, referen
 
 def test_length_buckets_keep_the_input_order(version_dir, cache):
     tokenizer, _ = load_scorer(str(version_dir), device="cpu", runtime="torch")
-    scorer = inference.OnnxScorer(inference.export_onnx(version_dir, cache))
+    scorer = onnx_runtime.OnnxScorer(onnx_runtime.export_onnx(version_dir, cache))
     batched, emb = predict_and_embed(scorer, tokenizer, TEXTS, batch_size=2, max_length=64)
     for i, text in enumerate(TEXTS):
         alone, alone_emb = predict_and_embed(scorer, tokenizer, [text], max_length=64)
@@ -86,25 +86,25 @@ def test_length_buckets_keep_the_input_order(version_dir, cache):
 
 def test_length_batches_group_similar_lengths():
     encoded = [[1] * n for n in (9, 2, 7, 3, 8, 1)]
-    assert inference.length_batches(encoded, 2) == [[5, 1], [3, 2], [4, 0]]
+    assert onnx_runtime.length_batches(encoded, 2) == [[5, 1], [3, 2], [4, 0]]
 
 
 def test_a_version_is_exported_once_and_the_file_reused(version_dir, tmp_path, monkeypatch):
-    first = inference.export_onnx(version_dir, tmp_path, int8=True)
+    first = onnx_runtime.export_onnx(version_dir, tmp_path, int8=True)
     written = first.stat().st_mtime_ns
-    monkeypatch.setattr(inference, "_export_fp32",
+    monkeypatch.setattr(onnx_runtime, "_export_fp32",
                         lambda *a: pytest.fail("exported a second time"))
-    again = inference.export_onnx(version_dir, tmp_path, int8=True)
+    again = onnx_runtime.export_onnx(version_dir, tmp_path, int8=True)
     assert again == first and again.stat().st_mtime_ns == written
     assert [p.name for p in tmp_path.rglob("*.onnx")] == ["model.int8.onnx"]  # no leftovers
 
 
 def test_load_scorer_gives_the_cached_onnx_session_on_cpu(version_dir, cache, monkeypatch):
     monkeypatch.delenv("ANNOTATOR_INFERENCE", raising=False)
-    monkeypatch.setattr(inference, "onnx_cache_dir", lambda: cache)
+    monkeypatch.setattr(onnx_runtime, "onnx_cache_dir", lambda: cache)
     _, model = load_scorer(str(version_dir), device="cpu")
-    assert isinstance(model, inference.OnnxScorer)
-    assert model.path == inference.export_onnx(version_dir, cache, int8=False)
+    assert isinstance(model, onnx_runtime.OnnxScorer)
+    assert model.path == onnx_runtime.export_onnx(version_dir, cache, int8=False)
     assert model.config.num_labels == len(LABELS)
     assert predict_proba(model, None, [], max_length=8).shape == (0, len(LABELS))
 
@@ -112,9 +112,9 @@ def test_load_scorer_gives_the_cached_onnx_session_on_cpu(version_dir, cache, mo
 def test_annotator_inference_torch_opts_out(version_dir, monkeypatch):
     monkeypatch.setenv("ANNOTATOR_INFERENCE", "torch")
     _, model = load_scorer(str(version_dir), device="cpu")
-    assert not isinstance(model, inference.OnnxScorer)
+    assert not isinstance(model, onnx_runtime.OnnxScorer)
     with pytest.raises(ValueError, match="unknown inference runtime"):
-        inference.runtime("tensorrt")
+        onnx_runtime.runtime("tensorrt")
 
 
 def test_cuda_scores_with_torch(version_dir):
@@ -122,13 +122,13 @@ def test_cuda_scores_with_torch(version_dir):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     tokenizer, model = load_scorer(str(version_dir), device="cuda")
-    assert not isinstance(model, inference.OnnxScorer)
+    assert not isinstance(model, onnx_runtime.OnnxScorer)
     proba, _ = predict_and_embed(model, tokenizer, TEXTS, max_length=64, device="cuda")
     assert proba.shape == (len(TEXTS), len(LABELS))
 
 
 def test_the_inference_module_imports_without_django_torch_or_onnxruntime():
-    code = ("import sys, trainer.inference, trainer.scoring\n"
+    code = ("import sys, trainer.onnx_runtime, trainer.predict\n"
             "assert not {'django', 'torch', 'onnxruntime'} & set(sys.modules)\n")
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -137,12 +137,12 @@ def test_the_inference_module_imports_without_django_torch_or_onnxruntime():
 
 def test_base_encoder_embeddings_take_the_onnx_path_on_cpu(monkeypatch, tmp_path):
     """The fast loop's pool embeddings: the same vectors as torch, from the exported graph."""
-    from trainer.scoring import embed_with_base
+    from trainer.predict import embed_with_base
 
     monkeypatch.setenv("ANNOTATOR_MODEL_DIR", str(tmp_path))  # onnx cache: a fresh export
     exported = []
-    real_export = inference.export_onnx
-    monkeypatch.setattr(inference, "export_onnx",
+    real_export = onnx_runtime.export_onnx
+    monkeypatch.setattr(onnx_runtime, "export_onnx",
                         lambda *a, **k: exported.append(a[0]) or real_export(*a, **k))
     onnx = embed_with_base(TEXTS, model_name="all-MiniLM-L6-v2", max_length=64, device="cpu")
     torch_emb = embed_with_base(TEXTS, model_name="all-MiniLM-L6-v2", max_length=64,

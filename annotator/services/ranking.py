@@ -1,4 +1,4 @@
-"""Score the pool with the active model and rank the labeling queue.
+"""Rank the labeling queue: score the pool with the active version, write Item.priority.
 
 After a version becomes active (training's `on_model_activated` enqueues
 `score_pool_task`), the version predicts a random candidate subsample of the open pool
@@ -41,11 +41,12 @@ from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import F, Q
 
-from annotator.models import Annotation, Item, ModelVersion, Prediction, Project, Strategy
+from annotator.models import Item, ModelVersion, Prediction, Project, Strategy
+from annotator.queueing import enqueue_on_commit
+from annotator.selectors_provenance import version_strategy
 
 logger = logging.getLogger(__name__)
 
-DIVERSE = (Strategy.EMBEDDING_KMEANS, Strategy.GREEDY_CORESET)
 QUEUE_SIZE = 500  # ranked items per version; the rest of the pool keeps its random order
 STOP_SAMPLE = 500  # fixed pool items (lowest random_key) every version predicts
 SEED_SIZE = 50  # cold-start picks before the first model
@@ -65,7 +66,7 @@ def _candidate_ids(project: Project, seed: int) -> list[int]:
     return sorted(int(ids[i]) for i in rng.choice(len(ids), size, replace=False))
 
 
-def _stop_sample_ids(project: Project) -> list[int]:
+def stop_sample_ids(project: Project) -> list[int]:
     pool = Item.objects.filter(project=project, split=Item.Split.POOL)
     return list(pool.order_by("random_key", "pk").values_list("pk", flat=True)[:STOP_SAMPLE])
 
@@ -89,7 +90,7 @@ def _ranks_queue(version: ModelVersion) -> bool:
             and not ranked.exclude(scored_version=version).exists())
 
 
-def _clear_ranks(project: Project) -> int:
+def clear_ranks(project: Project) -> int:
     """Forget every earlier ranking (older versions, cold-start seeds) of the project.
 
     scored_version goes too: provenance must not name a version that no longer ranks.
@@ -104,14 +105,6 @@ def _write_ranking(version: ModelVersion | None, picks, ids) -> None:
                   queue_reason=p.reason) for rank, p in enumerate(picks)]
     Item.objects.bulk_update(items, ["priority", "scored_version", "queue_reason"],
                              batch_size=1000)
-
-
-def version_strategy(project: Project) -> str:
-    """The score a fine-tuned version ranks by: the project's strategy where trainer.query
-    has it; the fast loop's own strategies (per-class ties, embedding diversity) -> margin."""
-    from trainer.strategies import STRATEGIES
-
-    return project.strategy if project.strategy in STRATEGIES else Strategy.MARGIN
 
 
 def _strategy(version: ModelVersion, project: Project) -> str:
@@ -136,7 +129,7 @@ def _save_ranking(version: ModelVersion, picks, ids) -> int | None:
         Project.objects.select_for_update().get(pk=version.project_id)
         if not ModelVersion.objects.filter(pk=version.pk, is_active=True).exists():
             return None
-        cleared = _clear_ranks(version.project)
+        cleared = clear_ranks(version.project)
         _write_ranking(version, picks, ids)
     return cleared
 
@@ -193,7 +186,7 @@ def _plan_make(version: ModelVersion) -> tuple[np.ndarray, int, int]:
     project = version.project
     candidates = _candidate_ids(project, seed=version.pk)
     chosen = set(candidates)
-    ids = np.asarray(candidates + [i for i in _stop_sample_ids(project) if i not in chosen],
+    ids = np.asarray(candidates + [i for i in stop_sample_ids(project) if i not in chosen],
                      dtype=np.int64)
     chunk_size = max(1, settings.SCORING_CHUNK_SIZE)
     folder = _folder(version)
@@ -217,10 +210,9 @@ def _chunk_predict(version: ModelVersion, item_ids: list[int], quantize: bool | 
     re-run, a rollback to a version scored before scoring was chunked), runs no model and
     stores nothing new, unless a diverse-batch project lacks the chunk's embeddings.
     """
-    from trainer.scoring import load_scorer, predict_and_embed
+    from annotator.services.artifacts import model_version_local_path
+    from trainer.predict import load_scorer, predict_and_embed
     from trainer.strategies import margin, uncertainty
-
-    from annotator.services.training import model_version_local_path
 
     storage, folder = storages["artifacts"], _folder(version)
     done, emb_name = f"{folder}/done-{item_ids[0]}", f"{folder}/emb-{item_ids[0]}.npy"
@@ -270,9 +262,7 @@ def pool_chunk_score(*, model_version_id: int, item_ids: list[int],
         return {"skipped": "no plan"}
     result = _chunk_predict(version, item_ids, quantize)
     if not _missing_chunks(version, plan[0], plan[2]):
-        from annotator.tasks import rank_pool_task
-
-        transaction.on_commit(lambda: rank_pool_task.delay(version.pk))
+        enqueue_on_commit("annotator.tasks.rank_pool_task", version.pk)
         result["last"] = True
     return result
 
@@ -321,8 +311,6 @@ def pool_score_start(*, model_version_id: int) -> dict:
 
     Re-running it resumes an interrupted scoring: done chunks are not enqueued again.
     """
-    from annotator.tasks import rank_pool_task, score_chunk_task
-
     version = _active_version(model_version_id)
     if version is None:
         return {"skipped": "not the active version"}
@@ -331,9 +319,9 @@ def pool_score_start(*, model_version_id: int) -> dict:
     plan = _plan_load(version) or _plan_make(version)
     missing = _missing_chunks(version, plan[0], plan[2])
     for chunk in missing:
-        transaction.on_commit(lambda chunk=chunk: score_chunk_task.delay(version.pk, chunk))
+        enqueue_on_commit("annotator.tasks.score_chunk_task", version.pk, chunk)
     if not missing:
-        transaction.on_commit(lambda: rank_pool_task.delay(version.pk))
+        enqueue_on_commit("annotator.tasks.rank_pool_task", version.pk)
     return {"chunks": len(missing), "items": len(plan[0])}
 
 
@@ -353,7 +341,7 @@ def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
     ids, _, chunk_size = _plan_load(version) or _plan_make(version)
     if not len(ids):
         with transaction.atomic():
-            _clear_ranks(version.project)
+            clear_ranks(version.project)
         return {"scored": 0, "ranked": 0}
     started = time.perf_counter()
     missing = _missing_chunks(version, ids, chunk_size)
@@ -379,7 +367,7 @@ def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
     K-means over base-encoder embeddings of a candidate subsample; the item nearest each
     centroid gets a priority and queue_reason "seed". Does nothing once a model exists.
     """
-    from trainer.scoring import embed_with_base
+    from trainer.predict import embed_with_base
     from trainer.strategies import SEED, Pick, select_seed
 
     project = Project.objects.filter(pk=project_id).first()
@@ -397,46 +385,6 @@ def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
         Project.objects.select_for_update().get(pk=project.pk)
         if project.model_versions.filter(is_active=True).exists():
             return {"skipped": "a model became active while seeding"}
-        _clear_ranks(project)
+        clear_ranks(project)
         _write_ranking(None, picks, candidates)
     return {"seeded": len(picks)}
-
-
-# --- provenance and suggestions (reads used by labeling) ----------------------------------
-
-def _active_prediction(item: Item) -> Prediction | None:
-    version_id = item.scored_version_id
-    if version_id is None:
-        version_id = (ModelVersion.objects.filter(project_id=item.project_id, is_active=True)
-                      .values_list("pk", flat=True).first())
-    if version_id is None:
-        return None
-    return Prediction.objects.filter(item=item, model_version_id=version_id).first()
-
-
-def annotation_provenance(item: Item, *, prediction=...) -> dict:
-    """Annotation fields: model version, strategy and the model's prediction at labeling time.
-
-    `prediction`: the active prediction if the caller read it already (None: there is none)."""
-    fields: dict = {"model_version_id": item.scored_version_id,
-                    "ranked_by_head_id": item.ranked_by_head_id}
-    reason = item.queue_reason
-    if reason == Annotation.Picked.SEED:
-        fields["strategy"] = "seed"
-    elif reason == Annotation.Picked.DIVERSITY and item.project.strategy not in DIVERSE:
-        fields["strategy"] = "cold_start_diversity"
-    elif reason in (Annotation.Picked.UNCERTAINTY, Annotation.Picked.RANDOM_CONTROL,
-                    Annotation.Picked.DIVERSITY):
-        fields["strategy"] = (item.project.strategy if item.ranked_by_head_id
-                              else version_strategy(item.project))
-    if item.ranked_by_head_id and item.head_label:  # what the labeler was shown, if anything
-        fields["predicted_label"] = item.head_label
-        fields["predicted_confidence"] = item.head_confidence
-        return fields
-    if prediction is ...:
-        prediction = _active_prediction(item)
-    if prediction is not None:
-        fields["model_version_id"] = prediction.model_version_id
-        fields["predicted_label"] = prediction.label
-        fields["predicted_confidence"] = float(max(prediction.probabilities))
-    return fields

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.trainer.tiny import LABELS
-from trainer.scoring import embed, predict_and_embed, predict_proba, quantize_int8
+from trainer.predict import embed, predict_and_embed, predict_proba, quantize_int8
 
 TEXTS = ["ok", "this dress is lovely and the fabric is soft but it runs a little small",
          "bad", "fine fit, nice color", "returned it the next day because the zipper broke"]

@@ -1,8 +1,8 @@
-"""Batched inference over a pool: class probabilities and embeddings for selection.
+"""Run a saved version over texts: class probabilities and embeddings (the one prediction path).
 
 Everything that predicts (pool scoring, embeddings, the prediction API) loads a version with
 `load_scorer` and runs it here. On CPU that is an ONNX Runtime session exported once per
-version (trainer.inference); on CUDA, or with ANNOTATOR_INFERENCE=torch, the PyTorch model.
+version (trainer.onnx_runtime); on CUDA, or with ANNOTATOR_INFERENCE=torch, the PyTorch model.
 Texts are sorted by token length so each batch pads little, and put back in the caller's
 order. One forward pass gives both the probabilities and the mean-pooled last hidden state
 (for diversity and seeding).
@@ -29,17 +29,17 @@ def load_scorer(path: str, *, device: str = "", quantize: bool = False, runtime:
                 threads: int = 0):
     """(tokenizer, model) of a saved version ready for scoring.
 
-    On CPU a trainer.inference.OnnxScorer (the version exported once, cached), unless the
+    On CPU a trainer.onnx_runtime.OnnxScorer (the version exported once, cached), unless the
     runtime ("" = ANNOTATOR_INFERENCE) is "torch"; on CUDA the PyTorch model. `quantize`:
     int8 on CPU (ONNX Runtime's or torch's dynamic quantization; costs accuracy on e5).
     `threads`: ONNX Runtime threads (0: its default).
     """
-    from trainer import inference
+    from trainer import onnx_runtime
     from trainer.models import load_classifier, pick_device
 
     device = pick_device(device)
-    if device == "cpu" and inference.runtime(runtime) == "onnx":
-        return inference.load_onnx_scorer(path, int8=quantize, threads=threads)
+    if device == "cpu" and onnx_runtime.runtime(runtime) == "onnx":
+        return onnx_runtime.load_onnx_scorer(path, int8=quantize, threads=threads)
     tokenizer, model = load_classifier(path, device=device)
     if quantize and device == "cpu":
         model = quantize_int8(model)
@@ -48,7 +48,7 @@ def load_scorer(path: str, *, device: str = "", quantize: bool = False, runtime:
 
 def _forward(model, tokenizer, texts, *, batch_size, max_length, device, want_proba,
              want_embeddings):
-    from trainer.inference import OnnxScorer, onnx_forward
+    from trainer.onnx_runtime import OnnxScorer, onnx_forward
 
     if isinstance(model, OnnxScorer):  # one graph gives both outputs: nothing to skip
         return onnx_forward(model, tokenizer, texts, batch_size=batch_size,

@@ -1,61 +1,17 @@
 """Inter-annotator agreement: Cohen's kappa per pair of labelers, Krippendorff's
 alpha (nominal) over everyone, label-by-label confusion, and the disagreements
-an admin can adjudicate. Reads only; the math is in plain functions.
+an admin can adjudicate. Reads only; the math is trainer.agreement's.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
 from itertools import combinations
 
 from django.contrib.auth import get_user_model
 
 from annotator.models import Annotation, Item, Project
-
-
-def cohen_kappa(pairs: Sequence[tuple[str, str]]) -> float | None:
-    """Cohen's kappa of two raters from (label_a, label_b) pairs; None when undefined."""
-    n = len(pairs)
-    if n == 0:
-        return None
-    observed = sum(a == b for a, b in pairs) / n
-    count_a = Counter(a for a, _ in pairs)
-    count_b = Counter(b for _, b in pairs)
-    expected = sum(count_a[c] * count_b[c] for c in count_a) / (n * n)
-    if expected == 1:
-        return None
-    return (observed - expected) / (1 - expected)
-
-
-def krippendorff_alpha_nominal(units: Iterable[Sequence[str]]) -> float | None:
-    """Krippendorff's alpha for nominal data; each unit is the labels it got.
-
-    Units with fewer than two labels carry no information and are ignored, so
-    any number of raters per unit (and missing ratings) is fine. None when
-    undefined (fewer than two pairable values, or only one label ever used).
-    """
-    coincidences: Counter = Counter()
-    for unit in units:
-        m = len(unit)
-        if m < 2:
-            continue
-        counts = Counter(unit)
-        for c, n_c in counts.items():
-            for k, n_k in counts.items():
-                pairs = n_c * (n_c - 1) if c == k else n_c * n_k
-                coincidences[(c, k)] += pairs / (m - 1)
-    totals: Counter = Counter()
-    for (c, _k), value in coincidences.items():
-        totals[c] += value
-    n = sum(totals.values())
-    if n < 2:
-        return None
-    disagree_observed = sum(v for (c, k), v in coincidences.items() if c != k)
-    disagree_expected = sum(totals[c] * totals[k] for c in totals for k in totals if c != k)
-    if disagree_expected == 0:
-        return None
-    return 1 - (n - 1) * disagree_observed / disagree_expected
+from trainer.agreement import cohen_kappa, krippendorff_alpha_nominal
 
 
 def project_agreement(project: Project, *, max_disagreements: int = 200) -> dict:

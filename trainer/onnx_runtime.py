@@ -15,7 +15,7 @@ batch of short reviews is not padded to the longest review of the pool.
 
 ANNOTATOR_INFERENCE picks the runtime on CPU: "onnx" (the default) or "torch" (opt out:
 the PyTorch model, as before). On CUDA the PyTorch model is always used
-(trainer.scoring.load_scorer).
+(trainer.predict.load_scorer).
 """
 
 import functools
@@ -136,7 +136,7 @@ def _quantize(plain: Path, out: Path) -> None:
 class OnnxScorer:
     """An ONNX Runtime session over an exported classifier: (ids, mask) -> logits, embedding.
 
-    Used wherever trainer.scoring takes a model; `config` is the saved version's config.
+    Used wherever trainer.predict takes a model; `config` is the saved version's config.
     """
 
     def __init__(self, path, *, config=None, threads: int = 0):
