@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.fine_tune import SHARED, folder_bytes, label_names, read_rows, review_text  # noqa: E402
 from trainer.baseline import tfidf_logreg  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
-from trainer.evaluate import classification_metrics, predict_proba  # noqa: E402
+from trainer.evaluate import classification_metrics  # noqa: E402
 from trainer.models import load_classifier  # noqa: E402
+from trainer.predict import predict_proba  # noqa: E402
 from trainer.train import train  # noqa: E402
 
 
@@ -48,7 +49,7 @@ def _test(out: Path, texts, labels, names, max_length: int) -> dict:
     started = time.perf_counter()
     tokenizer, model = load_classifier(str(out), device="cpu")
     loaded = time.perf_counter() - started
-    proba = predict_proba(tokenizer, model, texts, max_length=max_length, device="cpu")
+    proba = predict_proba(model, tokenizer, texts, max_length=max_length, device="cpu")
     metrics = classification_metrics([names.index(y) for y in labels],
                                      proba.argmax(axis=1).tolist(), names)
     return {"macro_f1": round(metrics["macro_f1"], 4), "load_seconds": round(loaded, 1)}
