@@ -8,8 +8,9 @@ Draws N rows of train.csv, flips `--flip` of their labels to another class at ra
 "wrong" labels), and ranks the labels with each source of out-of-fold probabilities
 (trainer.noise): TF-IDF + LR (the simple baseline), the base encoder's embeddings + LR,
 the fine-tuned version's embeddings + LR (the platform: the version is trained on the noisy
-labels, then K-fold LR over its embeddings), and the fine-tuned model's own predictions on
-its training labels (in-sample: what confident learning warns against). For each: what
+labels, then K-fold LR over its embeddings), the platform's judge (the mean of that and of
+TF-IDF + LR, trainer.noise.judged_out_of_fold), and the fine-tuned model's own predictions
+on its training labels (in-sample: what confident learning warns against). For each: what
 cleanlab flags (count, precision, recall against the flips) and precision / recall of the
 top k. The data's own labels are not perfect either: a flag on an unflipped row counts as
 a false alarm here even when the original star rating was the mistake.
@@ -116,10 +117,9 @@ def main() -> None:
             results["fine_tuned_embeddings_lr"] = evaluate(oof, y, flipped, ks)
             seconds["fine_tuned_embeddings_lr"] = time.perf_counter() - started
             results["fine_tuned_in_sample"] = evaluate(own, y, flipped, ks)
-            tfidf_oof = noise.out_of_fold_probabilities(vectorizer.transform(texts), y,
-                                                        n_classes=k, seed=args.seed)
-            results["fine_tuned_embeddings_and_tfidf_mean"] = evaluate(
-                (oof + tfidf_oof) / 2, y, flipped, ks)
+            results["platform_fine_tuned_embeddings_and_tfidf_mean"] = evaluate(
+                noise.judged_out_of_fold(tuned, texts, y, n_classes=k, seed=args.seed),
+                y, flipped, ks)
 
     if args.plot:
         plot(results, len(flipped), args)

@@ -2,12 +2,13 @@
 consistently disagrees with go to the adjudication queue (docs/label_review.md).
 
 `label_issues_find(model_version_id)` (task `find_label_issues_task`, queue "scoring", after
-a version becomes active): one forward pass of the new version over the items it trained
-on gives their embeddings; K logistic regressions over them, each fitted without the fold it
-predicts, give out-of-fold probabilities; cleanlab keeps the labels they find wrong
-(trainer.noise). The top LABEL_REVIEW_MAX_FLAGS become LabelFlags; the previous check's open
-flags are superseded. Adjudicated items are never flagged: an admin decided them, and
-adjudicating an item closes its open flags (services.labeling.item_adjudicate).
+a version becomes active): one forward pass of the new version over the items it trained on
+gives their embeddings; K logistic regressions over them, and K over the texts' character
+n-grams, each fitted without the fold it predicts, give out-of-fold probabilities (their
+mean); cleanlab keeps the labels they find wrong (trainer.noise). The top
+LABEL_REVIEW_MAX_FLAGS become LabelFlags; the previous check's open flags are superseded.
+Adjudicated items are never flagged: an admin decided them, and adjudicating an item closes
+its open flags (services.labeling.item_adjudicate).
 """
 
 import logging
@@ -58,8 +59,9 @@ def label_issues_find(*, model_version_id: int) -> dict:
     if len(rows) < settings.LABEL_REVIEW_MIN_LABELS or len(set(y)) < 2:
         return {"skipped": f"too few labels to check ({len(rows)})"}
 
-    features = _embeddings(version, [texts[item_id] for item_id, _ in rows])
-    proba = noise.out_of_fold_probabilities(features, y, n_classes=len(names), seed=version.id)
+    trained_texts = [texts[item_id] for item_id, _ in rows]
+    proba = noise.judged_out_of_fold(_embeddings(version, trained_texts), trained_texts, y,
+                                     n_classes=len(names), seed=version.id)
     adjudicated = set(Item.objects.filter(id__in=texts).exclude(final_label="")
                       .values_list("id", flat=True))
     issues = [issue for issue in noise.find_label_issues(y, proba)

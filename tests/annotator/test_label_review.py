@@ -42,7 +42,8 @@ def _labeled_pool(project, people, wrong_by_bo=(3, 27, 45)):
     items = []
     for n in range(3 * PER_CLASS):
         true = LABELS[n // PER_CLASS]
-        item = make_item(project, f"{true} review number {n}", annotation_count=1)
+        item = make_item(project, f"{true} {true} {true} review number {n}",
+                         annotation_count=1)
         wrong = n in wrong_by_bo
         label = LABELS[(LABELS.index(true) + 1) % 3] if wrong else true
         Annotation.objects.create(item=item, labeler=bo if wrong else ada, label=label)
@@ -173,8 +174,8 @@ def test_the_check_runs_the_real_version(project, people, tiny_model):
 @pytest.fixture
 def flagged(project, people, clustered):
     items = _labeled_pool(project, people)
-    Item.objects.filter(pk=items[45].pk).update(text="positive <script>alert(1)</script> 45")
     label_issues_find(model_version_id=_version(project, items=items).pk)
+    Item.objects.filter(pk=items[45].pk).update(text="positive <script>alert(1)</script> 45")
     return items
 
 

@@ -76,3 +76,15 @@ def test_sparse_features_work_too():
 def test_one_class_has_nothing_to_find():
     features, _ = _clusters(n_per_class=10, classes=1)
     assert noise.find_label_issues([0] * 10, np.ones((10, 1))) == []
+
+
+def test_the_platform_judge_averages_embeddings_and_text_out_of_fold():
+    features, y = _clusters(n_per_class=20)
+    texts = [f"{['bad', 'meh', 'good'][label]} item {i}" for i, label in enumerate(y)]
+    noisy = _flip(y, [4, 30])
+    proba = noise.judged_out_of_fold(features, texts, noisy, n_classes=3)
+    expected = (noise.out_of_fold_probabilities(features, noisy, n_classes=3)
+                + noise.out_of_fold_probabilities(noise.text_features(texts), noisy,
+                                                  n_classes=3)) / 2
+    np.testing.assert_allclose(proba, expected)
+    assert {issue.index for issue in noise.find_label_issues(noisy, proba)[:2]} == {4, 30}
