@@ -3,6 +3,7 @@
 from collections import defaultdict
 
 from django.contrib.auth import get_user_model
+from django.db.models import Count
 
 from annotator.models import Annotation, Item, LabelFlag, ModelVersion, Project
 
@@ -23,9 +24,7 @@ def label_review_report(project: Project) -> dict:
     """The latest check, counts by status, and per labeler: labels given, how many of them
     were flagged, and how many of those adjudication confirmed (changed) or kept."""
     flags = LabelFlag.objects.filter(project=project)
-    counts = defaultdict(int)
-    for status in flags.values_list("status", flat=True):
-        counts[status] += 1
+    counts = dict(flags.order_by().values_list("status").annotate(n=Count("pk")))
     checked = (ModelVersion.objects.filter(project=project, label_flags__isnull=False)
                .order_by("-version").first())
     latest = None
@@ -40,11 +39,9 @@ def label_review_report(project: Project) -> dict:
                                           .values_list("item_id", "given_label", "status",
                                                        "final_label")):
         latest_flag[item_id] = (given, status, final)
-    given_total = defaultdict(int)
-    for labeler_id in (Annotation.objects.filter(item__project=project,
+    given_total = dict(Annotation.objects.filter(item__project=project,
                                                  item__split=Item.Split.POOL)
-                       .values_list("labeler_id", flat=True).iterator(chunk_size=5000)):
-        given_total[labeler_id] += 1
+                       .order_by().values_list("labeler_id").annotate(n=Count("pk")))
     rows = defaultdict(lambda: {"flagged": 0, "confirmed": 0, "kept": 0, "open": 0})
     for labeler_id, item_id, label in (Annotation.objects.filter(item_id__in=latest_flag)
                                        .values_list("labeler_id", "item_id", "label")):
@@ -65,6 +62,7 @@ def label_review_report(project: Project) -> dict:
         for labeler_id, total in given_total.items()
     ]
     labelers.sort(key=lambda r: (-r["confirmed"], -r["flagged"], r["name"]))
-    return {"latest": latest, "open": counts[LabelFlag.Status.OPEN],
-            "confirmed": counts[LabelFlag.Status.CONFIRMED], "kept": counts[LabelFlag.Status.KEPT],
+    return {"latest": latest, "open": counts.get(LabelFlag.Status.OPEN, 0),
+            "confirmed": counts.get(LabelFlag.Status.CONFIRMED, 0),
+            "kept": counts.get(LabelFlag.Status.KEPT, 0),
             "labelers": labelers}

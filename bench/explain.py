@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fine_tune import SHARED, label_names, read_rows, review_text  # noqa: E402
+from bench.fine_tune import SHARED, labeled_sample, read_rows, review_text  # noqa: E402
 
 
 def _without(text: str, spans: list[tuple[int, int]]) -> str:
@@ -71,10 +71,7 @@ def main() -> None:
     from trainer.train import train
 
     torch.set_num_threads(args.threads)
-    pool = read_rows(args.data / "train.csv")
-    rows = [pool[i] for i in random.Random(args.seed).sample(range(len(pool)), args.n)]
-    names = label_names(pool)
-    texts, labels = [review_text(r) for r in rows], [r["label"] for r in rows]
+    texts, labels, names = labeled_sample(args.data, args.n, args.seed)
     test = read_rows(args.data / "test.csv")
     test = [review_text(r) for r in random.Random(args.seed + 1).sample(test, args.texts)]
     baseline = tfidf_logreg(texts, labels)

@@ -51,6 +51,13 @@ def label_names(rows: list[dict]) -> list[str]:
     return [n for n in SENTIMENT_ORDER if n in found] + sorted(found - set(SENTIMENT_ORDER))
 
 
+def labeled_sample(data: Path, n: int, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """n random train.csv rows of a data set: (texts, labels, the data set's label names)."""
+    pool = read_rows(data / "train.csv")
+    rows = [pool[i] for i in random.Random(seed).sample(range(len(pool)), n)]
+    return [review_text(r) for r in rows], [r["label"] for r in rows], label_names(pool)
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 

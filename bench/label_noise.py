@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fine_tune import SHARED, label_names, read_rows, review_text  # noqa: E402
+from bench.fine_tune import SHARED, labeled_sample  # noqa: E402
 from trainer import noise  # noqa: E402
 
 
@@ -75,26 +75,21 @@ def main() -> None:
 
     import torch
 
-    from trainer.baseline import tfidf_logreg
     from trainer.config import TrainConfig
     from trainer.predict import embed_with_base, load_scorer, predict_and_embed
     from trainer.train import train
 
     torch.set_num_threads(args.threads)
-    pool = read_rows(args.data / "train.csv")
-    rows = [pool[i] for i in random.Random(args.seed).sample(range(len(pool)), args.n)]
-    names = label_names(pool)
-    texts = [review_text(r) for r in rows]
-    true = [names.index(r["label"]) for r in rows]
+    texts, labels, names = labeled_sample(args.data, args.n, args.seed)
+    true = [names.index(label) for label in labels]
     y, flipped = flip_labels(true, len(names), args.flip, args.seed)
     ks = sorted({len(flipped) // 2, len(flipped), 2 * len(flipped)})
     k = len(names)
     results, seconds = {}, {}
 
     started = time.perf_counter()
-    vectorizer = tfidf_logreg(texts, y).steps[0][1]
     results["tfidf_lr"] = evaluate(noise.out_of_fold_probabilities(
-        vectorizer.transform(texts), y, n_classes=k, seed=args.seed), y, flipped, ks)
+        noise.text_features(texts), y, n_classes=k, seed=args.seed), y, flipped, ks)
     seconds["tfidf_lr"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -11,12 +11,18 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """Login-failure and API-throttle counts live in the cache (locmem in tests): none may
-    carry over into the next test, where the same user ids come back."""
+    """Login-failure and API-throttle counts live in the cache (locmem in tests), and the
+    prediction API keeps loaded models per project id: none may carry over into the next
+    test, where the same ids come back."""
     from django.core.cache import caches
+
+    from annotator import serving
 
     for alias in caches:
         caches[alias].clear()
+    serving.clear()
+    yield
+    serving.clear()
 
 
 @pytest.fixture

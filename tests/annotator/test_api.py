@@ -11,12 +11,6 @@ from tests.trainer.tiny import LABELS
 URL = "/api/projects/{}/predict"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    serving.clear()
-    yield
-    serving.clear()
-
 
 @pytest.fixture
 def served(project):

@@ -5,17 +5,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotator import serving
 from annotator.cleaning import clean_text
 from tests.annotator.labeling_factories import make_item
 from tests.annotator.serving_helpers import add_version, token_client
-
-
-@pytest.fixture(autouse=True)
-def fresh_models():
-    serving.clear()
-    yield
-    serving.clear()
 
 
 @pytest.fixture

@@ -4,19 +4,12 @@ crossing, the polled status endpoint, the alert-rule API and who may use them.""
 import pytest
 from rest_framework.test import APIClient
 
-from annotator import serving, tasks
+from annotator import tasks
 from annotator.models import Alert, AlertRule, Prediction
 from annotator.services.monitoring import alert_rules_evaluate, items_arrived
 from tests.annotator.monitoring_helpers import add_items, add_predicted, project_admin
 from tests.annotator.serving_helpers import add_version, token_client
 from tests.trainer.tiny import LABELS
-
-
-@pytest.fixture(autouse=True)
-def fresh_models():
-    serving.clear()
-    yield
-    serving.clear()
 
 
 @pytest.fixture

@@ -17,12 +17,6 @@ from tests.annotator.serving_helpers import add_version
 pytestmark = pytest.mark.django_db(transaction=True)  # loader threads use their own connections
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    serving.clear()
-    yield
-    serving.clear()
-
 
 @pytest.fixture
 def fake_load(monkeypatch):

@@ -16,12 +16,6 @@ LORA = {"model_name": "all-MiniLM-L6-v2", "lora_rank": 4, "max_steps": 2, "batch
         "num_threads": 1, "val_fraction": 0}
 
 
-@pytest.fixture(autouse=True)
-def fresh_serving_cache():
-    serving.clear()
-    yield
-    serving.clear()
-
 
 def test_a_lora_version_is_stored_activated_and_served(project, labeler, settings,
                                                        monkeypatch):
