@@ -274,41 +274,65 @@ def _small_text(name: str):
 
 
 class ExactAnchorSubsampling:
-    """small-text's AnchorSubsampling (AnchorAL) with an exact nearest-neighbour search.
+    """small-text's AnchorSubsampling (AnchorAL) with an exact, seeded, class-balanced search.
 
-    The library finds each anchor's neighbours with an hnswlib index kept on the strategy
-    object between rounds. The platform re-ranks in a fresh task each time, so that index
-    would be rebuilt per re-rank (tens of seconds at 100k items); a matrix product of the
-    <= 10 anchors per class against the normalized pool is exact and takes milliseconds.
-    Anchor choice (k-means++ over each class's labeled items) is the library's own.
+    As the library: per class, k-means++ picks `num_anchors` of its labeled items, each
+    anchor reaches its k nearest unlabeled items, and the subpool keeps those most similar
+    on average to the anchors that reached them. Three differences, each for a reason:
+    - exact neighbours by a matrix product (<= 10 anchors per class against the normalized
+      pool, milliseconds): the library keeps an hnswlib index on the strategy object between
+      rounds, and the platform re-ranks in a fresh task each time;
+    - the anchors' k-means++ takes `seed` (the library draws from a fresh, unseeded
+      RandomState, so the same seed gave different picks);
+    - the cut keeps an equal share of each class's neighbourhood before filling by overall
+      similarity: AnchorAL's aim is a class-balanced subpool, and the library's global cut
+      drops a whole class whose neighbourhood is less tight.
     """
 
-    def __init__(self, base, subsample_size: int = 500, num_anchors: int = 10, k: int = 50):
-        from small_text.query_strategies.subsampling import AnchorSubsampling
+    def __init__(self, base, subsample_size: int = 500, num_anchors: int = 10, k: int = 50,
+                 seed: int = 0):
+        self.base, self.subsample_size, self.seed = base, subsample_size, seed
+        self.num_anchors, self.k = num_anchors, k
 
-        self.base, self.subsample_size, self.k = base, subsample_size, k  # library defaults
-        self._anchors = AnchorSubsampling.__new__(AnchorSubsampling)  # no hnswlib check
-        self._anchors.num_anchors = num_anchors
+    def _anchors(self, emb, indices_labeled, y) -> list[np.ndarray]:
+        from sklearn.cluster import kmeans_plusplus
+
+        per_class = []
+        for c in np.unique(y):
+            members = np.asarray(indices_labeled)[np.asarray(y) == c]
+            n = min(len(members), self.num_anchors)
+            _, chosen = kmeans_plusplus(emb[members], n, random_state=self.seed)
+            per_class.append(members[chosen])
+        return per_class
 
     def query(self, clf, dataset, indices_unlabeled, indices_labeled, y, n=10):
         from sklearn.preprocessing import normalize
 
+        indices_unlabeled = np.asarray(indices_unlabeled)
         if self.subsample_size >= len(indices_unlabeled):
             return self.base.query(clf, dataset, indices_unlabeled, indices_labeled, y, n=n)
         emb = normalize(clf.embed(dataset), axis=1)
-        anchors = self._anchors._get_anchors(clf, emb, indices_labeled, y)
-        sim = emb[indices_unlabeled] @ emb[anchors].T  # unlabeled x anchors
         k = min(self.k, len(indices_unlabeled))
-        near = np.argpartition(-sim, k - 1, axis=0)[:k]  # k x anchors: each anchor's nearest
-        anchor = np.broadcast_to(np.arange(sim.shape[1]), near.shape)
-        total, count = np.zeros(len(sim)), np.zeros(len(sim))
-        np.add.at(total, near.ravel(), sim[near, anchor].ravel())
-        np.add.at(count, near.ravel(), 1)
+        total, count = np.zeros(len(indices_unlabeled)), np.zeros(len(indices_unlabeled))
+        reached = []  # per class: rows its anchors reached, best on average first
+        for anchors in self._anchors(emb, indices_labeled, y):
+            sim = emb[indices_unlabeled] @ emb[anchors].T  # unlabeled x anchors
+            near = np.argpartition(-sim, k - 1, axis=0)[:k]  # k x anchors: each anchor's nearest
+            column = np.broadcast_to(np.arange(sim.shape[1]), near.shape)
+            class_total, class_count = np.zeros(len(sim)), np.zeros(len(sim))
+            np.add.at(class_total, near.ravel(), sim[near, column].ravel())
+            np.add.at(class_count, near.ravel(), 1)
+            total, count = total + class_total, count + class_count
+            rows = np.flatnonzero(class_count)
+            mean = class_total[rows] / class_count[rows]
+            reached.append(rows[np.argsort(-mean, kind="stable")])
+        share = self.subsample_size // max(len(reached), 1)
+        keep = list(dict.fromkeys(int(r) for rows in reached for r in rows[:share]))
         rows = np.flatnonzero(count)
-        if len(rows) > self.subsample_size:  # the most similar on average, as the library
-            rows = rows[np.argsort(-(total[rows] / count[rows]), kind="stable")]
-            rows = rows[:self.subsample_size]
-        subset = np.asarray(indices_unlabeled)[np.sort(rows)]
+        rows = rows[np.argsort(-(total[rows] / count[rows]), kind="stable")]
+        taken = set(keep)
+        keep += [int(r) for r in rows if r not in taken][:self.subsample_size - len(keep)]
+        subset = indices_unlabeled[np.sort(np.asarray(keep[:self.subsample_size], dtype=int))]
         return self.base.query(clf, dataset, subset, indices_labeled, y, n=min(n, len(subset)))
 
 
@@ -349,7 +373,7 @@ def head_query(strategy: str, head, embeddings: np.ndarray, labeled: np.ndarray,
         np.random.seed(seed % 2**32)  # small-text's k-means/coreset use numpy's global RNG
         strategy_obj = _small_text(strategy)
         if candidates and len(unlabeled) > candidates and subsampling == "anchor" and len(y):
-            strategy_obj = ExactAnchorSubsampling(strategy_obj)
+            strategy_obj = ExactAnchorSubsampling(strategy_obj, seed=seed % 2**32)
         elif candidates and len(unlabeled) > candidates:
             from small_text import SubsamplingQueryStrategy
 

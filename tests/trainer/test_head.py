@@ -99,25 +99,44 @@ def test_same_seed_same_picks():
     assert a == b
 
 
-def test_anchor_subsample_stays_near_the_labeled_items_of_each_class():
-    x, y = _blobs(n=3000, seed=2)
-    labeled = np.arange(60)
-    head = fit_head(x[labeled], y[labeled], 3)
+class _RecordSubset:
+    def query(self, clf, dataset, indices_unlabeled, indices_labeled, y, n=10):
+        self.subset = np.asarray(indices_unlabeled)
+        return self.subset[:n]
 
-    class Record:
-        def query(self, clf, dataset, indices_unlabeled, indices_labeled, y, n=10):
-            self.subset = np.asarray(indices_unlabeled)
-            return self.subset[:n]
 
-    record = Record()
+def _anchor_subset(x, y, labeled, seed):
     from small_text import SklearnDataset
 
-    strategy = ExactAnchorSubsampling(record, subsample_size=300, num_anchors=5, k=100)
+    head = fit_head(x[labeled], y[labeled], 3)
+    record = _RecordSubset()
+    strategy = ExactAnchorSubsampling(record, subsample_size=300, num_anchors=5, k=100, seed=seed)
     strategy.query(head, SklearnDataset(x, y, target_labels=np.arange(3)),
-                   np.arange(60, 3000), labeled, y[labeled], n=10)
-    assert 0 < len(record.subset) <= 300
-    assert not set(record.subset.tolist()) & set(labeled.tolist())
-    assert len(np.unique(y[record.subset])) == 3  # every class's neighbourhood is in
+                   np.setdiff1d(np.arange(len(x)), labeled), labeled, y[labeled], n=10)
+    return record.subset
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_anchor_subsample_keeps_every_class_neighbourhood_whatever_the_anchors(seed):
+    # The library's global cut by mean similarity dropped a class now and then (the CI
+    # failure of stop 21); the class-balanced share must hold for any anchor draw.
+    x, y = _blobs(n=3000, seed=2)
+    labeled = np.arange(60)
+    subset = _anchor_subset(x, y, labeled, seed)
+    assert 0 < len(subset) <= 300
+    assert not set(subset.tolist()) & set(labeled.tolist())
+    counts = np.bincount(y[subset], minlength=3)
+    assert counts.min() >= 60, counts  # about a third each, not one class crowding out another
+
+
+def test_anchor_subsample_is_the_same_for_the_same_seed():
+    x, y = _blobs(n=3000, seed=2)
+    labeled = np.arange(60)
+    np.random.seed(1)
+    a = _anchor_subset(x, y, labeled, seed=5)
+    np.random.seed(2)  # the global RNG must not matter
+    b = _anchor_subset(x, y, labeled, seed=5)
+    assert a.tolist() == b.tolist()
 
 
 def test_unknown_strategy_is_refused():
