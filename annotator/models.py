@@ -455,6 +455,10 @@ class ModelVersion(models.Model):
     base_model_source = models.CharField(max_length=500, blank=True)
     # trainer.vocabulary.Coverage of the training texts: unknown tokens, truncation
     vocabulary = models.JSONField(default=dict, blank=True)
+    # a student of trainer.distill: the version it learned from and the encoder blocks it kept
+    distilled_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="students")
+    distilled_layers = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-version"]

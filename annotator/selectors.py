@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, F, JSONField, OuterRef, Q, QuerySet,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotator.models import Annotation, Item, Membership, Project, VocabularyCheck
+from annotator.models import Annotation, Item, Membership, ModelVersion, Project, VocabularyCheck
 from trainer.agreement import consensus
 
 
@@ -61,7 +61,7 @@ def item_to_submit(labeler, *, project_id: int, item_id: int | None) -> Item | N
     and the active model's prediction (provenance_version_id, prediction_label,
     prediction_probabilities; prediction_label None if none).
     """
-    from annotator.models import ModelVersion, Prediction
+    from annotator.models import Prediction
 
     if item_id is None:
         return None
@@ -177,6 +177,15 @@ def training_labels(project: Project) -> list[tuple[int, str, str]]:
 
 
 # --- active learning ---------------------------------------------------------------
+
+
+
+def version_training_labels(version: ModelVersion) -> list[tuple[int, str]]:
+    """(item id, label) a version trained on: its run's snapshot, else today's labels."""
+    run = version.training_run
+    if run is not None and run.label_snapshot:
+        return [(int(item_id), label) for item_id, label in run.label_snapshot]
+    return [(item_id, label) for item_id, _, label in training_labels(version.project)]
 
 
 def suggestion_for(item: Item) -> tuple[str, float] | None:

@@ -245,6 +245,7 @@ CELERY_TASK_ROUTES = {
     "annotator.tasks.embed_chunk_task": {"queue": "scoring"},
     "annotator.tasks.head_rerank_task": {"queue": "ranking"},
     "annotator.tasks.find_label_issues_task": {"queue": "scoring"},
+    "annotator.tasks.distill_version_task": {"queue": "training"},
     "annotator.tasks.deliver_webhook_task": {"queue": "default"},
     "annotator.tasks.refresh_insight_task": {"queue": "default"},
 }
@@ -299,6 +300,12 @@ FAST_LOOP_THROTTLE_SECONDS = env.int("ANNOTATOR_FAST_LOOP_THROTTLE_SECONDS", def
 # the model disagrees with out of fold go to the adjudication queue; no check below MIN labels
 LABEL_REVIEW_MAX_FLAGS = env.int("ANNOTATOR_LABEL_REVIEW_MAX_FLAGS", default=50)
 LABEL_REVIEW_MIN_LABELS = env.int("ANNOTATOR_LABEL_REVIEW_MIN_LABELS", default=30)
+# Distillation for serving (docs/distillation.md): a student keeps this many encoder blocks
+# and learns the version's predictions over at most DISTILL_POOL_MAX pool items (a random
+# draw beyond it); DISTILL_OVERRIDES: trainer.distill.DistillConfig fields (tests, tuning).
+DISTILL_LAYERS = env.int("ANNOTATOR_DISTILL_LAYERS", default=4)
+DISTILL_POOL_MAX = env.int("ANNOTATOR_DISTILL_POOL_MAX", default=20_000)
+DISTILL_OVERRIDES = env.json("ANNOTATOR_DISTILL_OVERRIDES", default={})
 # Prediction API (annotator/serving.py). Inference runtime on CPU: "" = ANNOTATOR_INFERENCE
 # (itself "onnx" by default: the version exported once, ONNX Runtime), or "onnx" / "torch"
 # for the API only; SERVE_INT8: int8 (faster, but costs accuracy on e5); threads per serving

@@ -145,6 +145,15 @@ def find_label_issues_task(model_version_id: int) -> dict:
     return label_issues_find(model_version_id=model_version_id)
 
 
+@shared_task(name="annotator.tasks.distill_version_task", acks_late=True)
+def distill_version_task(model_version_id: int, layers: int | None = None) -> int:
+    """The version's distilled student (queue "training"); its id. Made once per teacher
+    and depth: a repeated task returns the same student."""
+    from annotator.services.distillation import model_version_distill
+
+    return model_version_distill(model_version_id=model_version_id, layers=layers).pk
+
+
 # --- live monitoring ------------------------------------------------------------
 
 

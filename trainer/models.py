@@ -121,6 +121,12 @@ def is_lora_version(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").exists()
 
 
+def is_distilled_version(path: str | Path) -> bool:
+    """A version saved by trainer.distill: a shallower copy of another, no base to fine-tune."""
+    summary = Path(path) / "training.json"
+    return summary.exists() and "distillation" in json.loads(summary.read_text())
+
+
 def load_classifier(path: str, device: str = ""):
     """Tokenizer and model of a saved version, in eval mode on `device`.
 

@@ -24,6 +24,7 @@ from trainer.data import (
 from trainer.evaluate import classification_metrics
 from trainer.models import (
     describe_source,
+    is_distilled_version,
     is_lora_version,
     load_for_training,
     pick_device,
@@ -158,10 +159,11 @@ def _starting_point(config: TrainConfig) -> str:
 
     A LoRA run always adapts the model name's base (an adapter must name a base every
     worker has, never another version's folder), and a LoRA version is no warm start for a
-    full run either: both start from the model name.
+    full run either: both start from the model name. Nor is a distilled version (a
+    shallower copy: the next run would fine-tune the few layers it kept).
     """
     warm = config.warm_start_from
-    if config.lora_rank or (warm and is_lora_version(warm)):
+    if config.lora_rank or (warm and (is_lora_version(warm) or is_distilled_version(warm))):
         return config.model_name
     return warm or config.model_name
 

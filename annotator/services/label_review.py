@@ -18,17 +18,9 @@ from django.conf import settings
 from django.db import transaction
 
 from annotator.models import Item, LabelFlag, ModelVersion, Project
-from annotator.selectors import training_labels
+from annotator.selectors import version_training_labels
 
 logger = logging.getLogger(__name__)
-
-
-def _trained_labels(version: ModelVersion) -> list[tuple[int, str]]:
-    """(item id, label) the version trained on: its run's snapshot, else today's labels."""
-    run = version.training_run
-    if run is not None and run.label_snapshot:
-        return [(int(item_id), label) for item_id, label in run.label_snapshot]
-    return [(item_id, label) for item_id, _, label in training_labels(version.project)]
 
 
 def _embeddings(version: ModelVersion, texts: list[str]) -> np.ndarray:
@@ -52,7 +44,8 @@ def label_issues_find(*, model_version_id: int) -> dict:
     if LabelFlag.objects.filter(model_version=version).exists():
         return {"skipped": "already checked"}
     names = list(version.label_names or version.project.label_names)
-    rows = [(item_id, label) for item_id, label in _trained_labels(version) if label in names]
+    rows = [(item_id, label) for item_id, label in version_training_labels(version)
+            if label in names]
     texts = dict(Item.objects.filter(id__in=[i for i, _ in rows]).values_list("id", "text"))
     rows = [(item_id, label) for item_id, label in rows if item_id in texts]
     y = [names.index(label) for _, label in rows]

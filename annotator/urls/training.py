@@ -9,6 +9,8 @@ urlpatterns = [
          name="training_progress"),
     path("projects/<int:project_id>/models/<int:version_id>/activate", training.version_activate,
          name="version_activate"),
+    path("projects/<int:project_id>/models/<int:version_id>/distill", training.version_distill,
+         name="version_distill"),
     path("projects/<int:project_id>/models/<int:version_id>/download", training.version_download,
          name="version_download"),
     path("projects/<int:project_id>/models/check", training.vocabulary_check_now,

@@ -2,6 +2,7 @@
 project's admins)."""
 
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,6 +16,7 @@ from annotator.selectors import (
     stopping_signal_for,
 )
 from annotator.services.artifacts import model_version_zip_stream
+from annotator.services.distillation import model_version_distill_request
 from annotator.services.readability import readability_confirm, vocabulary_check_request
 from annotator.services.training import (
     NothingNewToLearn,
@@ -35,7 +37,7 @@ def _run_state(run: TrainingRun | None) -> dict:
 def model_registry(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_object_or_404(Project, id=project_id)
     versions = ModelVersion.objects.filter(project=project).select_related(
-        "training_run__triggered_by"
+        "training_run__triggered_by", "distilled_from"
     )
     runs = TrainingRun.objects.filter(project=project).select_related("triggered_by")[:10]
     check = readability_for(project)
@@ -44,6 +46,7 @@ def model_registry(request: HttpRequest, project_id: int) -> HttpResponse:
         "stop_signal": stopping_signal_for(project), "check": check,
         "confirmed": project.readability_confirmed_model == project.effective_model_name,
         "up_to_date": active_version_if_nothing_new(project),
+        "distill_layers": settings.DISTILL_LAYERS,
     })
 
 
@@ -92,6 +95,22 @@ def version_activate(request: HttpRequest, project_id: int, version_id: int) -> 
     version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
     model_version_activate(version=version)
     messages.info(request, f"Version {version.version} is now active.")
+    return redirect("model_registry", project_id=project_id)
+
+
+@require_POST
+@project_admin_required
+def version_distill(request: HttpRequest, project_id: int, version_id: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
+    try:
+        layers = model_version_distill_request(
+            version=version, layers=int(request.POST.get("layers") or 0) or None)
+    except ValueError as error:
+        messages.error(request, f"Nothing queued: {error}.")
+    else:
+        messages.info(request, f"A training worker is distilling v{version.version} into a "
+                               f"{layers}-layer student; it appears here as a new, inactive "
+                               "version to compare and activate.")
     return redirect("model_registry", project_id=project_id)
 
 

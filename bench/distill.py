@@ -1,0 +1,159 @@
+"""Benchmark: distill a fine-tuned version into a shallower student; quality kept vs speed.
+
+    python bench/distill.py --threads 2 --data ../shared/data/clothing_reviews
+
+For each data set: draws N labeled rows and a pool of --pool further rows (their labels
+unused) from train.csv, and --test-rows rows of test.csv (seed --seed). Fits TF-IDF + LR on
+the N labels; fine-tunes the teacher (the default model, full recipe) on them; then for
+each --layers L trains two L-block students from the teacher's bottom blocks:
+- "distilled": on the teacher's predictions over labels + pool (trainer.distill defaults),
+- "labels only": the same start and steps' recipe on the N human labels alone (the control:
+  what the teacher's view of the pool adds).
+Every model is scored on the test rows as the platform serves it (trainer.predict.load_scorer:
+ONNX Runtime on CPU), and the serving speed is timed side by side, teacher and students in
+turn, --repeats times (the median kept), so the ratios hold on a noisy machine. Prints one
+JSON line per run and a Markdown table (stderr: progress).
+"""
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.fine_tune import SHARED, folder_bytes, label_names, read_rows, review_text  # noqa: E402
+from trainer.baseline import tfidf_logreg  # noqa: E402
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.distill import DistillConfig, distill  # noqa: E402
+from trainer.evaluate import classification_metrics  # noqa: E402
+from trainer.predict import load_scorer, predict_proba  # noqa: E402
+from trainer.train import train  # noqa: E402
+
+
+def _served(folder: Path, texts, max_length: int, threads: int):
+    tokenizer, model = load_scorer(str(folder), device="cpu", threads=threads)
+    return lambda: predict_proba(model, tokenizer, texts, max_length=max_length, device="cpu")
+
+
+def _score(predict, labels, names) -> dict:
+    proba = predict()
+    metrics = classification_metrics([names.index(y) for y in labels],
+                                     proba.argmax(axis=1).tolist(), names)
+    return {"macro_f1": round(metrics["macro_f1"], 4),
+            "accuracy": round(metrics["accuracy"], 4)}, proba.argmax(axis=1)
+
+
+def bench_data_set(data: Path, args) -> list[dict]:
+    pool_rows, test = read_rows(data / "train.csv"), read_rows(data / "test.csv")
+    drawn = random.Random(args.seed).sample(range(len(pool_rows)), args.n + args.pool)
+    rows, pool = [pool_rows[i] for i in drawn[:args.n]], [pool_rows[i] for i in drawn[args.n:]]
+    test = [test[i] for i in random.Random(args.seed).sample(range(len(test)), args.test_rows)]
+    names = label_names(pool_rows)
+    texts, labels = [review_text(r) for r in rows], [r["label"] for r in rows]
+    pool_texts = [review_text(r) for r in pool]
+    test_texts, test_labels = [review_text(r) for r in test], [r["label"] for r in test]
+    common = {"data": data.name, "n_labels": args.n, "pool": len(pool), "test_rows": len(test)}
+
+    baseline = tfidf_logreg(texts, labels)
+    metrics = classification_metrics([names.index(y) for y in test_labels],
+                                     [names.index(y) for y in baseline.predict(test_texts)],
+                                     names)
+    results = [{**common, "run": "TF-IDF + LR", "macro_f1": round(metrics["macro_f1"], 4),
+                "accuracy": round(metrics["accuracy"], 4)}]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        teacher = Path(tmp) / "teacher"
+        log(f"{data.name}: teacher fine-tune on {args.n} labels")
+        fitted = train(texts=texts, labels=labels, label_names=names, output_dir=teacher,
+                       config=TrainConfig(model_name=args.model, num_threads=args.threads,
+                                          device="cpu"))
+        max_length = fitted.config["max_length"]
+        depth = json.loads((teacher / "config.json").read_text())["num_hidden_layers"]
+        runs = [(f"teacher ({depth} layers)", teacher, fitted.duration_seconds)]
+        for layers in args.layers:
+            for kind, pool_used, weight in (("distilled", pool_texts, 0.5),
+                                            ("labels only", [], 1.0)):
+                out = Path(tmp) / f"{kind}-{layers}"
+                log(f"{data.name}: {kind} student, {layers} layers")
+                config = DistillConfig(layers=layers, num_threads=args.threads, device="cpu",
+                                       label_weight=weight,
+                                       epochs=args.epochs if pool_used else args.label_epochs)
+                result = distill(teacher_dir=teacher, pool_texts=pool_used, output_dir=out,
+                                 labeled_texts=texts, labels=labels, config=config)
+                runs.append((f"{kind} ({layers} layers)", out, result.duration_seconds))
+
+        log(f"{data.name}: scoring the test rows as served, {args.repeats} rounds")
+        predictors = [_served(folder, test_texts, max_length, args.threads)
+                      for _, folder, _ in runs]
+        for predict in predictors:
+            predict()  # warm-up: ONNX sessions, caches
+        seconds = [[] for _ in runs]
+        for _ in range(args.repeats):
+            for i, predict in enumerate(predictors):
+                started = time.perf_counter()
+                predict()
+                seconds[i].append(time.perf_counter() - started)
+        teacher_pred, teacher_s = None, statistics.median(seconds[0])
+        for (name, folder, train_s), predict, timed in zip(runs, predictors, seconds,
+                                                           strict=True):
+            quality, pred = _score(predict, test_labels, names)
+            teacher_pred = pred if teacher_pred is None else teacher_pred
+            median, agreement = statistics.median(timed), float((pred == teacher_pred).mean())
+            results.append({**common, "run": name, **quality, "train_seconds": round(train_s, 1),
+                            "agreement_with_teacher": round(agreement, 4),
+                            "texts_per_second": round(len(test_texts) / median, 1),
+                            "speedup": round(teacher_s / median, 2),
+                            "bytes": folder_bytes(folder)})
+    for row in results:
+        print(json.dumps(row), flush=True)
+    return results
+
+
+def markdown_table(results: list[dict]) -> str:
+    lines = ["| data | run | macro-F1 | accuracy | agrees with teacher | texts/s | speed-up "
+             "| MB | train s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        cells = [r["data"], r["run"], f"{r['macro_f1']:.3f}", f"{r['accuracy']:.3f}",
+                 r.get("agreement_with_teacher", "–"), r.get("texts_per_second", "–"),
+                 f"{r['speedup']}x" if "speedup" in r else "–",
+                 f"{r['bytes'] / 1e6:.0f}" if "bytes" in r else "–", r.get("train_seconds", "–")]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, nargs="+",
+                        default=[SHARED / "clothing_reviews", SHARED / "zh_shopping_reviews"])
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--pool", type=int, default=4000)
+    parser.add_argument("--test-rows", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the row draws")
+    parser.add_argument("--model", default="", help="teacher; default: multilingual-e5-small")
+    parser.add_argument("--layers", type=int, nargs="+", default=[4, 6])
+    parser.add_argument("--epochs", type=int, default=DistillConfig.epochs,
+                        help="distillation epochs over labels + pool")
+    parser.add_argument("--label-epochs", type=int, default=6,
+                        help="epochs of the labels-only control (its data is ~9x smaller)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results = [row for data in args.data for row in bench_data_set(data, args)]
+    print(markdown_table(results))
+
+
+if __name__ == "__main__":
+    main()
