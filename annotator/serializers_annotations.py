@@ -42,11 +42,16 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     active = serializers.BooleanField(source="is_active")
     metrics = serializers.DictField(help_text="accuracy, macro_f1, per_class ... with support")
     reliability = serializers.SerializerMethodField()
+    distilled_from = serializers.IntegerField(
+        source="distilled_from.version", allow_null=True, default=None, read_only=True,
+        help_text="number of the version this student was distilled from; null if none")
+    distilled_layers = serializers.IntegerField(
+        allow_null=True, read_only=True, help_text="encoder blocks a distilled student kept")
 
     class Meta:
         model = ModelVersion
         fields = ["version_id", "number", "active", "label_count", "base_model", "metrics",
-                  "reliability", "created_at"]
+                  "reliability", "distilled_from", "distilled_layers", "created_at"]
 
     @extend_schema_field(ReliabilitySerializer)
     def get_reliability(self, version: ModelVersion) -> dict:

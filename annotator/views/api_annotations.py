@@ -53,6 +53,7 @@ _VERSION_EXAMPLE = {
     "base_model": "intfloat/multilingual-e5-small",
     "metrics": {"accuracy": 0.91, "macro_f1": 0.88, "support": 240, "evaluated_on": "gold"},
     "reliability": {"n": 240, "on": "gold", "reliable": True, "reason": ""},
+    "distilled_from": None, "distilled_layers": None,
     "created_at": "2026-01-31T09:12:00Z",
 }
 
@@ -161,7 +162,7 @@ def export_jsonl(request: Request, project_id: int):
 @api_view(["GET"])
 def versions(request: Request, project_id: int) -> Response:
     project = managed_project(request.user, project_id)
-    rows = ModelVersion.objects.filter(project=project)
+    rows = ModelVersion.objects.filter(project=project).select_related("distilled_from")
     return Response(ModelVersionSerializer(rows, many=True).data)
 
 

@@ -148,3 +148,12 @@ def test_labelers_and_other_admins_cannot_distill(labeler_client, teacher, other
         assert client.post(url).status_code in (403, 404)
         assert client.get(url).status_code in (403, 404, 405)
     task.assert_not_called()
+
+
+def test_the_api_names_a_students_teacher(admin_client, teacher):
+    ModelVersion.objects.create(project=teacher.project, version=2, artifact_path="x",
+                                label_names=LABELS, distilled_from=teacher, distilled_layers=4)
+    rows = admin_client.get(f"/api/projects/{teacher.project_id}/versions/").json()
+    by_number = {row["number"]: row for row in rows}
+    assert (by_number[2]["distilled_from"], by_number[2]["distilled_layers"]) == (1, 4)
+    assert (by_number[1]["distilled_from"], by_number[1]["distilled_layers"]) == (None, None)
