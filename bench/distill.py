@@ -1,6 +1,6 @@
 """Benchmark: distill a fine-tuned version into a shallower student; quality kept vs speed.
 
-    python bench/distill.py --threads 2 --data ../shared/data/clothing_reviews
+    python bench/distill.py --threads 2 --plot docs/bench/distillation.png > bench/out/distill.jsonl
 
 For each data set: draws N labeled rows and a pool of --pool further rows (their labels
 unused) from train.csv, and --test-rows rows of test.csv (seed --seed). Fits TF-IDF + LR on
@@ -126,6 +126,37 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(results: list[dict], path: Path) -> None:
+    """Macro-F1 against texts per second, one panel per data set; TF-IDF + LR as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(r["data"] for r in results))
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], sets, strict=True):
+        rows = [r for r in results if r["data"] == name]
+        for r in rows:
+            if "texts_per_second" not in r:
+                ax.axhline(r["macro_f1"], color="grey", linestyle="--", linewidth=1)
+                ax.annotate(r["run"], (0.01, r["macro_f1"]), xycoords=("axes fraction", "data"),
+                            va="bottom", fontsize=8, color="grey")
+                continue
+            marker = "s" if r["run"].startswith("teacher") else \
+                "o" if r["run"].startswith("distilled") else "x"
+            ax.scatter(r["texts_per_second"], r["macro_f1"], marker=marker, s=60)
+            ax.annotate(r["run"], (r["texts_per_second"], r["macro_f1"]), fontsize=8,
+                        xytext=(5, 4), textcoords="offset points")
+        ax.set_title(f"{name}: {rows[0]['n_labels']} labels, pool {rows[0]['pool']:,}")
+        ax.set_xlabel("texts per second as served (ONNX Runtime, CPU)")
+        ax.set_ylabel(f"macro-F1 on {rows[0]['test_rows']:,} test rows")
+        ax.margins(x=0.25, y=0.15)
+        ax.set_xlim(left=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
@@ -146,13 +177,25 @@ def main() -> None:
                         help="epochs of the labels-only control (its data is ~9x smaller)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--plot", type=Path, help="write the quality/speed plot here (PNG)")
+    parser.add_argument("--from-jsonl", type=Path,
+                        help="no runs: table and plot from an earlier run's JSON lines")
     args = parser.parse_args()
+    if args.from_jsonl:
+        results = [json.loads(line) for line in args.from_jsonl.read_text().splitlines()
+                   if line.startswith("{")]
+        print(markdown_table(results))
+        if args.plot:
+            plot(results, args.plot)
+        return
 
     import torch
 
     torch.set_num_threads(args.threads)
     results = [row for data in args.data for row in bench_data_set(data, args)]
     print(markdown_table(results))
+    if args.plot:
+        plot(results, args.plot)
 
 
 if __name__ == "__main__":
