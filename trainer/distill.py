@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.data import bucketed_batches, encode_labels, pad_batch
+from trainer.data import bucketed_batches, class_weights, encode_labels, pad_batch
 from trainer.evaluate import classification_metrics
 from trainer.models import is_lora_version, load_classifier, pick_device
 from trainer.predict import predict_proba
@@ -37,6 +37,7 @@ class DistillConfig:
     temperature: float = 2.0
     # weight of the cross-entropy on human labels against the KL to the teacher (1 - this)
     label_weight: float = 0.5
+    class_weighting: bool = True  # that cross-entropy class-weighted, as trainer.train does
     seed: int = 42
     device: str = ""  # "" = cuda when available, else cpu
     num_threads: int | None = None
@@ -164,6 +165,10 @@ def distill(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total_steps), total_steps)
     soft = torch.tensor(targets, dtype=torch.float32)
     human_t = torch.tensor(human)
+    weight = None
+    if config.class_weighting and len(labels):
+        weight = torch.tensor(class_weights(human[human >= 0].tolist(), len(label_names)),
+                              dtype=torch.float32, device=device)
     rng, history, step, t = random.Random(config.seed), [], 0, config.temperature
     for epoch in range(1, config.epochs + 1):
         student.train()
@@ -178,7 +183,7 @@ def distill(
             has_label = human_t[batch_idx] >= 0
             if config.label_weight and has_label.any():
                 ce = F.cross_entropy(logits[has_label.to(device)],
-                                     human_t[batch_idx][has_label].to(device))
+                                     human_t[batch_idx][has_label].to(device), weight=weight)
                 share = float(has_label.float().mean())  # labels weigh by their share of the batch
                 loss = (1 - config.label_weight * share) * loss + config.label_weight * share * ce
             loss.backward()

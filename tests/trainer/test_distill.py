@@ -110,3 +110,30 @@ def test_an_empty_pool_is_refused(teacher, tmp_path):
     with pytest.raises(ValueError, match="pool is empty"):
         distill(teacher_dir=teacher, pool_texts=["", ""], output_dir=tmp_path / "s",
                 config=DistillConfig(num_threads=1, device="cpu"))
+
+
+@pytest.mark.parametrize("weighting", [True, False])
+def test_the_human_labels_weigh_by_class_as_in_training(teacher, tmp_path, monkeypatch,
+                                                        weighting):
+    import torch.nn.functional as F
+
+    from trainer.data import class_weights
+
+    seen, cross_entropy = [], F.cross_entropy
+
+    def recording(*args, weight=None, **kwargs):
+        seen.append(None if weight is None else weight.tolist())
+        return cross_entropy(*args, weight=weight, **kwargs)
+
+    monkeypatch.setattr(F, "cross_entropy", recording)
+    texts = ["love it", "great", "superb", "fine", "awful", "best ever"]
+    labels = ["positive", "positive", "positive", "neutral", "negative", "positive"]
+    distill(teacher_dir=teacher, pool_texts=[], output_dir=tmp_path / "s",
+            labeled_texts=texts, labels=labels,
+            config=DistillConfig(layers=2, max_steps=1, num_threads=1, device="cpu",
+                                 class_weighting=weighting))
+    assert len(seen) == 1  # one step, one batch holding every label
+    if weighting:
+        assert seen[0] == pytest.approx(class_weights([LABELS.index(y) for y in labels], 3))
+    else:
+        assert seen[0] is None
