@@ -5,6 +5,7 @@ written once by training, read by pool ranking, serving, label review and downlo
 storage in place; other storages copied once into VAR_DIR/model-cache).
 """
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -32,6 +33,15 @@ def artifact_files(version: ModelVersion) -> list[str]:
 
     walk("")
     return sorted(found)
+
+
+def model_version_config(version: ModelVersion) -> dict:
+    """The version's config.json (architecture, layers, labels); {} where it cannot be read."""
+    try:
+        with _artifacts().open(f"{version.artifact_path}/config.json") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
 
 
 def model_version_store(folder: Path, prefix: str) -> None:

@@ -25,7 +25,11 @@ from django.db.models import Max
 from annotator.models import Item, ModelVersion, Prediction, Project
 from annotator.queueing import enqueue_on_commit
 from annotator.selectors import version_training_labels
-from annotator.services.artifacts import model_version_local_path, model_version_store
+from annotator.services.artifacts import (
+    model_version_config,
+    model_version_local_path,
+    model_version_store,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +66,21 @@ def model_version_distill_request(*, version: ModelVersion, layers: int | None =
     if version.distilled_from_id:
         raise ValueError(f"v{version.version} is itself a distilled student: distill its "
                          "teacher instead")
-    if layers < 1:
-        raise ValueError("a student keeps at least one layer")
+    depth = model_version_config(version).get("num_hidden_layers")
+    if layers < 1 or (depth and layers >= depth):
+        raise ValueError(f"a student of v{version.version} keeps 1 to {(depth or 2) - 1} of its "
+                         f"{depth} layers, not {layers}" if depth else
+                         "a student keeps at least one layer")
     enqueue_on_commit("annotator.tasks.distill_version_task", version.pk, layers)
     return layers
+
+
+def _logged(version: ModelVersion) -> Callable[[dict], None]:
+    def progress(state: dict) -> None:
+        if state["step"] % 50 == 0 or state["step"] == state["total_steps"]:
+            logger.info("distilling v%s: step %s of %s, loss %.4f", version.version,
+                        state["step"], state["total_steps"], state["loss"])
+    return progress
 
 
 def model_version_distill(*, model_version_id: int, layers: int | None = None,
@@ -99,7 +114,7 @@ def model_version_distill(*, model_version_id: int, layers: int | None = None,
             labeled_texts=[texts[i] for i in labeled_ids],
             labels=[labeled[i] for i in labeled_ids], output_dir=tmp, config=config,
             eval_texts=gold_texts or None, eval_labels=gold_labels or None,
-            teacher_proba=_stored_scores(teacher, ids), progress=progress)
+            teacher_proba=_stored_scores(teacher, ids), progress=progress or _logged(teacher))
         metrics = {**result.metrics, "evaluated_on": "gold"} if result.metrics else {}
         if result.agreement is not None:
             metrics["agreement_with_teacher"] = result.agreement

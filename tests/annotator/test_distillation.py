@@ -127,6 +127,14 @@ def test_admins_queue_a_distillation_after_commit(admin_client, teacher):
     assert b"into a 3-layer student" in page.content and b">Distill</button>" in page.content
 
 
+def test_a_student_keeps_fewer_layers_than_its_teacher(admin_client, teacher):
+    url = reverse("version_distill", args=[teacher.project_id, teacher.pk])
+    with mock.patch("annotator.tasks.distill_version_task.delay") as task:
+        response = admin_client.post(url, {"layers": "6"}, follow=True)
+    task.assert_not_called()
+    assert b"keeps 1 to 5 of its 6 layers, not 6" in response.content
+
+
 def test_a_student_cannot_be_queued_for_distillation(admin_client, teacher):
     student = ModelVersion.objects.create(project=teacher.project, version=2, artifact_path="x",
                                           label_names=LABELS, distilled_from=teacher,
