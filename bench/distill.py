@@ -26,7 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fine_tune import SHARED, folder_bytes, label_names, read_rows, review_text  # noqa: E402
+from bench.fine_tune import (  # noqa: E402
+    SHARED,
+    folder_bytes,
+    label_names,
+    log,
+    read_rows,
+    review_text,
+)
 from trainer.baseline import tfidf_logreg  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.distill import DistillConfig, distill  # noqa: E402
@@ -155,10 +162,6 @@ def plot(results: list[dict], path: Path) -> None:
         ax.set_xlim(left=0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-def log(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

@@ -58,6 +58,11 @@ def labeled_sample(data: Path, n: int, seed: int) -> tuple[list[str], list[str],
     return [review_text(r) for r in rows], [r["label"] for r in rows], label_names(pool)
 
 
+def log(message: str) -> None:
+    """A timestamped progress line on stderr (stdout carries the results)."""
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 

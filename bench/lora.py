@@ -21,7 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fine_tune import SHARED, folder_bytes, label_names, read_rows, review_text  # noqa: E402
+from bench.fine_tune import (  # noqa: E402
+    SHARED,
+    folder_bytes,
+    label_names,
+    log,
+    read_rows,
+    review_text,
+)
 from trainer.baseline import tfidf_logreg  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.evaluate import classification_metrics  # noqa: E402
@@ -107,10 +114,6 @@ def markdown_table(results: list[dict]) -> str:
                  r.get("load_seconds", "–")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
-
-
-def log(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

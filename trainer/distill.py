@@ -24,6 +24,7 @@ from trainer.data import bucketed_batches, class_weights, encode_labels, pad_bat
 from trainer.evaluate import classification_metrics
 from trainer.models import is_lora_version, load_classifier, pick_device
 from trainer.predict import predict_proba
+from trainer.train import optimizer_step
 
 logger = logging.getLogger(__name__)
 
@@ -186,11 +187,7 @@ def distill(
                                      human_t[batch_idx][has_label].to(device), weight=weight)
                 share = float(has_label.float().mean())  # labels weigh by their share of the batch
                 loss = (1 - config.label_weight * share) * loss + config.label_weight * share * ce
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(student, loss, optimizer, scheduler)
             step += 1
             entry = {"epoch": epoch, "step": step, "loss": round(float(loss.item()), 5)}
             history.append(entry)

@@ -154,6 +154,17 @@ def _param_groups(model, config: TrainConfig) -> list[dict]:
             for (lr, decay), params in groups.items()]
 
 
+def optimizer_step(model, loss, optimizer, scheduler) -> None:
+    """Backpropagate `loss`, clip the gradient norm at 1, step the optimizer and schedule."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def _starting_point(config: TrainConfig) -> str:
     """What the run fine-tunes: the warm start, else the model name.
 
@@ -290,11 +301,7 @@ def train(
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(**batch).logits
             loss = loss_fn(logits.float(), target)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(model, loss, optimizer, scheduler)
             step += 1
             entry = {"epoch": epoch, "step": step, "loss": round(float(loss.item()), 5)}
             history.append(entry)
