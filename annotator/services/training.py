@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -267,8 +268,9 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
         beat.check()
         number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("version"))["n"]
                   or 0) + 1
-        # per run and attempt: a reclaimed attempt never writes into the folder of another
-        prefix = f"projects/{project.id}/v{number}-r{run.id}a{attempt}"
+        # per run and attempt: a reclaimed attempt never writes into the folder of another;
+        # and a random tail, as ids come back after a delete (SQLite reuses the highest)
+        prefix = f"projects/{project.id}/v{number}-r{run.id}a{attempt}-{uuid.uuid4().hex[:8]}"
         model_version_store(Path(tmp), prefix)
     with transaction.atomic():
         Project.objects.select_for_update().get(id=project.id)

@@ -1,10 +1,12 @@
 """Training runs: request, claim, execute, activate, retry and the periodic check."""
 
+import json
 import time
 from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.management import call_command
 from django.utils import timezone
@@ -90,6 +92,20 @@ def test_execute_stores_the_model_folder_in_artifact_storage(project, labeled, f
     assert (artifacts.model_version_local_path(version) / "config.json").exists()
 
 
+def test_files_left_by_a_deleted_project_with_the_same_ids_never_mix_in(project, labeled,
+                                                                         fake_train):
+    # SQLite hands the highest id out again after a delete: the old project's folder for the
+    # same project, version, run and attempt may still be in the storage.
+    run = _run(project)
+    stale = f"projects/{project.id}/v1-r{run.id}a1"
+    storages["artifacts"].save(f"{stale}/config.json", ContentFile(b"{}"))
+    version = svc.training_run_execute(run_id=run.id)
+    files = artifacts.artifact_files(version)
+    assert files.count("config.json") == 1 and not [f for f in files if f.startswith("config_")]
+    config = json.loads((artifacts.model_version_local_path(version) / "config.json").read_text())
+    assert config["id2label"]  # the new model's, not the leftover
+
+
 def test_a_new_version_replaces_the_active_one_and_rollback_restores_it(
     project, labeled, fake_train
 ):
@@ -148,7 +164,7 @@ def test_a_stale_running_run_is_reclaimed_and_retried(project, labeled, fake_tra
     run.refresh_from_db()
     assert version is not None and run.status == "succeeded" and run.attempts == 2
     # its own folder: the dead attempt 1 may have written v1's files already
-    assert version.artifact_path == f"projects/{project.id}/v1-r{run.id}a2"
+    assert version.artifact_path.startswith(f"projects/{project.id}/v1-r{run.id}a2-")
     assert storages["artifacts"].exists(f"{version.artifact_path}/config.json")
 
 
