@@ -2,8 +2,8 @@
 --enqueue for a training worker."""
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from annotator.management.progress import step_bar
 from annotator.models import ModelVersion
 from annotator.queueing import enqueue as send
 from annotator.services.distillation import model_version_distill
@@ -34,12 +34,7 @@ class Command(BaseCommand):
             send("annotator.tasks.distill_version_task", teacher.pk, layers)
             self.stdout.write(f"distillation of v{teacher.version} queued")
             return
-        bar = tqdm(total=0, unit="step", desc=f"distilling v{teacher.version}")
-
-        def progress(state: dict) -> None:
-            bar.total = state["total_steps"]
-            bar.set_postfix(epoch=f"{state['epoch']}/{state['epochs']}", loss=state["loss"])
-            bar.update(state["step"] - bar.n)
+        bar, progress = step_bar(f"distilling v{teacher.version}")
 
         try:
             student = model_version_distill(model_version_id=teacher.pk, layers=layers,

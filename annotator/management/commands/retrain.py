@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from tqdm import tqdm
 
+from annotator.management.progress import step_bar
 from annotator.models import Project, TrainingRun
 from annotator.services.training import NothingNewToLearn, training_request, training_run_execute
 from trainer.evaluate import metrics_reliability
@@ -36,12 +36,7 @@ class Command(BaseCommand):
         if enqueue:
             self.stdout.write(f"run {run.id} {run.status}")
             return
-        bar = tqdm(total=0, unit="step", desc=f"run {run.id}")
-
-        def progress(state: dict) -> None:
-            bar.total = state["total_steps"]
-            bar.set_postfix(epoch=f"{state['epoch']}/{state['epochs']}", loss=state["loss"])
-            bar.update(state["step"] - bar.n)
+        bar, progress = step_bar(f"run {run.id}")
 
         version = training_run_execute(run_id=run.id, progress=progress)
         bar.close()
