@@ -17,7 +17,6 @@ JSON line per run and a Markdown table (stderr: progress).
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import tempfile
@@ -28,13 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fine_tune import (  # noqa: E402
     SHARED,
+    baseline_scores,
+    draw_rows,
     folder_bytes,
-    label_names,
     log,
-    read_rows,
-    review_text,
 )
-from trainer.baseline import tfidf_logreg  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.distill import DistillConfig, distill  # noqa: E402
 from trainer.evaluate import classification_metrics  # noqa: E402
@@ -56,22 +53,12 @@ def _score(predict, labels, names) -> dict:
 
 
 def bench_data_set(data: Path, args) -> list[dict]:
-    pool_rows, test = read_rows(data / "train.csv"), read_rows(data / "test.csv")
-    drawn = random.Random(args.seed).sample(range(len(pool_rows)), args.n + args.pool)
-    rows, pool = [pool_rows[i] for i in drawn[:args.n]], [pool_rows[i] for i in drawn[args.n:]]
-    test = [test[i] for i in random.Random(args.seed).sample(range(len(test)), args.test_rows)]
-    names = label_names(pool_rows)
-    texts, labels = [review_text(r) for r in rows], [r["label"] for r in rows]
-    pool_texts = [review_text(r) for r in pool]
-    test_texts, test_labels = [review_text(r) for r in test], [r["label"] for r in test]
-    common = {"data": data.name, "n_labels": args.n, "pool": len(pool), "test_rows": len(test)}
-
-    baseline = tfidf_logreg(texts, labels)
-    metrics = classification_metrics([names.index(y) for y in test_labels],
-                                     [names.index(y) for y in baseline.predict(test_texts)],
-                                     names)
-    results = [{**common, "run": "TF-IDF + LR", "macro_f1": round(metrics["macro_f1"], 4),
-                "accuracy": round(metrics["accuracy"], 4)}]
+    draw = draw_rows(data, args.n, args.test_rows, args.seed, pool=args.pool)
+    names, texts, labels, pool_texts = draw.names, draw.texts, draw.labels, draw.pool_texts
+    test_texts, test_labels = draw.test_texts, draw.test_labels
+    common = {"data": data.name, "n_labels": args.n, "pool": len(pool_texts),
+              "test_rows": len(test_texts)}
+    results = [{**common, **baseline_scores(draw)}]
 
     with tempfile.TemporaryDirectory() as tmp:
         teacher = Path(tmp) / "teacher"

@@ -23,6 +23,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -56,6 +57,39 @@ def labeled_sample(data: Path, n: int, seed: int) -> tuple[list[str], list[str],
     pool = read_rows(data / "train.csv")
     rows = [pool[i] for i in random.Random(seed).sample(range(len(pool)), n)]
     return [review_text(r) for r in rows], [r["label"] for r in rows], label_names(pool)
+
+
+@dataclass
+class Draw:
+    """Rows of one data set for a bench: labeled, an unlabeled pool, and test rows."""
+    names: list[str]
+    texts: list[str]
+    labels: list[str]
+    pool_texts: list[str]
+    test_texts: list[str]
+    test_labels: list[str]
+
+
+def draw_rows(data: Path, n: int, test_rows: int, seed: int, pool: int = 0) -> Draw:
+    """n labeled rows and `pool` further rows (one draw from train.csv, so disjoint) and
+    test_rows rows of test.csv, each drawn with `seed`."""
+    train_rows, test = read_rows(data / "train.csv"), read_rows(data / "test.csv")
+    drawn = random.Random(seed).sample(range(len(train_rows)), n + pool)
+    rows = [train_rows[i] for i in drawn[:n]]
+    test = [test[i] for i in random.Random(seed).sample(range(len(test)), test_rows)]
+    return Draw(label_names(train_rows), [review_text(r) for r in rows],
+                [r["label"] for r in rows], [review_text(train_rows[i]) for i in drawn[n:]],
+                [review_text(r) for r in test], [r["label"] for r in test])
+
+
+def baseline_scores(draw: Draw) -> dict:
+    """TF-IDF + LR fitted on the draw's labels, scored on its test rows."""
+    baseline = tfidf_logreg(draw.texts, draw.labels)
+    metrics = classification_metrics([draw.names.index(y) for y in draw.test_labels],
+                                     [draw.names.index(y)
+                                      for y in baseline.predict(draw.test_texts)], draw.names)
+    return {"run": "TF-IDF + LR", "macro_f1": round(metrics["macro_f1"], 4),
+            "accuracy": round(metrics["accuracy"], 4)}
 
 
 def log(message: str) -> None:

@@ -13,7 +13,6 @@ run and a Markdown table at the end (stderr: progress).
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 import time
@@ -23,13 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fine_tune import (  # noqa: E402
     SHARED,
+    baseline_scores,
+    draw_rows,
     folder_bytes,
-    label_names,
     log,
-    read_rows,
-    review_text,
 )
-from trainer.baseline import tfidf_logreg  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.evaluate import classification_metrics  # noqa: E402
 from trainer.models import load_classifier  # noqa: E402
@@ -63,19 +60,11 @@ def _test(out: Path, texts, labels, names, max_length: int) -> dict:
 
 
 def bench_data_set(data: Path, args) -> list[dict]:
-    pool, test = read_rows(data / "train.csv"), read_rows(data / "test.csv")
-    rows = [pool[i] for i in random.Random(args.seed).sample(range(len(pool)), args.n)]
-    test = [test[i] for i in random.Random(args.seed).sample(range(len(test)), args.test_rows)]
-    names = label_names(pool)
-    texts, labels = [review_text(r) for r in rows], [r["label"] for r in rows]
-    test_texts, test_labels = [review_text(r) for r in test], [r["label"] for r in test]
-    common = {"data": data.name, "n_labels": args.n, "test_rows": len(test)}
-
-    baseline = tfidf_logreg(texts, labels)
-    metrics = classification_metrics([names.index(y) for y in test_labels],
-                                     [names.index(y) for y in baseline.predict(test_texts)],
-                                     names)
-    results = [{**common, "run": "TF-IDF + LR", "macro_f1": round(metrics["macro_f1"], 4)}]
+    draw = draw_rows(data, args.n, args.test_rows, args.seed)
+    names, texts, labels = draw.names, draw.texts, draw.labels
+    test_texts, test_labels = draw.test_texts, draw.test_labels
+    common = {"data": data.name, "n_labels": args.n, "test_rows": len(test_texts)}
+    results = [{**common, **baseline_scores(draw)}]
 
     base = dict(model_name=args.model, epochs=args.epochs, num_threads=args.threads,
                 device="cpu")
