@@ -34,21 +34,32 @@ from annotator.services.artifacts import (
 logger = logging.getLogger(__name__)
 
 
-def _pool(version: ModelVersion, exclude: set[int]) -> list[tuple[int, str]]:
-    """(item id, text) of pool items the student learns the teacher on: at most
-    DISTILL_POOL_MAX of them, a seeded random draw beyond it."""
-    rows = [(i, t) for i, t in Item.objects.filter(project_id=version.project_id,
-                                                    split=Item.Split.POOL)
-            .order_by("id").values_list("id", "text") if i not in exclude]
-    if len(rows) > settings.DISTILL_POOL_MAX:
-        rows = sorted(random.Random(version.pk).sample(rows, settings.DISTILL_POOL_MAX))
-    return rows
+CHUNK = 5000  # ids per IN (...) query: SQLite caps the parameters of one statement
+
+
+def _pool_ids(version: ModelVersion, exclude: set[int]) -> list[int]:
+    """Pool items the student learns the teacher on, besides the labeled ones: at most
+    DISTILL_POOL_MAX, a seeded random draw beyond it."""
+    ids = [i for i in Item.objects.filter(project_id=version.project_id, split=Item.Split.POOL)
+           .order_by("id").values_list("id", flat=True) if i not in exclude]
+    if len(ids) > settings.DISTILL_POOL_MAX:
+        ids = sorted(random.Random(version.pk).sample(ids, settings.DISTILL_POOL_MAX))
+    return ids
+
+
+def _by_id(queryset, key: str, ids: list[int], field: str) -> dict:
+    """{key: field} of the rows whose `key` is one of ids, a chunk of ids per query."""
+    found = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        found.update(queryset.filter(**{f"{key}__in": chunk}).values_list(key, field))
+    return found
 
 
 def _stored_scores(version: ModelVersion, item_ids: list[int]) -> np.ndarray | None:
     """The version's stored probabilities of these items, or None where any is missing."""
-    stored = dict(Prediction.objects.filter(model_version=version, item_id__in=item_ids)
-                  .values_list("item_id", "probabilities"))
+    stored = _by_id(Prediction.objects.filter(model_version=version), "item_id", item_ids,
+                    "probabilities")
     if len(stored) < len(item_ids):
         return None
     return np.asarray([stored[i] for i in item_ids], dtype=np.float64)
@@ -101,16 +112,17 @@ def model_version_distill(*, model_version_id: int, layers: int | None = None,
     project = teacher.project
     labeled = {item_id: label for item_id, label in version_training_labels(teacher)
                if label in teacher.label_names}
-    texts = dict(Item.objects.filter(id__in=labeled).values_list("id", "text"))
+    pool_ids = _pool_ids(teacher, set(labeled))
+    texts = _by_id(Item.objects, "id", list(labeled) + pool_ids, "text")
     labeled_ids = [i for i in labeled if i in texts]
-    pool = _pool(teacher, set(labeled))
-    ids = labeled_ids + [i for i, _ in pool]
+    ids = labeled_ids + pool_ids
     gold_texts, gold_labels = _gold(project)
     config = DistillConfig(layers=layers, device=settings.TRAINING_DEVICE,
                            **settings.DISTILL_OVERRIDES)
     with tempfile.TemporaryDirectory(prefix="distill-") as tmp:
         result = distill(
-            teacher_dir=model_version_local_path(teacher), pool_texts=[t for _, t in pool],
+            teacher_dir=model_version_local_path(teacher),
+            pool_texts=[texts[i] for i in pool_ids],
             labeled_texts=[texts[i] for i in labeled_ids],
             labels=[labeled[i] for i in labeled_ids], output_dir=tmp, config=config,
             eval_texts=gold_texts or None, eval_labels=gold_labels or None,
