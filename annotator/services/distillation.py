@@ -24,7 +24,7 @@ from django.db.models import Max
 
 from annotator.models import Item, ModelVersion, Prediction, Project
 from annotator.queueing import enqueue_on_commit
-from annotator.selectors import version_training_labels
+from annotator.selectors import values_by_id, version_training_labels
 from annotator.services.artifacts import (
     model_version_config,
     model_version_local_path,
@@ -32,9 +32,6 @@ from annotator.services.artifacts import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-CHUNK = 5000  # ids per IN (...) query: SQLite caps the parameters of one statement
 
 
 def _pool_ids(version: ModelVersion, exclude: set[int]) -> list[int]:
@@ -47,18 +44,9 @@ def _pool_ids(version: ModelVersion, exclude: set[int]) -> list[int]:
     return ids
 
 
-def _by_id(queryset, key: str, ids: list[int], field: str) -> dict:
-    """{key: field} of the rows whose `key` is one of ids, a chunk of ids per query."""
-    found = {}
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        found.update(queryset.filter(**{f"{key}__in": chunk}).values_list(key, field))
-    return found
-
-
 def _stored_scores(version: ModelVersion, item_ids: list[int]) -> np.ndarray | None:
     """The version's stored probabilities of these items, or None where any is missing."""
-    stored = _by_id(Prediction.objects.filter(model_version=version), "item_id", item_ids,
+    stored = values_by_id(Prediction.objects.filter(model_version=version), "item_id", item_ids,
                     "probabilities")
     if len(stored) < len(item_ids):
         return None
@@ -113,7 +101,7 @@ def model_version_distill(*, model_version_id: int, layers: int | None = None,
     labeled = {item_id: label for item_id, label in version_training_labels(teacher)
                if label in teacher.label_names}
     pool_ids = _pool_ids(teacher, set(labeled))
-    texts = _by_id(Item.objects, "id", list(labeled) + pool_ids, "text")
+    texts = values_by_id(Item.objects, "id", list(labeled) + pool_ids, "text")
     labeled_ids = [i for i in labeled if i in texts]
     ids = labeled_ids + pool_ids
     gold_texts, gold_labels = _gold(project)

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from annotator.models import Item, LabelFlag, ModelVersion, Project
-from annotator.selectors import version_training_labels
+from annotator.selectors import values_by_id, version_training_labels
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def label_issues_find(*, model_version_id: int) -> dict:
     names = list(version.label_names or version.project.label_names)
     rows = [(item_id, label) for item_id, label in version_training_labels(version)
             if label in names]
-    texts = dict(Item.objects.filter(id__in=[i for i, _ in rows]).values_list("id", "text"))
+    texts = values_by_id(Item.objects, "id", [i for i, _ in rows], "text")
     rows = [(item_id, label) for item_id, label in rows if item_id in texts]
     y = [names.index(label) for _, label in rows]
     if len(rows) < settings.LABEL_REVIEW_MIN_LABELS or len(set(y)) < 2:
@@ -55,8 +55,8 @@ def label_issues_find(*, model_version_id: int) -> dict:
     trained_texts = [texts[item_id] for item_id, _ in rows]
     proba = noise.judged_out_of_fold(_embeddings(version, trained_texts), trained_texts, y,
                                      n_classes=len(names), seed=version.id)
-    adjudicated = set(Item.objects.filter(id__in=texts).exclude(final_label="")
-                      .values_list("id", flat=True))
+    adjudicated = {i for i, final in values_by_id(Item.objects, "id", list(texts),
+                                                  "final_label").items() if final}
     issues = [issue for issue in noise.find_label_issues(y, proba)
               if rows[issue.index][0] not in adjudicated][:settings.LABEL_REVIEW_MAX_FLAGS]
     flags = [

@@ -165,3 +165,14 @@ def test_the_api_names_a_students_teacher(admin_client, teacher):
     by_number = {row["number"]: row for row in rows}
     assert (by_number[2]["distilled_from"], by_number[2]["distilled_layers"]) == (1, 4)
     assert (by_number[1]["distilled_from"], by_number[1]["distilled_layers"]) == (None, None)
+
+
+def test_texts_are_read_a_chunk_of_ids_at_a_time(teacher, monkeypatch,
+                                                 django_assert_num_queries):
+    from annotator import selectors
+
+    monkeypatch.setattr(selectors, "IDS_PER_QUERY", 4)
+    items = list(Item.objects.filter(project=teacher.project).order_by("id")[:10])
+    with django_assert_num_queries(3):  # 4 + 4 + 2 ids
+        found = selectors.values_by_id(Item.objects, "id", [i.pk for i in items], "text")
+    assert found == {i.pk: i.text for i in items}
