@@ -50,7 +50,7 @@ def _train(project, monkeypatch, tiny_model, predict, **kw) -> ModelVersion:
     return svc.training_run_execute(run_id=TrainingRun.objects.create(project=project).id)
 
 
-def _relabel(project, labeler):
+def _relabel(project):
     """One label changed: something new to learn."""
     annotation = Annotation.objects.filter(item__project=project, label="positive").first()
     annotation.label = "neutral"
@@ -70,11 +70,11 @@ def test_the_first_version_is_activated_and_keeps_its_gold_predictions(
 
 
 def test_a_version_worse_on_the_same_gold_items_is_kept_but_not_activated(
-    project, labeler, gold, monkeypatch, tiny_model, no_broker
+    project, gold, monkeypatch, tiny_model, no_broker
 ):
     v1 = _train(project, monkeypatch, tiny_model, _right(gold))
     no_broker.reset_mock()
-    _relabel(project, labeler)
+    _relabel(project)
     v2 = _train(project, monkeypatch, tiny_model, _always_negative)
     v1.refresh_from_db()
     v2.refresh_from_db()
@@ -90,10 +90,9 @@ def test_a_version_worse_on_the_same_gold_items_is_kept_but_not_activated(
     no_broker.assert_not_called()  # the pool is not scored with a version nobody serves
 
 
-def test_a_version_as_good_as_the_active_one_is_activated(project, labeler, gold, monkeypatch,
-                                                          tiny_model):
+def test_a_version_as_good_as_the_active_one_is_activated(project, gold, monkeypatch, tiny_model):
     _train(project, monkeypatch, tiny_model, _right(gold))
-    _relabel(project, labeler)
+    _relabel(project)
     v2 = _train(project, monkeypatch, tiny_model, _right(gold))
     assert v2.is_active and v2.activation["activated"]
     assert v2.activation["reason"] == (f"activated: macro-F1 1.000 vs 1.000 of v1 on the same "
@@ -102,7 +101,7 @@ def test_a_version_as_good_as_the_active_one_is_activated(project, labeler, gold
 
 
 def test_an_active_version_from_before_the_rule_predicts_the_gold_when_compared(
-    project, labeler, gold, monkeypatch, tiny_model
+    project, gold, monkeypatch, tiny_model
 ):
     v1 = add_version(project, 1, active=True)  # real files, no stored gold predictions
     assert v1.gold_predictions == []
@@ -131,14 +130,13 @@ def test_without_enough_gold_the_validation_items_neither_trained_on_decide(
     v1 = _train(project, monkeypatch, tiny_model, _always_negative)
     assert v1.activation["reason"] == "activated: no version was active"
     _new_labeled_items(project, labeler, 36)
-    # the run's validation split: 36 items v1 never saw, and 6 it trained on (left out)
-    ordered = list(Item.objects.filter(project=project).order_by("pk").values_list("pk",
-                                                                                    flat=True))
-    val = list(range(18, 60))
-    v2 = _train(project, monkeypatch, tiny_model, _always_negative, val_indices=val)
+    # the run's validation split (indices of its 60 labels in item order): the 36 items v1
+    # never saw, and 6 it trained on, which are left out
+    v2 = _train(project, monkeypatch, tiny_model, _always_negative,
+                val_indices=list(range(18, 60)))
     decision = v2.activation
     assert decision["on"] == "validation" and decision["compared_with"] == 1
-    assert decision["comparison"]["n"] == 36 and len(ordered) == 60
+    assert decision["comparison"]["n"] == 36
     assert "on the same 36 validation items neither trained on" in decision["reason"]
 
 
@@ -147,7 +145,7 @@ def test_with_too_few_items_to_compare_the_version_is_activated_and_says_so(
 ):
     add_labeled_items(project, labeler, gold=6)
     _train(project, monkeypatch, tiny_model, _always_negative)
-    _relabel(project, labeler)
+    _relabel(project)
     v2 = _train(project, monkeypatch, tiny_model, _always_negative, val_indices=[0, 1, 2])
     assert v2.is_active and v2.activation["activated"] and v2.activation["on"] == ""
     assert v2.activation["reason"] == ("activated without a comparison: only 6 gold items and 0 "
@@ -176,9 +174,9 @@ def test_an_active_version_with_other_labels_is_not_compared(project, gold, monk
 
 
 @pytest.fixture
-def refused(project, labeler, gold, monkeypatch, tiny_model):
+def refused(project, gold, monkeypatch, tiny_model):
     _train(project, monkeypatch, tiny_model, _right(gold))
-    _relabel(project, labeler)
+    _relabel(project)
     version = _train(project, monkeypatch, tiny_model, _always_negative)
     assert not version.is_active
     return version
@@ -193,10 +191,9 @@ def test_a_refused_version_is_not_trained_again_on_the_same_labels(project, refu
     assert not TrainingRun.objects.filter(status="queued").exists()
 
 
-def test_the_schedule_applies_the_same_rule(project, labeler, gold, monkeypatch, tiny_model,
-                                            django_capture_on_commit_callbacks):
+def test_the_schedule_applies_the_same_rule(project, gold, monkeypatch, tiny_model):
     _train(project, monkeypatch, tiny_model, _right(gold))
-    _relabel(project, labeler)
+    _relabel(project)
     monkeypatch.setattr("trainer.train.train", fake_train_copying(tiny_model,
                                                                   predict=_always_negative))
     with mock.patch.object(svc, "project_retrain_due", return_value=True):
@@ -225,8 +222,8 @@ def test_activate_anyway_activates_it_and_records_who(lead_client, lead, project
     assert "now active anyway" in body and f"activated anyway by {lead.username}" in body
 
 
-def test_labelers_and_other_teams_cannot_activate_anyway(request, project, refused, labeler_client,
-                                                         client, other_lead):
+def test_labelers_and_other_teams_cannot_activate_anyway(project, refused, labeler_client, client,
+                                                         other_lead):
     url = reverse("version_activate", args=[project.id, refused.id])
     assert labeler_client.post(url).status_code == 403
     client.force_login(other_lead)
