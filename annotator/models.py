@@ -459,6 +459,13 @@ class ModelVersion(models.Model):
     distilled_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="students")
     distilled_layers = models.PositiveSmallIntegerField(null=True, blank=True)
+    # whether the run made it active, and why (annotator.services.activation): {"activated",
+    # "reason", "compared_with", "on", "comparison", ...; "forced_by", "forced_at" after
+    # "Activate anyway"}; empty for versions made before the rule and distilled students
+    activation = models.JSONField(default=dict, blank=True)
+    # [[item_id, predicted label index], ...] on the gold items it was evaluated on: pairs
+    # two versions on the same items
+    gold_predictions = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-version"]

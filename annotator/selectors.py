@@ -149,13 +149,8 @@ def labeling_progress(labeler, project: Project) -> dict:
     return {"mine_today": mine_today, "done": counts["done"], "total": counts["total"]}
 
 
-def training_labels(project: Project) -> list[tuple[int, str, str]]:
-    """(item_id, text, label) for pool items people labeled: the data a model trains on.
-
-    The label is the adjudicated final label if any, else the majority of the
-    annotations; ties are left out. Gold items never appear here, even when
-    people labeled them.
-    """
+def _consensus_labels(project: Project, fields: tuple[str, ...]):
+    """((pk, *fields), label) of each pool item with a consensus label (training_labels)."""
     votes: dict[int, Counter] = defaultdict(Counter)
     annotations = Annotation.objects.filter(
         item__project=project, item__split=Item.Split.POOL
@@ -166,14 +161,35 @@ def training_labels(project: Project) -> list[tuple[int, str, str]]:
         Item.objects.filter(project=project, split=Item.Split.POOL)
         .filter(Q(annotation_count__gt=0) | ~Q(final_label=""))
         .order_by("pk")
-        .values_list("pk", "text", "final_label")
+        .values_list("pk", *fields, "final_label")
     )
-    rows = []
-    for pk, text, final_label in items.iterator(chunk_size=5000):
-        label = consensus(final_label, votes.get(pk, Counter()))
+    for row in items.iterator(chunk_size=5000):
+        label = consensus(row[-1], votes.get(row[0], Counter()))
         if label:
-            rows.append((pk, text, label))
-    return rows
+            yield row[:-1], label
+
+
+def training_labels(project: Project) -> list[tuple[int, str, str]]:
+    """(item_id, text, label) for pool items people labeled: the data a model trains on.
+
+    The label is the adjudicated final label if any, else the majority of the
+    annotations; ties are left out. Gold items never appear here, even when
+    people labeled them.
+    """
+    return [(pk, text, label) for (pk, text), label in _consensus_labels(project, ("text",))]
+
+
+def training_label_counts(project: Project) -> Counter:
+    """Training labels per class of the project (training_labels, without reading a text)."""
+    counts = Counter(label for _, label in _consensus_labels(project, ()))
+    return Counter({name: counts[name] for name in project.label_names if counts[name]})
+
+
+def gold_labels(project: Project) -> list[tuple[int, str, str]]:
+    """(item_id, text, gold label) of the gold items whose label is one of the project's."""
+    rows = (Item.objects.filter(project=project, split=Item.Split.GOLD).exclude(gold_label="")
+            .order_by("pk").values_list("pk", "text", "gold_label"))
+    return [row for row in rows if row[2] in project.label_names]
 
 
 # --- active learning ---------------------------------------------------------------
@@ -223,22 +239,23 @@ def suggestion_for(item: Item) -> tuple[str, float] | None:
     return label, float(max(probabilities))
 
 
-def active_version_if_nothing_new(project: Project):
-    """The active version, if no pool label was added, changed or adjudicated since its run
-    took the labels (a retrain would learn the same); else None. None too for a version
-    with no recorded run, or one trained on another label set: nothing to compare."""
+def latest_version_if_nothing_new(project: Project):
+    """The newest version a training run made, activated or not, if no pool label was added,
+    changed or adjudicated since its run took the labels (a retrain would learn the same: a
+    version the activation rule refused would be made and refused again); else None. None
+    too where no version has a recorded run, or the newest was trained on another label set."""
     from annotator.models import ModelVersion
 
-    active = (ModelVersion.objects.filter(project=project, is_active=True)
-              .select_related("training_run").first())
-    run = active.training_run if active else None
-    if run is None or run.started_at is None or active.label_names != project.label_names:
+    newest = (ModelVersion.objects.filter(project=project, training_run__isnull=False)
+              .select_related("training_run").order_by("-version").first())
+    run = newest.training_run if newest else None
+    if run is None or run.started_at is None or newest.label_names != project.label_names:
         return None
     since = run.started_at
     changed = Annotation.objects.filter(
         item__project=project, item__split=Item.Split.POOL, updated_at__gt=since
     ).exists() or Item.objects.filter(project=project, adjudicated_at__gt=since).exists()
-    return None if changed else active
+    return None if changed else newest
 
 
 def stale_ranked_count(project: Project) -> int:

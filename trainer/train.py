@@ -46,6 +46,11 @@ class TrainResult:
     num_train: int = 0
     config: dict = field(default_factory=dict)
     vocabulary: dict = field(default_factory=dict)  # trainer.vocabulary.Coverage of the texts
+    # predicted label index of each evaluation text, in order (pairs versions on gold items)
+    eval_predictions: list[int] = field(default_factory=list)
+    # the validation split: indices into the training texts, and the kept model's predictions
+    val_indices: list[int] = field(default_factory=list)
+    val_predictions: list[int] = field(default_factory=list)
 
 
 def _set_seed(seed: int) -> None:
@@ -64,12 +69,15 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _evaluate(tokenizer, model, texts, labels, label_names, config, device) -> dict:
+def _evaluate(tokenizer, model, texts, labels, label_names, config, device
+              ) -> tuple[dict, list[int]]:
+    """(classification_metrics, the predicted label index of each text)."""
     if not texts:
-        return {}
+        return {}, []
     probs = predict_proba(model, tokenizer, texts, max_length=config.max_length,
                           batch_size=max(64, config.batch_size), device=device)
-    return classification_metrics(labels, probs.argmax(axis=1).tolist(), label_names)
+    predicted = probs.argmax(axis=1).tolist()
+    return classification_metrics(labels, predicted, label_names), predicted
 
 
 def _probe_features(model, encoded, pad_id, device, batch_size=64):
@@ -288,7 +296,7 @@ def train(
 
     history: list[dict] = []
     frozen = {name for name, param in model.named_parameters() if not param.requires_grad}
-    best_state, best_f1, best_val, bad_epochs = None, -1.0, {}, 0
+    best_state, best_f1, best_val, best_val_pred, bad_epochs = None, -1.0, {}, [], 0
     step = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -309,10 +317,11 @@ def train(
                 progress({**entry, "epochs": config.epochs, "total_steps": total_steps})
 
         if val_texts:
-            val = _evaluate(tokenizer, model, val_texts, y_val, label_names, config, device)
+            val, val_pred = _evaluate(tokenizer, model, val_texts, y_val, label_names, config,
+                                      device)
             logger.info("epoch %s: validation macro-F1 %.4f", epoch, val["macro_f1"])
             if val["macro_f1"] >= best_f1:  # ties go to the later, longer-trained epoch
-                best_f1, best_val, bad_epochs = val["macro_f1"], val, 0
+                best_f1, best_val, best_val_pred, bad_epochs = val["macro_f1"], val, val_pred, 0
                 best_state = {k: v.detach().to("cpu", copy=True)  # frozen weights stay put
                               for k, v in model.state_dict().items() if k not in frozen}
             else:
@@ -328,9 +337,11 @@ def train(
     if progress and history:  # evaluation can take a while: report (and heartbeat) first
         progress({**history[-1], "epochs": config.epochs, "total_steps": total_steps,
                   "phase": "evaluating"})
+    eval_predictions: list[int] = []
     if eval_texts:
-        metrics = _evaluate(tokenizer, model, list(eval_texts),
-                            encode_labels(eval_labels, label_names), label_names, config, device)
+        metrics, eval_predictions = _evaluate(tokenizer, model, list(eval_texts),
+                                              encode_labels(eval_labels, label_names),
+                                              label_names, config, device)
         metrics["evaluated_on"] = "gold"
     else:
         metrics = {**copy.deepcopy(best_val), "evaluated_on": "validation"} if best_val else {}
@@ -344,7 +355,8 @@ def train(
         duration_seconds=round(duration, 3), device=device, num_train=len(train_idx),
         config={**config.to_dict(), "resolved_model": resolved,
                 "base_source": describe_source(resolved)},
-        vocabulary=coverage.to_dict(),
+        vocabulary=coverage.to_dict(), eval_predictions=eval_predictions,
+        val_indices=list(val_idx) if best_val_pred else [], val_predictions=best_val_pred,
     )
     summary = {
         "config": result.config,

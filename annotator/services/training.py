@@ -4,9 +4,11 @@ The path of a retrain: `training_request` (one queued run per project, enforced 
 partial unique constraint) -> after commit `train_project_task.delay(run_id)` ->
 `training_run_execute` claims the run with a conditional UPDATE, snapshots the labels,
 fine-tunes with `trainer.train`, copies the folder into the "artifacts" storage (one
-folder per attempt) and activates the new ModelVersion in one transaction. A background
-thread keeps the heartbeat fresh while it works. A failed or killed run never touches the
-active model; a run whose heartbeat stopped is reclaimed (retried) or marked failed.
+folder per attempt), compares the new version with the active one on the same items
+(services.activation) and stores it in one transaction, active unless it is worse beyond
+noise. A background thread keeps the heartbeat fresh while it works. A failed or killed run
+never touches the active model; a run whose heartbeat stopped is reclaimed (retried) or
+marked failed. A request without labels of two classes is refused before any run exists.
 """
 
 import logging
@@ -15,8 +17,8 @@ import socket
 import tempfile
 import threading
 import time
-import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -29,10 +31,13 @@ from django.utils import timezone
 from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
 from annotator.queueing import enqueue, enqueue_on_commit
 from annotator.selectors import (
-    active_version_if_nothing_new,
+    gold_labels,
+    latest_version_if_nothing_new,
     readability_blocks_schedule,
+    training_label_counts,
     training_labels,
 )
+from annotator.services.activation import activation_decide
 from annotator.services.artifacts import model_version_local_path, model_version_store
 
 logger = logging.getLogger(__name__)
@@ -45,8 +50,23 @@ class RunLost(Exception):
     """Another worker reclaimed the run, or it was marked failed, while we trained."""
 
 
+class TooFewClasses(ValueError):
+    """A model needs training labels of at least two classes; the message says what there is."""
+
+    def __init__(self, counts: dict[str, int]):
+        self.counts = counts
+        if not counts:
+            has = "it has 0"
+        elif len(counts) == 1:
+            (name, count), = counts.items()
+            has = f"it has only '{name}' ({count} label{'s' if count != 1 else ''})"
+        else:
+            has = "it has " + ", ".join(f"'{name}' {count}" for name, count in counts.items())
+        super().__init__(f"training needs labels of at least two classes; {has}")
+
+
 class NothingNewToLearn(Exception):
-    """No label was added, changed or adjudicated since the active version was trained."""
+    """No label was added, changed or adjudicated since the newest version was trained."""
 
     def __init__(self, version: ModelVersion):
         self.version = version
@@ -55,12 +75,6 @@ class NothingNewToLearn(Exception):
 
 
 # --- reads used here ------------------------------------------------------------
-
-
-def _gold(project: Project) -> tuple[list[str], list[str]]:
-    rows = Item.objects.filter(project=project, split=Item.Split.GOLD).exclude(gold_label="")
-    pairs = [(t, g) for t, g in rows.values_list("text", "gold_label") if g in project.label_names]
-    return [t for t, _ in pairs], [g for _, g in pairs]
 
 
 def _config(project: Project, warm_start_from: str | None):
@@ -87,15 +101,19 @@ def training_request(
 ) -> TrainingRun | None:
     """Queue a training run, or return the project's queued/running one.
 
-    Raises NothingNewToLearn instead when the active version was trained on the labels as
-    they are now (it would make the same model again), unless `force`.
+    Raises TooFewClasses (even with `force`) when the labels are of fewer than two classes,
+    and NothingNewToLearn when the newest version, active or not, was trained on the labels
+    as they are now (it would make the same model again), unless `force`.
 
     A second concurrent request hits the partial unique constraint and gets the
     existing run; if that run's worker died (stale heartbeat) it is enqueued again, so
     the new worker reclaims it. The task is enqueued only after the transaction commits.
     """
-    if not force and not TrainingRun.objects.filter(project=project, status__in=ACTIVE).exists():
-        current = active_version_if_nothing_new(project)
+    if not TrainingRun.objects.filter(project=project, status__in=ACTIVE).exists():
+        counts = training_label_counts(project)
+        if len(counts) < 2:
+            raise TooFewClasses(counts)
+        current = None if force else latest_version_if_nothing_new(project)
         if current is not None:
             raise NothingNewToLearn(current)
     try:
@@ -216,10 +234,12 @@ def _progress_writer(run_id: int, attempt: int, extra: Callable | None, beat: _H
 
 
 def training_run_execute(*, run_id: int, progress: Callable[[dict], None] | None = None):
-    """Claim and execute one run. Returns the new active ModelVersion, or None.
+    """Claim and execute one run. Returns the new ModelVersion (active unless the activation
+    rule refused it: see its `activation`), or None.
 
     Safe to call again for the same run (redelivery): a finished run or one another
-    worker is training is left alone.
+    worker is training is left alone. A failure is stored as a plain sentence; the traceback
+    goes to the log only.
     """
     attempt = _claim(run_id)
     if attempt is None:
@@ -236,8 +256,23 @@ def training_run_execute(*, run_id: int, progress: Callable[[dict], None] | None
         TrainingRun.objects.filter(
             id=run_id, status=TrainingRun.Status.RUNNING, attempts=attempt
         ).update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
-                 error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=5)}"[:5000])
+                 error=run_failure_text(exc))
         return None
+
+
+def run_failure_text(exc: BaseException) -> str:
+    """What the runs table says about a failed run: a plain sentence, no traceback and no
+    server path (exception messages may carry both; the log has them)."""
+    if isinstance(exc, TooFewClasses):
+        return f"{exc}."
+    name = type(exc).__name__
+    if isinstance(exc, MemoryError) or "OutOfMemory" in name or "out of memory" in str(exc):
+        cause = "the worker ran out of memory"
+    elif isinstance(exc, OSError):
+        cause = "a file could not be read or written"
+    else:
+        cause = f"an unexpected error ({name})"
+    return f"training failed: {cause}; the details are in the worker's log"
 
 
 def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVersion:
@@ -246,11 +281,12 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
     run = TrainingRun.objects.select_related("project").get(id=run_id)
     project = run.project
     rows = [r for r in training_labels(project) if r[2] in project.label_names]
-    if len({label for _, _, label in rows}) < 2:
-        raise ValueError("need labeled examples of at least two classes to train")
+    counts = Counter(label for _, _, label in rows)
+    if len(counts) < 2:  # labels changed since the request
+        raise TooFewClasses(dict(counts))
     run.label_snapshot = [[item_id, label] for item_id, _, label in rows]
     TrainingRun.objects.filter(id=run.id).update(label_snapshot=run.label_snapshot)
-    gold_texts, gold_labels = _gold(project)
+    gold = gold_labels(project)
     active = ModelVersion.objects.filter(project=project, is_active=True).first()
     warm = (
         str(model_version_local_path(active))
@@ -262,7 +298,8 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
         result = train(
             texts=[t for _, t, _ in rows], labels=[label for _, _, label in rows],
             label_names=project.label_names, config=config, output_dir=tmp,
-            eval_texts=gold_texts or None, eval_labels=gold_labels or None,
+            eval_texts=[text for _, text, _ in gold] or None,
+            eval_labels=[label for _, _, label in gold] or None,
             progress=_progress_writer(run.id, attempt, progress, beat),
         )
         beat.check()
@@ -272,6 +309,11 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
         # and a random tail, as ids come back after a delete (SQLite reuses the highest)
         prefix = f"projects/{project.id}/v{number}-r{run.id}a{attempt}-{uuid.uuid4().hex[:8]}"
         model_version_store(Path(tmp), prefix)
+    beat.check()
+    predicted = result.eval_predictions if len(result.eval_predictions) == len(gold) else []
+    gold_predictions = {item_id: int(p) for (item_id, _, _), p in zip(gold, predicted)}
+    decision = _decide(project, rows, gold_predictions, result)
+    logger.info("run %s: %s", run.id, decision["reason"])
     with transaction.atomic():
         Project.objects.select_for_update().get(id=project.id)
         # the last progress said "evaluating": a finished run is past every phase
@@ -290,10 +332,23 @@ def _execute(run_id: int, attempt: int, beat: _Heartbeat, progress) -> ModelVers
             metrics=result.metrics, duration_seconds=result.duration_seconds,
             device=result.device, max_length=result.config["max_length"],
             base_model_source=result.config.get("base_source", ""),
-            vocabulary=result.vocabulary,
+            vocabulary=result.vocabulary, activation=decision,
+            gold_predictions=[[item_id, p] for item_id, p in gold_predictions.items()],
         )
-        _activate(version)
+        if decision["activated"]:
+            _activate(version)
     return version
+
+
+def _decide(project: Project, rows: list, gold_predictions: dict[int, int], result) -> dict:
+    """May the version just trained replace the active one? (services.activation)"""
+    index = {name: i for i, name in enumerate(project.label_names)}
+    validation = [(rows[i][0], rows[i][1], index[rows[i][2]], int(p))
+                  for i, p in zip(result.val_indices, result.val_predictions, strict=True)]
+    active = (ModelVersion.objects.filter(project=project, is_active=True)
+              .select_related("training_run").first())
+    return activation_decide(project=project, active=active, gold_predictions=gold_predictions,
+                             validation=validation)
 
 
 def _activate(version: ModelVersion) -> None:
@@ -306,10 +361,15 @@ def _activate(version: ModelVersion) -> None:
     transaction.on_commit(lambda: on_model_activated(version))
 
 
-def model_version_activate(*, version: ModelVersion) -> ModelVersion:
-    """Make an earlier (or any) version the active one: rollback."""
+def model_version_activate(*, version: ModelVersion, user=None) -> ModelVersion:
+    """Make an earlier (or any) version the active one: rollback, or "Activate anyway" for a
+    version the activation rule refused (who and when are recorded on it)."""
     with transaction.atomic():
         Project.objects.select_for_update().get(id=version.project_id)
+        if version.activation.get("activated") is False and not version.is_active:
+            version.activation = {**version.activation, "forced_at": timezone.now().isoformat(),
+                                  "forced_by": user.get_username() if user else ""}
+            ModelVersion.objects.filter(id=version.id).update(activation=version.activation)
         _activate(version)
     return version
 
@@ -385,7 +445,7 @@ def retrain_due_projects() -> list[int]:
         if project_retrain_due(project):
             try:
                 run = training_request(project=project, trigger=TrainingRun.Trigger.SCHEDULE)
-            except NothingNewToLearn:
+            except (NothingNewToLearn, TooFewClasses):
                 continue
             if run:
                 queued.append(run.id)

@@ -34,6 +34,7 @@ from annotator.services.artifacts import model_version_zip_stream
 from annotator.services.exporting import export_rows, parse_when
 from annotator.services.training import (
     NothingNewToLearn,
+    TooFewClasses,
     model_version_activate,
     training_request,
 )
@@ -54,6 +55,15 @@ _VERSION_EXAMPLE = {
     "metrics": {"accuracy": 0.91, "macro_f1": 0.88, "support": 240, "evaluated_on": "gold"},
     "reliability": {"n": 240, "on": "gold", "reliable": True, "reason": ""},
     "distilled_from": None, "distilled_layers": None,
+    "activation": {
+        "activated": True, "compared_with": 2, "on": "gold",
+        "reason": "activated: macro-F1 0.880 vs 0.864 of v2 on the same 240 gold items",
+        "comparison": {"n": 240, "new_macro_f1": 0.88, "old_macro_f1": 0.864,
+                       "difference": 0.016, "upper_bound": 0.041, "worse": False},
+        "rule": {"min_items": 30, "confidence": 0.95, "tolerance": 0.01, "resamples": 2000,
+                 "seed": 0},
+    },
+    "not_activated_reason": "",
     "created_at": "2026-01-31T09:12:00Z",
 }
 
@@ -177,7 +187,8 @@ def versions(request: Request, project_id: int) -> Response:
 def version_activate(request: Request, project_id: int, version_id: int) -> Response:
     managed_project(request.user, project_id)
     version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
-    return Response(ModelVersionSerializer(model_version_activate(version=version)).data)
+    activated = model_version_activate(version=version, user=request.user)
+    return Response(ModelVersionSerializer(activated).data)
 
 
 @extend_schema(
@@ -214,8 +225,9 @@ def version_download(request: Request, project_id: int, version_id: int):
         403: _NOT_MANAGER,
         404: _NOT_FOUND,
         409: OpenApiResponse(NothingNewSerializer, description=(
-            "no label changed since the active version was trained (send force=true), or "
-            "no run could be queued")),
+            "the labels are of fewer than two classes (force does not help; active_version "
+            "null), no label changed since the newest version was trained (send force=true), "
+            "or no run could be queued")),
     },
     examples=[
         OpenApiExample("anyway", request_only=True, value={"force": True}),
@@ -233,6 +245,8 @@ def retrain(request: Request, project_id: int) -> Response:
     try:
         run = training_request(project=project, trigger=TrainingRun.Trigger.API,
                                user=request.user, force=body.validated_data["force"])
+    except TooFewClasses as refused:
+        return Response({"detail": str(refused), "active_version": None}, status=409)
     except NothingNewToLearn as nothing:
         return Response({"detail": f"{nothing}; send force=true to train anyway",
                          "active_version": nothing.version.version}, status=409)

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotator.models import ModelVersion, Project, TrainingRun
 from annotator.permissions import project_admin_required
 from annotator.selectors import (
-    active_version_if_nothing_new,
+    latest_version_if_nothing_new,
     readability_for,
     stopping_signal_for,
 )
@@ -20,6 +20,7 @@ from annotator.services.distillation import model_version_distill_request
 from annotator.services.readability import readability_confirm, vocabulary_check_request
 from annotator.services.training import (
     NothingNewToLearn,
+    TooFewClasses,
     model_version_activate,
     training_request,
 )
@@ -45,7 +46,7 @@ def model_registry(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project, "versions": versions, "runs": runs,
         "stop_signal": stopping_signal_for(project), "check": check,
         "confirmed": project.readability_confirmed_model == project.effective_model_name,
-        "up_to_date": active_version_if_nothing_new(project),
+        "up_to_date": latest_version_if_nothing_new(project),
         "distill_layers": settings.DISTILL_LAYERS,
     })
 
@@ -77,6 +78,9 @@ def retrain_now(request: HttpRequest, project_id: int) -> HttpResponse:
     try:
         run = training_request(project=project, trigger=TrainingRun.Trigger.MANUAL,
                                user=request.user, force=request.POST.get("force") == "1")
+    except TooFewClasses as refused:
+        messages.error(request, f"Nothing queued: {refused}.")
+        return redirect("model_registry", project_id=project.id)
     except NothingNewToLearn as nothing:
         messages.warning(request, f"Nothing queued: {nothing}, so a retrain would make the "
                                   "same model again. \"Retrain anyway\" trains all the same.")
@@ -93,8 +97,10 @@ def retrain_now(request: HttpRequest, project_id: int) -> HttpResponse:
 @project_admin_required
 def version_activate(request: HttpRequest, project_id: int, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
-    model_version_activate(version=version)
-    messages.info(request, f"Version {version.version} is now active.")
+    refused = version.activation.get("activated") is False and not version.is_active
+    model_version_activate(version=version, user=request.user)
+    anyway = f" anyway (it was {version.activation['reason']})" if refused else ""
+    messages.info(request, f"Version {version.version} is now active{anyway}.")
     return redirect("model_registry", project_id=project_id)
 
 

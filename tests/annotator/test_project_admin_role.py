@@ -11,6 +11,7 @@ from django.urls import reverse
 from annotator.models import Membership, TrainingRun
 from annotator.services.labeling import item_adjudicate
 from tests.annotator.labeling_factories import make_item
+from tests.annotator.training_helpers import add_labeled_items
 
 
 
@@ -40,6 +41,7 @@ def _manage_urls(project):
 
 
 def test_a_project_admin_manages_their_project(lead_client, lead, project):
+    add_labeled_items(project, lead)
     for method, url in _manage_urls(project):
         assert getattr(lead_client, method)(url).status_code in (200, 202, 302), url
     run = TrainingRun.objects.get(project=project)
@@ -58,7 +60,9 @@ def test_a_labeler_gets_403_on_every_admin_page(labeler_client, project):
     assert not TrainingRun.objects.exists()
 
 
-def test_staff_still_manage_every_project(admin_client, project, other_project):
+def test_staff_still_manage_every_project(admin_client, admin_user, project, other_project):
+    add_labeled_items(project, admin_user)
+    add_labeled_items(other_project, admin_user)
     for method, url in _manage_urls(project) + _manage_urls(other_project):
         assert getattr(admin_client, method)(url).status_code in (200, 202, 302), url
 

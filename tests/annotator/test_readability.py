@@ -134,9 +134,10 @@ def test_scheduled_retraining_waits_until_an_admin_confirms_the_model(
     assert TrainingRun.objects.filter(project=project, trigger="schedule").count() == 1
 
 
-def test_retrain_now_still_trains_but_warns(admin_client, project,
+def test_retrain_now_still_trains_but_warns(admin_client, admin_user, project,
                                             django_capture_on_commit_callbacks):
     unreadable_check(project)
+    add_labeled_items(project, admin_user)
     with mock.patch("annotator.tasks.train_project_task.delay") as delay:
         with django_capture_on_commit_callbacks(execute=True):
             response = admin_client.post(reverse("retrain_now", args=[project.pk]), follow=True)

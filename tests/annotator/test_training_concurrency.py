@@ -8,9 +8,11 @@ from django.db import connection
 
 from annotator.models import TrainingRun
 from annotator.services.training import training_request
+from tests.annotator.training_helpers import add_labeled_items
 
 
-def test_sequential_triggers_share_the_queued_run(project):
+def test_sequential_triggers_share_the_queued_run(project, labeler):
+    add_labeled_items(project, labeler)
     with mock.patch("annotator.tasks.train_project_task.delay"):
         runs = {training_request(project=project, trigger=t).id for t in ("manual", "api")}
     assert len(runs) == 1
@@ -18,9 +20,10 @@ def test_sequential_triggers_share_the_queued_run(project):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_triggers_create_one_training_run(project):
+def test_concurrent_triggers_create_one_training_run(project, labeler):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL to a postgres:// URL)")
+    add_labeled_items(project, labeler)
     barrier, results, errors = threading.Barrier(8), [], []
 
     def trigger(kind):

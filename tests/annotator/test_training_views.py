@@ -80,8 +80,9 @@ def test_registry_shows_the_stopping_signal_once_versions_have_predictions(
     assert "Stopping signal" in body and "Keep labeling." in body
 
 
-def test_retrain_button_queues_one_run(admin_client, admin_user, project, no_broker,
+def test_retrain_button_queues_one_run(admin_client, admin_user, project, labeler, no_broker,
                                        django_capture_on_commit_callbacks):
+    add_labeled_items(project, labeler)
     url = reverse("retrain_now", args=[project.id])
     with django_capture_on_commit_callbacks(execute=True):
         assert admin_client.post(url).status_code == 302
@@ -95,7 +96,8 @@ def test_retrain_button_needs_post(admin_client, project):
     assert admin_client.get(reverse("retrain_now", args=[project.id])).status_code == 405
 
 
-def test_api_retrain_returns_the_run_id(admin_client, project):
+def test_api_retrain_returns_the_run_id(admin_client, project, labeler):
+    add_labeled_items(project, labeler)
     url = reverse("api_retrain", args=[project.id])
     first = admin_client.post(url)
     second = admin_client.post(url)

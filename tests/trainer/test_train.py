@@ -6,6 +6,7 @@ import statistics
 import pytest
 
 from tests.trainer.tiny import LABELS, tiny_config, tiny_dataset
+from trainer.evaluate import classification_metrics
 from trainer.models import load_classifier, resolve_model_name
 from trainer.predict import predict_proba
 from trainer.train import train
@@ -87,6 +88,19 @@ def test_max_steps_caps_training_and_validation_split_is_used(tmp_path):
     assert result.num_train == 18
     assert result.val_metrics["support"] == 6
     assert result.metrics["evaluated_on"] == "validation"
+    # the kept model's prediction of each validation text, to pair it with another version's
+    assert len(result.val_indices) == len(result.val_predictions) == 6
+    truth = [LABELS.index(labels[i]) for i in result.val_indices]
+    assert classification_metrics(truth, result.val_predictions, LABELS) == result.val_metrics
+
+
+def test_each_gold_text_has_its_predicted_label_and_they_make_the_metrics(trained):
+    result, _, _ = trained
+    texts, labels = tiny_dataset()
+    assert len(result.eval_predictions) == 6 and result.val_indices == []
+    truth = [LABELS.index(label) for label in labels[:6]]
+    metrics = {k: v for k, v in result.metrics.items() if k != "evaluated_on"}
+    assert classification_metrics(truth, result.eval_predictions, LABELS) == metrics
 
 
 def test_linear_probe_starts_the_new_head_from_a_fitted_logistic_regression():

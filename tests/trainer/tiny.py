@@ -43,8 +43,13 @@ def train_tiny(output_dir, **overrides):
                  config=tiny_config(max_steps=2, **overrides))
 
 
-def fake_train_copying(model_dir, calls: list | None = None, fail: Exception | None = None):
-    """A stand-in for trainer.train.train that copies a ready model (keeps DB tests fast)."""
+def fake_train_copying(model_dir, calls: list | None = None, fail: Exception | None = None,
+                       predict=None, val_indices=()):
+    """A stand-in for trainer.train.train that copies a ready model (keeps DB tests fast).
+
+    `predict(text) -> label index` makes the predictions it reports on the evaluation texts
+    and on the training texts at `val_indices` (its validation split); none without it.
+    """
     import shutil
 
     from trainer.train import TrainResult
@@ -61,9 +66,14 @@ def fake_train_copying(model_dir, calls: list | None = None, fail: Exception | N
             raise fail
         shutil.copytree(model_dir, output_dir, dirs_exist_ok=True)
         metrics = {"macro_f1": 0.5, "accuracy": 0.6, "per_class": {}, "evaluated_on": "gold"}
+        validation = [i for i in val_indices if i < len(texts)] if predict else []
         return TrainResult(metrics=metrics, val_metrics={}, history=[], duration_seconds=1.5,
                            device="cpu", num_train=len(texts),
                            config={"resolved_model": "tiny",
-                                   "max_length": config.max_length or 64})
+                                   "max_length": config.max_length or 64},
+                           eval_predictions=[predict(t) for t in eval_texts or []] if predict
+                           else [],
+                           val_indices=validation,
+                           val_predictions=[predict(texts[i]) for i in validation])
 
     return fake

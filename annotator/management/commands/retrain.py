@@ -5,7 +5,12 @@ from django.db import transaction
 
 from annotator.management.progress import step_bar
 from annotator.models import Project, TrainingRun
-from annotator.services.training import NothingNewToLearn, training_request, training_run_execute
+from annotator.services.training import (
+    NothingNewToLearn,
+    TooFewClasses,
+    training_request,
+    training_run_execute,
+)
 from trainer.evaluate import metrics_reliability
 
 
@@ -29,6 +34,8 @@ class Command(BaseCommand):
             with transaction.atomic():
                 run = training_request(project=project, trigger=TrainingRun.Trigger.COMMAND,
                                        enqueue=enqueue, force=force)
+        except TooFewClasses as refused:
+            raise CommandError(f"nothing queued: {refused}") from None
         except NothingNewToLearn as nothing:
             raise CommandError(f"{nothing}; --force trains anyway") from None
         if run is None:
@@ -46,11 +53,15 @@ class Command(BaseCommand):
             raise CommandError(f"run {run.id} {run.status}: {reason}")
         metrics = version.metrics
         reliability = metrics_reliability(metrics)
-        self.stdout.write(self.style.SUCCESS(
-            f"v{version.version} active: {version.label_count} labels, "
+        style = self.style.SUCCESS if version.is_active else self.style.WARNING
+        self.stdout.write(style(
+            f"v{version.version} {'active' if version.is_active else 'not active'}: "
+            f"{version.label_count} labels, "
             f"macro-F1 {metrics.get('macro_f1', float('nan')):.3f} "
             f"on {metrics.get('evaluated_on', '-')} (n={reliability['n']}), "
             f"{version.duration_seconds:.1f} s on {version.device}"
         ))
         if not reliability["reliable"]:
             self.stdout.write(self.style.WARNING(f"unreliable estimate: {reliability['reason']}"))
+        if version.activation.get("reason"):
+            self.stdout.write(style(version.activation["reason"]))
