@@ -36,7 +36,7 @@ class ProjectForm(forms.ModelForm):
                                 "project's Labels page in the app: their annotations follow."}
 
     def clean_model_name(self) -> str:
-        return clean_model_name(self.cleaned_data["model_name"])
+        return clean_model_name(self.cleaned_data["model_name"], kept=self.instance.model_name)
 
     def clean_labels(self) -> list[dict]:
         labels = validate_label_set(self.cleaned_data["labels"])

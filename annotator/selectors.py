@@ -220,11 +220,12 @@ def suggestion_for(item: Item) -> tuple[str, float] | None:
     """(label, confidence) of the model that ranked `item` (the fast loop's head, refit every
     few labels, else the active version), only if the project shows suggestions.
 
-    Off by default (Project.show_suggestions): a visible suggestion anchors labelers.
+    Off by default (Project.show_suggestions): a visible suggestion anchors labelers. Never
+    on a gold item: the model's guess there would anchor the held-out labels it is judged by.
     """
     from annotator.models import Prediction
 
-    if not item.project.show_suggestions:
+    if not item.project.show_suggestions or item.split == Item.Split.GOLD:
         return None
     if item.ranked_by_head_id and item.head_label:
         return item.head_label, float(item.head_confidence or 0.0)

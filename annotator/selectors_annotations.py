@@ -29,7 +29,7 @@ def annotations_for(*, project: Project, only_labeler=None, labeler: str = "",
         rows = rows.filter(_state_condition(state))
     return rows.select_related("item", "labeler", "model_version").only(
         "id", "label", "created_at", "updated_at", "seconds_spent", "picked_by", "strategy",
-        "predicted_label", "predicted_confidence", "item__id", "item__external_id",
+        "predicted_label", "predicted_confidence", "item__id", "item__external_id", "item__split",
         "labeler__username", "model_version__version",
     )
 

@@ -22,9 +22,13 @@ def items_filtered(
     meta: dict[str, str] | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    include_gold: bool = True,
 ) -> QuerySet[Item]:
-    """The project's items, oldest first; `labeled` means at least one annotation."""
+    """The project's items, oldest first; `labeled` means at least one annotation.
+    `include_gold=False` (what a labeler may see) leaves the held-out gold items out."""
     items = Item.objects.filter(project=project)
+    if not include_gold:
+        items = items.exclude(split=Item.Split.GOLD)
     if split:
         items = items.filter(split=split)
     if labeled is not None:
@@ -51,11 +55,22 @@ def _meta_equals(key: str, value: str) -> Q:
     return match | Q(**{f"meta__{key}": int(number) if number.is_integer() else number})
 
 
-def item_detail(*, project: Project, item_id: int) -> tuple[Item, list[Annotation],
-                                                           Prediction | None]:
-    """The item (Item.DoesNotExist if not in the project), its annotations, latest prediction."""
-    item = Item.objects.get(project=project, pk=item_id)
-    annotations = list(item.annotations.select_related("labeler").order_by("created_at", "pk"))
-    prediction = (item.predictions.select_related("model_version")
-                  .order_by("-created_at", "-pk").first())
-    return item, annotations, prediction
+def item_detail(*, project: Project, item_id: int, viewer=None) -> tuple[
+        Item, list[Annotation], Prediction | None]:
+    """The item (Item.DoesNotExist if not in the project), its annotations, latest prediction.
+
+    With a `viewer` (a labeler, not a manager) only what blind labeling allows: no gold item
+    (DoesNotExist), only the viewer's own annotation, and the model's prediction only where
+    the project shows suggestions to labelers."""
+    items = Item.objects.filter(project=project)
+    if viewer is not None:
+        items = items.exclude(split=Item.Split.GOLD)
+    item = items.get(pk=item_id)
+    annotations = item.annotations.select_related("labeler").order_by("created_at", "pk")
+    if viewer is not None:
+        annotations = annotations.filter(labeler=viewer)
+    prediction = None
+    if viewer is None or project.show_suggestions:
+        prediction = (item.predictions.select_related("model_version")
+                      .order_by("-created_at", "-pk").first())
+    return item, list(annotations), prediction

@@ -25,8 +25,17 @@ class AnnotationProvenanceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Annotation
         fields = ["id", "item_id", "external_id", "labeler", "label", "created_at", "updated_at",
-                  "seconds_spent", "picked_by", "strategy", "model_version", "ranked_by_head", "predicted_label",
-                  "predicted_confidence"]
+                  "seconds_spent", "picked_by", "strategy", "model_version", "ranked_by_head",
+                  "predicted_label", "predicted_confidence"]
+
+    def to_representation(self, annotation: Annotation) -> dict:
+        """For a labeler (context "manager" False) the model's prediction is blank where the
+        project hides suggestions, and always on a gold item (held out from them)."""
+        data = super().to_representation(annotation)
+        if not self.context.get("manager", True) and (
+                self.context.get("hide_predictions") or annotation.item.split == "gold"):
+            data["predicted_label"], data["predicted_confidence"] = "", None
+        return data
 
 
 class ReliabilitySerializer(serializers.Serializer):

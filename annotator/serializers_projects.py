@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.forms.models import model_to_dict
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotator.forms.projects import SETTINGS_FIELDS, ProjectSettingsForm
@@ -133,13 +134,30 @@ class PushResponseSerializer(serializers.Serializer):
     rows = PushRowSerializer(many=True)
 
 
+# Labels a labeler must not see (blind labeling, a held-out gold set): left out of the
+# answer unless the serializer's context says the reader manages the project.
+MANAGER_ONLY_FIELDS = ("imported_label", "gold_label", "final_label")
+
+
 class ItemSerializer(serializers.ModelSerializer):
+    """An item. `imported_label`, `gold_label` and `final_label` are for managers only:
+    pass context={"manager": True}; a labeler's answer has none of them."""
+
     class Meta:
         model = Item
         fields = ["id", "external_id", "text", "raw_text", "kind", "turns", "meta", "split",
                   "imported_label", "gold_label", "final_label", "annotation_count",
                   "required_labels", "created_at"]
         read_only_fields = fields
+        extra_kwargs = {name: {"required": False, "help_text": "managers only"}
+                        for name in MANAGER_ONLY_FIELDS}
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if not self.context.get("manager", True):
+            for name in MANAGER_ONLY_FIELDS:
+                fields.pop(name, None)
+        return fields
 
 
 class AnnotationSerializer(serializers.Serializer):
@@ -151,8 +169,16 @@ class AnnotationSerializer(serializers.Serializer):
 class ItemPredictionSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(source="model_version.version")
     label = serializers.CharField()
-    probabilities = serializers.DictField(child=serializers.FloatField())
+    probabilities = serializers.SerializerMethodField(
+        help_text="probability per label name, as in the prediction API")
     created_at = serializers.DateTimeField()
+
+    @extend_schema_field(serializers.DictField(child=serializers.FloatField()))
+    def get_probabilities(self, prediction) -> dict[str, float]:
+        """Stored as a list in the version's label order."""
+        names = prediction.model_version.label_names or []
+        return {str(name): float(p) for name, p in zip(names, prediction.probabilities,
+                                                       strict=False)}
 
 
 class ItemDetailSerializer(ItemSerializer):

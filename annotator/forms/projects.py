@@ -33,8 +33,12 @@ class ModelNameInput(forms.TextInput):
                            super().render(name, value, attrs, renderer), options)
 
 
-def clean_model_name(name: str) -> str:
+def clean_model_name(name: str, *, kept: str = "") -> str:
+    """A model a project may be set to from the app; `kept` (the project's current model,
+    perhaps set from the command line) stays valid while it is not changed."""
     name = name.strip()
+    if name and name == kept:
+        return name
     problem = encoder_name_problem(name)
     if problem:
         raise forms.ValidationError(problem)
@@ -51,6 +55,9 @@ class ProjectSettingsForm(forms.ModelForm):
             "guidelines": forms.Textarea(attrs={"rows": 12}),
         }
         help_texts = {
+            "model_name": "multilingual-e5-small (reads Chinese and English), all-MiniLM-L6-v2 "
+                          "(English only, faster) or a model the operator registered "
+                          "(manage.py register_model); empty = the platform default.",
             "retrain_min_new_labels": "Retrain once this many new labels came in (0 = off).",
             "retrain_every_minutes": "Or retrain this often while new labels come in (0 = off).",
             "epochs": "Passes over the labeled data per training run.",
@@ -66,7 +73,7 @@ class ProjectSettingsForm(forms.ModelForm):
             field.widget.attrs.update(min=low, max=high)
 
     def clean_model_name(self) -> str:
-        return clean_model_name(self.cleaned_data["model_name"])
+        return clean_model_name(self.cleaned_data["model_name"], kept=self.instance.model_name)
 
 
 class LabelForm(forms.Form):

@@ -6,8 +6,10 @@ project's labels and predicts, then moves it into MODEL_DIR/registered/<name>, w
 trainer.models.resolve_model_name finds it by name.
 """
 
+import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -35,36 +37,63 @@ def encoder_choices() -> list[tuple[str, str]]:
     return list(BUILTIN_MODELS.items()) + registered
 
 
+def hub_enabled() -> bool:
+    """Hugging Face ids work only where the hub may be reached (HF_HUB_OFFLINE unset)."""
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("1", "true", "TRUE", "yes")
+
+
 def encoder_name_problem(name: str) -> str | None:
-    """Why a project cannot train with `name`, or None: a built-in or registered name, a local
-    folder with a config.json, or something that looks like a Hugging Face id."""
+    """Why a project cannot be set to train with `name` from the app or the API, or None: a
+    built-in or registered name, or a Hugging Face id where the hub is enabled.
+
+    A folder on the server is not a model name here: only the site's operator brings one in,
+    from the command line (`manage.py register_model NAME FOLDER`). The answer is the same
+    whether such a folder exists or not, so the form tells nothing about the server's disk.
+    """
     from trainer.models import BUILTIN_MODELS
 
     if not name or name in BUILTIN_MODELS or RegisteredModel.objects.filter(name=name).exists():
         return None
-    if Path(name).is_absolute():
-        if (Path(name) / "config.json").exists():
-            return None
-        return f"{name} is not a model folder (no config.json there)"
-    if HUB_ID.match(name):
-        return None
     known = ", ".join(n for n, _ in encoder_choices())
-    return (f"unknown model {name!r}: use one of {known}, a Hugging Face id (owner/name) "
-            "or the absolute path of a model folder")
+    if HUB_ID.match(name):
+        if hub_enabled():
+            return None
+        return (f"{name!r} is a Hugging Face id, but this site does not download models "
+                f"(HF_HUB_OFFLINE): use one of {known}, or have the operator register it "
+                "with manage.py register_model")
+    return (f"unknown model {name!r}: use one of {known}"
+            + (", or a Hugging Face id (owner/name)" if hub_enabled() else "")
+            + "; a model folder on the server is registered by the operator with "
+            "manage.py register_model, then picked by its name")
 
 
 def _unpacked(source: Path, workdir: Path) -> Path:
     """The model folder inside a zip (at its root or in one top-level folder)."""
     with zipfile.ZipFile(source) as archive:
-        for member in archive.namelist():
-            target = (workdir / member).resolve()
+        for info in archive.infolist():
+            target = (workdir / info.filename).resolve()
             if not target.is_relative_to(workdir.resolve()):
-                raise EncoderRejected(f"{source.name}: unsafe path in the archive: {member}")
+                raise EncoderRejected(f"{source.name}: unsafe path in the archive: "
+                                      f"{info.filename}")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise EncoderRejected(f"{source.name}: {info.filename} is a symbolic link; "
+                                      "zip the model's files themselves (zip without -y)")
         archive.extractall(workdir)
     configs = sorted(workdir.rglob("config.json"), key=lambda p: len(p.parts))
     if not configs:
         raise EncoderRejected(f"{source.name}: no config.json in the archive")
     return configs[0].parent
+
+
+def _refuse_links_out_of(folder: Path) -> None:
+    """A symbolic link in the folder may point inside it (copied as the file it names), never
+    out of it: registering must not copy other files of the server into the model store."""
+    root = folder.resolve()
+    for path in folder.rglob("*"):
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            raise EncoderRejected(
+                f"{path.relative_to(folder)} is a symbolic link out of {folder}; copy the "
+                "files themselves into one folder (cp -rL) and register that")
 
 
 def _validate(folder: Path, label_names: list[str], texts: list[str]) -> dict:
@@ -116,6 +145,7 @@ def encoder_register(*, name: str, source: Path, project: Project | None = None,
         if source.is_dir():
             if not (source / "config.json").exists():
                 raise EncoderRejected(f"{source} is not a model folder (no config.json)")
+            _refuse_links_out_of(source)
             shutil.copytree(source, staging)
         elif zipfile.is_zipfile(source):
             shutil.move(_unpacked(source, Path(tmp) / "unzipped"), staging)

@@ -119,10 +119,18 @@ def _when(request: Request, name: str):
     })],
 ))
 class AnnotationList(ListAPIView):
-    """Managers read every annotation of the project; a labeler only their own."""
+    """Managers read every annotation of the project; a labeler only their own, without the
+    model's prediction unless the project shows suggestions (never on a gold item)."""
 
     serializer_class = AnnotationProvenanceSerializer
     pagination_class = AnnotationCursor
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        if hasattr(self, "manager"):
+            context["hide_predictions"] = not self.manager and not self.project.show_suggestions
+            context["manager"] = self.manager
+        return context
 
     def get_queryset(self):
         project = get_object_or_404(Project, id=self.kwargs["project_id"])
@@ -132,9 +140,14 @@ class AnnotationList(ListAPIView):
         state = self.request.query_params.get("state", "")
         if state and state not in STATES:
             raise ParseError(f"state: use one of {', '.join(STATES)}")
+        manager = can_manage(user, project)
+        if state and not manager:
+            raise PermissionDenied("state compares your labels with other labelers': "
+                                   "managers only")
+        self.project, self.manager = project, manager
         return annotations_for(
             project=project,
-            only_labeler=None if can_manage(user, project) else user,
+            only_labeler=None if manager else user,
             labeler=self.request.query_params.get("labeler", ""),
             since=_when(self.request, "since"), until=_when(self.request, "until"), state=state,
         )

@@ -174,6 +174,9 @@ FILTERS = [
 @extend_schema(
     methods=["GET"], operation_id="items_list",
     summary="The project's items, oldest first, filtered and paginated by cursor (members)",
+    description=(
+        "Managers see every item with its imported, gold and final labels. A labeler sees the "
+        "pool only (no gold items; `split=gold` answers 403) and none of those labels."),
     parameters=FILTERS,
     responses={200: ItemPageSerializer, 400: OpenApiResponse(description="a malformed filter"),
                **AUTH_ERRORS},
@@ -206,10 +209,15 @@ FILTERS = [
 def items(request: Request, project_id: int) -> Response:
     if request.method == "GET":
         project = _readable(request.user, project_id)
+        manager = can_manage(request.user, project)
+        filters = item_filters(request.query_params)
+        if filters.get("split") == Item.Split.GOLD and not manager:
+            raise PermissionDenied("the gold items are held out: only managers see them")
         page = ItemCursor()
         rows = page.paginate_queryset(
-            items_filtered(project=project, **item_filters(request.query_params)), request)
-        return page.get_paginated_response(ItemSerializer(rows, many=True).data)
+            items_filtered(project=project, include_gold=manager, **filters), request)
+        return page.get_paginated_response(
+            ItemSerializer(rows, many=True, context={"manager": manager}).data)
     project = _managed(request.user, project_id)
     try:
         result = items_push(project=project, rows=push_rows(request.data))
@@ -220,15 +228,21 @@ def items(request: Request, project_id: int) -> Response:
 
 @extend_schema(
     operation_id="item_detail", summary="One item with its annotations and latest prediction",
+    description=(
+        "Managers see every annotation and the latest prediction. A labeler sees only their "
+        "own annotation, no gold item (404), and the prediction only where the project shows "
+        "suggestions to labelers."),
     responses={200: ItemDetailSerializer, **AUTH_ERRORS},
 )
 @api_view(["GET"])
 def item(request: Request, project_id: int, item_id: int) -> Response:
     project = _readable(request.user, project_id)
+    manager = can_manage(request.user, project)
     try:
-        found, annotations, prediction = item_detail(project=project, item_id=item_id)
+        found, annotations, prediction = item_detail(
+            project=project, item_id=item_id, viewer=None if manager else request.user)
     except Item.DoesNotExist:
         raise NotFound("no such item in this project") from None
     found.annotations_list, found.latest = annotations, prediction
-    return Response(ItemDetailSerializer(found).data)
+    return Response(ItemDetailSerializer(found, context={"manager": manager}).data)
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotator import selectors
 from annotator.models import Annotation
-from annotator.permissions import labeled_project
+from annotator.permissions import can_manage, labeled_project
 from annotator.services import labeling
 
 PER_PAGE = 50
@@ -29,6 +29,8 @@ def my_labels(request: HttpRequest, project_id: int) -> HttpResponse:
     page = Paginator(annotations, PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "annotator/labeling/my_labels.html", {
         "project": project, "page": page, "q": text, "label": label,
+        # blind labeling: an admin's final label is a verdict on the others' labels too
+        "show_adjudications": can_manage(request.user, project),
         "filters": urlencode({k: v for k, v in (("q", text), ("label", label)) if v}),
     })
 
@@ -48,7 +50,7 @@ def my_label_change(request: HttpRequest, project_id: int, annotation_id: int) -
     else:
         messages.success(request, f"Item #{annotation.item_id}: your label is now "
                                   f"{annotation.label}.")
-        if annotation.item.final_label:
+        if annotation.item.final_label and can_manage(request.user, project):
             messages.info(request, f"An admin adjudicated item #{annotation.item_id} as "
                                    f"{annotation.item.final_label}: training and the export "
                                    "keep that final label.")

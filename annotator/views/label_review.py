@@ -45,11 +45,15 @@ def item_review(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 @require_GET
 def item_explanation(request: HttpRequest, pk: int, item_pk: int) -> JsonResponse:
     """The active model's label for the item and the words that pushed it (JSON). Admins
-    always; labelers where the project shows suggestions (it explains a suggestion)."""
+    always; labelers where the project shows suggestions (it explains a suggestion), never
+    on a gold item (404: held out from them)."""
     project = visible_project(request.user, pk)
-    if not (can_manage(request.user, project) or project.show_suggestions):
+    manager = can_manage(request.user, project)
+    if not (manager or project.show_suggestions):
         raise PermissionDenied
-    item = get_object_or_404(Item, pk=item_pk, project=project)
+    items = Item.objects.filter(project=project)
+    item = get_object_or_404(items if manager else items.exclude(split=Item.Split.GOLD),
+                             pk=item_pk)
     try:
         explanation = serving.explain_item(project_id=project.pk, item_id=item.pk, text=item.text)
     except serving.NoActiveModel:

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from annotator import serving
 from annotator.cleaning import clean_text
-from annotator.models import Annotation
+from annotator.models import Annotation, Prediction
 from tests.annotator.serving_helpers import add_version, token_client
 from tests.annotator.training_helpers import add_labeled_items
 
@@ -109,14 +109,18 @@ def staff_schema(staff_auth):
 
 @pytest.fixture
 def workflow(project, labeler, admin_user):
-    """A project with a few labeled items and an active version whose files exist."""
+    """A project with a few labeled items and an active version whose files exist; the
+    first item has the version's prediction (the item endpoint once answered 500 there)."""
     add_labeled_items(project, labeler)
-    Annotation.objects.create(item=project.items.first(), labeler=admin_user, label="negative")
+    item = project.items.first()
+    Annotation.objects.create(item=item, labeler=admin_user, label="negative")
     version = add_version(project, 1, active=True)
+    Prediction.objects.create(item=item, model_version=version, label="negative",
+                              probabilities=[0.8, 0.1, 0.1], uncertainty=0.3)
     serving.clear()
     with mock.patch("annotator.tasks.train_project_task.delay"), \
             mock.patch("annotator.tasks.score_pool_task.delay"):
-        yield {"project_id": project.id, "version_id": version.id}
+        yield {"project_id": project.id, "version_id": version.id, "item_id": item.id}
     serving.clear()
 
 
@@ -162,8 +166,8 @@ def test_the_workflow_endpoints_honour_their_schema(staff_schema, staff_auth, wo
         return response
 
     mine = [op for op in _operations(staff_schema) if op.path.endswith(WORKFLOW)
-            or "/versions/" in op.path]
-    assert len(mine) == 6
+            or "/versions/" in op.path or op.path.endswith("/items/{item_id}/")]
+    assert len(mine) == 7
     statuses = set()
     for operation in mine:
         statuses.update(_fuzz(operation, workflow, 10, conforms))

@@ -108,9 +108,73 @@ def test_names_must_be_new_unless_replaced_and_never_a_built_in(model_dir, tiny_
 
 @pytest.mark.parametrize("name, ok", [
     ("", True), ("multilingual-e5-small", True), ("all-MiniLM-L6-v2", True),
-    ("hfl/chinese-roberta-wwm-ext", True), ("not-a-model", False), ("/no/such/folder", False),
+    ("hfl/chinese-roberta-wwm-ext", False),  # the tests run with HF_HUB_OFFLINE=1
+    ("not-a-model", False), ("/no/such/folder", False),
 ])
 def test_the_project_form_accepts_only_models_it_can_find(model_dir, name, ok):
     form = ProjectForm(data={"name": "P", "model_name": name})
     form.is_valid()
     assert ("model_name" not in form.errors) is ok, form.errors.get("model_name")
+
+
+def test_a_hugging_face_id_is_accepted_where_the_hub_is_enabled(model_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    form = ProjectForm(data={"name": "P", "model_name": "hfl/chinese-roberta-wwm-ext"})
+    form.is_valid()
+    assert "model_name" not in form.errors
+
+
+def test_a_server_folder_is_refused_by_name_and_the_answer_tells_nothing_of_the_disk(
+        model_dir, tiny_bert, project, lead_client):
+    """Only the operator brings a folder in (register_model); a project admin cannot point a
+    project at the server's disk, and cannot probe which paths exist."""
+    answers = []
+    for path in (str(tiny_bert), "/no/such/folder"):
+        form = ProjectForm(data={"name": "P", "model_name": path})
+        assert not form.is_valid()
+        answers.append(form.errors["model_name"][0].replace(path, "PATH"))
+        response = lead_client.post(f"/projects/{project.pk}/settings/", {
+            "name": project.name, "text_kind": "review", "overlap_percent": 0,
+            "overlap_labelers": 2, "model_name": path, "retrain_min_new_labels": 50,
+            "retrain_every_minutes": 60, "epochs": 3, "strategy": "balanced_ties",
+            "fast_loop_every": 20})
+        project.refresh_from_db()
+        assert project.model_name == ""
+        assert "register_model" in response.content.decode()
+    assert answers[0] == answers[1]
+
+
+def test_a_folder_set_from_the_command_line_stays_while_unchanged(model_dir, tiny_bert, project):
+    project.model_name = str(tiny_bert)
+    project.save()
+    form = ProjectForm(instance=project, data={"name": project.name,
+                                               "model_name": str(tiny_bert)})
+    form.is_valid()
+    assert "model_name" not in form.errors
+
+
+def test_a_folder_with_a_link_out_of_it_is_refused(model_dir, tiny_bert, tmp_path):
+    folder = tmp_path / "linked"
+    shutil.copytree(tiny_bert, folder)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("server secrets")
+    (folder / "notes.txt").symlink_to(secret)
+    with pytest.raises(CommandError, match="symbolic link out of"):
+        call_command("register_model", "linked", str(folder))
+    assert not RegisteredModel.objects.exists()
+    inside = tmp_path / "inside"  # a link to a file of the folder itself is fine
+    shutil.copytree(tiny_bert, inside)
+    (inside / "alias.json").symlink_to(inside / "config.json")
+    call_command("register_model", "inside", str(inside))
+    assert (model_dir / "registered" / "inside" / "alias.json").is_file()
+
+
+def test_a_zip_with_a_symbolic_link_is_refused_clearly(model_dir, tiny_bert, tmp_path):
+    archive = zip_of(tiny_bert, tmp_path / "links.zip")
+    with zipfile.ZipFile(archive, "a") as zipped:
+        link = zipfile.ZipInfo("tiny-bert/vocab-link.txt")
+        link.external_attr = (0o120777 << 16)
+        zipped.writestr(link, "/etc/passwd")
+    with pytest.raises(CommandError, match="is a symbolic link"):
+        call_command("register_model", "links", str(archive))
+    assert not RegisteredModel.objects.exists()
