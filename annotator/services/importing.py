@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,6 +72,7 @@ PREVIEW_CELL_CHARS = 120
 PREVIEW_KEEP = timedelta(days=1)  # an upload nobody mapped is deleted after this
 SAMPLE_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
+LONG_HEADER_CHARS = 10_000  # a "header" longer than this is a whole file on one line
 ANALYZE_AFTER_ROWS = 10_000  # PostgreSQL: refresh table statistics after a big import
 
 DELETE_BATCH = 2_000  # staged rows deleted per short transaction
@@ -248,8 +249,26 @@ def _visible(line: str) -> str:
     return _shorten("".join(c for c in line.strip() if c.isprintable()), 60)
 
 
+def _raw_lines(fileobj: IO[bytes]) -> Iterator[bytes]:
+    """The file's lines. A file whose lines end with \r alone (classic Mac OS, Excel's "CSV
+    (Macintosh)") has no \n at all: it is split on \r instead of read as one line."""
+    start = fileobj.tell()
+    head = fileobj.read(SAMPLE_BYTES)
+    fileobj.seek(start)
+    if b"\n" in head or b"\r" not in head:
+        yield from fileobj
+        return
+    rest = b""
+    while chunk := fileobj.read(CHUNK_BYTES):
+        *lines, rest = (rest + chunk).split(b"\r")
+        for line in lines:
+            yield line + b"\r"
+    if rest:
+        yield rest
+
+
 def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterator[str]:
-    for number, raw in enumerate(fileobj, start=1):
+    for number, raw in enumerate(_raw_lines(fileobj), start=1):
         counter.read += len(raw)
         try:
             text = raw.decode(encoding)
@@ -268,7 +287,10 @@ def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterat
 def _csv_rows(
     lines: Iterable[str], delimiter: str, required: list[str]
 ) -> Iterator[tuple[int, dict]]:
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    lines = iter(lines)
+    first = next(lines, None)
+    reader = csv.reader(lines if first is None else chain([first], lines),
+                        delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
@@ -287,6 +309,13 @@ def _csv_rows(
         try:
             values = next(reader)
         except StopIteration:
+            if not rows and reader.line_num == 1 and len(first or "") > LONG_HEADER_CHARS:
+                ended = first.endswith(("\n", "\r"))
+                raise ImportRejected(
+                    f"the file is one line of {len(first):,} characters"
+                    f"{'' if ended else ' with no line break'} and has no rows: a CSV has a "
+                    "header line, then one line a row. Is it in another format, or were its "
+                    "line breaks lost?", line=1) from None
             if not rows:
                 raise ImportRejected("the file has a header but no rows", line=start) from None
             return
