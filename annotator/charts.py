@@ -152,7 +152,8 @@ def stacked_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
 
 @_drawn_once
 def label_bars(names: Sequence[str], values: Sequence[float], *, ylabel: str = "",
-               width: float = 5.0, height: float = 2.6, colors: dict[str, str] | None = None) -> str:
+               width: float = 5.0, height: float = 2.6,
+               colors: dict[str, str] | None = None) -> str:
     """One bar per label in the label's colour (label_colors), its count written above it."""
     with _figure(width, height) as (fig, ax):
         positions = range(len(names))

@@ -225,10 +225,11 @@ def encoding_doubt(sample: bytes, encoding: str) -> tuple[str, str]:
     better = [r for r in sorted(readings) if r[0] * 4 <= len(garbled)]
     if better:
         _, other, other_lines = better[0]
+        right = encoding_name(other)
         return (f"{len(garbled)} of the first {len(lines)} lines with non-ASCII characters look "
-                f"garbled read as {name} (mojibake: “{seen}”); read as {encoding_name(other)} the same "
-                f"line says “{_visible(other_lines[garbled[0]])}”. The file is probably "
-                f"{encoding_name(other)}: declare {other}.", other)
+                f"garbled read as {name} (mojibake: “{seen}”); read as {right} the same line "
+                f"says “{_visible(other_lines[garbled[0]])}”. The file is probably {right}: "
+                f"declare {other}.", other)
     misread = misread_utf8(lines[garbled[0]])
     if misread:
         return (f"the texts of this file look garbled (mojibake: “{seen}” for "
@@ -250,7 +251,7 @@ def _visible(line: str) -> str:
 
 
 def _raw_lines(fileobj: IO[bytes]) -> Iterator[bytes]:
-    """The file's lines. A file whose lines end with \r alone (classic Mac OS, Excel's "CSV
+    r"""The file's lines. A file whose lines end with \r alone (classic Mac OS, Excel's "CSV
     (Macintosh)") has no \n at all: it is split on \r instead of read as one line."""
     start = fileobj.tell()
     head = fileobj.read(SAMPLE_BYTES)

@@ -83,7 +83,7 @@ def test_wide_tables_stay_in_their_cards_and_links_are_readable(live_server, bro
     from annotator.models import Project
 
     project = Project.objects.create(name="Shoes")
-    admin = get_user_model().objects.create_superuser("boss", password=PASSWORD)
+    get_user_model().objects.create_superuser("boss", password=PASSWORD)
     for i in range(3):
         member = get_user_model().objects.create_user(
             f"a-labeler-with-a-long-name-{i}", email=f"someone.with.a.long.address{i}@example.com")

@@ -10,7 +10,8 @@ WESTERN = ["Très bien, je suis ravie : qualité supérieure, façon élégante.
            "Größe passt, Stoff ist weich. Überraschend gut!",
            "Me encantó, el tamaño es perfecto y llegó rápido. ¡Excelente!",
            "Costs £25 — worth every penny… «superb» © 2024"]
-MIXED = ["Great phone 很好用", "Battery died after two days, 电池不行", "手机不错 but the screen 有点暗"]
+MIXED = ["Great phone 很好用", "Battery died after two days, 电池不行",
+         "手机不错 but the screen 有点暗"]
 
 
 def as_latin1(text: str) -> str:

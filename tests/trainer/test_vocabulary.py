@@ -82,7 +82,7 @@ def test_the_garbled_share_is_read_from_the_raw_texts_when_given():
     from annotator.cleaning import clean_text
 
     raw = [text.encode("utf-8").decode("latin-1") for text in ENGLISH[:5]] + [
-        "Très bien ça".encode("utf-8").decode("latin-1")]
+        "Très bien ça".encode().decode("latin-1")]
     cleaned = [clean_text(text) for text in raw]  # ASCII, and "TrÃ¨s bien Ã§a"
     coverage = model_coverage(ENGLISH_MINILM, cleaned, max_length=128, raw_texts=raw)
     assert coverage.garbled_texts == 1 and coverage.garbled_share == pytest.approx(1 / 6, 1e-3)
