@@ -47,10 +47,16 @@ RC = {
 }
 
 
-def label_colors(names: Sequence[str]) -> list[str]:
-    """A colour per label: the sentiment colours where the names match, else a palette."""
-    others = iter(PALETTE * (len(names) // len(PALETTE) + 1))
-    return [SENTIMENT_COLORS.get(str(name).lower()) or next(others) for name in names]
+def label_colors(names: Sequence[str], chosen: dict[str, str] | None = None) -> list[str]:
+    """A colour per label: the one chosen for it in the project's label set; for a name the
+    set lacks (a label since renamed), the sentiment colours where it matches, else a palette
+    colour no label of the set has."""
+    chosen = chosen or {}
+    taken = set(chosen.values())
+    free = [c for c in PALETTE if c not in taken]
+    others = iter(free + PALETTE * (len(names) // len(PALETTE) + 1))
+    return [chosen.get(str(name)) or SENTIMENT_COLORS.get(str(name).lower()) or next(others)
+            for name in names]
 
 
 def _drawn_once(draw):
@@ -101,8 +107,10 @@ def _thin_ticks(ax, labels: Sequence[str]) -> None:
 @_drawn_once
 def stacked_bars(categories: Sequence[str], series: dict[str, Sequence[float]], *,
                  title: str = "", ylabel: str = "", horizontal: bool = False, percent: bool = False,
-                 width: float = 8.6, height: float | None = None) -> str:
-    """Bars per category stacked by series (labels); `percent` draws shares of each bar."""
+                 width: float = 8.6, height: float | None = None,
+                 colors: dict[str, str] | None = None) -> str:
+    """Bars per category stacked by series (labels) in their `colors` (label_colors);
+    `percent` draws shares of each bar."""
     names = list(series)
     values = [list(map(float, series[name])) for name in names]
     if percent:
@@ -113,7 +121,7 @@ def stacked_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
     with _figure(width, height) as (fig, ax):
         positions = range(len(categories))
         base = [0.0] * len(categories)
-        for name, row, colour in zip(names, values, label_colors(names), strict=True):
+        for name, row, colour in zip(names, values, label_colors(names, colors), strict=True):
             if horizontal:
                 ax.barh(positions, row, left=base, color=colour, label=str(name), height=0.7)
             else:
@@ -144,11 +152,12 @@ def stacked_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
 
 @_drawn_once
 def label_bars(names: Sequence[str], values: Sequence[float], *, ylabel: str = "",
-               width: float = 5.0, height: float = 2.6) -> str:
-    """One bar per label in the label's colour, its count written above it."""
+               width: float = 5.0, height: float = 2.6,
+               colors: dict[str, str] | None = None) -> str:
+    """One bar per label in the label's colour (label_colors), its count written above it."""
     with _figure(width, height) as (fig, ax):
         positions = range(len(names))
-        bars = ax.bar(positions, values, color=label_colors(names), width=0.6)
+        bars = ax.bar(positions, values, color=label_colors(names, colors), width=0.6)
         ax.bar_label(bars, padding=2, fontsize=9)
         ax.set_xticks(positions, [str(name) for name in names])
         ax.grid(axis="x", visible=False)
@@ -215,23 +224,24 @@ def heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str], *,
 # --- the pages' charts (titles are in the page's HTML) -----------------------------------
 
 
-def dashboard_charts(report: dict) -> dict:
-    """The dashboard's charts from selectors_insight.project_dashboard's data."""
+def dashboard_charts(report: dict, colors: dict[str, str] | None = None) -> dict:
+    """The dashboard's charts from selectors_insight.project_dashboard's data; `colors`: the
+    colour chosen for each label name."""
     charts = {}
     over_time = report["over_time"]
     if over_time["days"]:
         charts["over_time"] = stacked_bars(
             [day.strftime("%b %d") for day in over_time["days"]], over_time["series"],
-            ylabel="annotations", height=2.8)
+            ylabel="annotations", height=2.8, colors=colors)
     labelers = report["labelers"]
     if labelers["rows"]:
         charts["labelers"] = stacked_bars(
             [row["username"] for row in labelers["rows"]],
             {label: [row["by_label"][i] for row in labelers["rows"]]
              for i, label in enumerate(labelers["labels"])},
-            ylabel="annotations", horizontal=True, width=5.0)
+            ylabel="annotations", horizontal=True, width=5.0, colors=colors)
         charts["distribution"] = label_bars(labelers["labels"], labelers["distribution"],
-                                            ylabel="annotations", height=2.2)
+                                            ylabel="annotations", height=2.2, colors=colors)
     points = [
         {"x": v["label_count"], "y": v["macro_f1"], "label": f"v{v['version']}",
          "active": v["is_active"], "gold": v["evaluated_on"] in ("gold", "")}
@@ -245,7 +255,8 @@ def dashboard_charts(report: dict) -> dict:
     return charts
 
 
-def breakdown_chart(breakdown: dict, *, max_groups: int = 20) -> str | None:
+def breakdown_chart(breakdown: dict, *, max_groups: int = 20,
+                    colors: dict[str, str] | None = None) -> str | None:
     """Stacked 100% bars of one sentiment_breakdown (the largest groups, or the last weeks)."""
     rows = breakdown["rows"]
     if not rows:
@@ -256,4 +267,5 @@ def breakdown_chart(breakdown: dict, *, max_groups: int = 20) -> str | None:
         [row["group"] if weekly else f"{row['group']} (n={row['total']})" for row in rows],
         {label: [row["counts"][i] for row in rows]
          for i, label in enumerate(breakdown["labels"])},
-        ylabel="share of items (%)", horizontal=not weekly, percent=True, width=8.6)
+        ylabel="share of items (%)", horizontal=not weekly, percent=True, width=8.6,
+        colors=colors)

@@ -4,6 +4,11 @@ A label set is an ordered list of {"name": ..., "key": ..., "color": ...}. Write
 project pages, the Django admin, Project.clean) call `validate_label_set`; readers go
 through `Project.label_set`, which uses `stored_label_set` so that rows saved before the
 rules existed (plain strings, labels without key or colour) still show.
+
+Names are normalised (`label_name_normalized`: NFKC, invisible format characters and
+surrounding whitespace dropped), so "pos" and "pos" + a zero-width space, or "ｐｏｓｉｔｉｖｅ"
+and "positive", are one name, and two labels that normalise alike are refused. Stored names
+are read as they are: the next save of the label set normalises them as a rename.
 """
 
 import re
@@ -30,6 +35,23 @@ COLOR = re.compile(r"^#[0-9a-f]{6}$")
 EXAMPLE = '{"name": "positive", "key": "3", "color": "#2ca02c"}'
 
 
+ZWJ = "\u200d"  # zero-width joiner: kept inside an emoji sequence (👩‍💻), dropped elsewhere
+
+
+def label_name_normalized(name: str) -> str:
+    """The name as it is kept: NFKC (full-width letters become ASCII), invisible format
+    characters (Unicode Cf: zero-width space, BOM, bidi marks, soft hyphen) dropped,
+    surrounding whitespace stripped."""
+    name = unicodedata.normalize("NFKC", name)
+    kept = [c for i, c in enumerate(name) if unicodedata.category(c) != "Cf" or (
+        c == ZWJ and 0 < i < len(name) - 1 and _is_emoji(name[i - 1]) and _is_emoji(name[i + 1]))]
+    return "".join(kept).strip()
+
+
+def _is_emoji(c: str) -> bool:
+    return unicodedata.category(c) in ("So", "Sk") or c == "\ufe0f"
+
+
 def _has_control_characters(text: str) -> bool:
     # Cc: tabs, newlines, NUL...; Cs: lone surrogates (PostgreSQL refuses them); Zl/Zp: breaks
     return any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text)
@@ -40,9 +62,10 @@ def _check_name(position: int, raw) -> str:
         raise ValidationError(f"Label {position} has no name.")
     if not isinstance(raw, str):
         raise ValidationError(f"Label {position}: the name must be text.")
-    name = raw.strip()
+    name = label_name_normalized(raw)
     if not name:
-        raise ValidationError(f"Label {position}: the name is empty.")
+        raise ValidationError(f"Label {position}: the name is empty"
+                              + (" (it has only invisible characters)." if raw.strip() else "."))
     if len(name) > NAME_MAX_LENGTH:
         raise ValidationError(
             f"Label {position}: the name is {len(name)} characters long; "
@@ -109,18 +132,24 @@ def validate_label_set(labels) -> list[dict]:
             "color": _check_color(name, label.get("color")),
         })
 
-    names = [label["name"].casefold() for label in checked]
+    _refuse_doubles([label["name"].casefold() for label in checked],
+                    [label.get("name") for label in labels], "name")
     keys = [label["key"] for label in checked if label["key"]]
-    for seen, what in ((names, "name"), (keys, "shortcut key")):
-        doubles = sorted({value for value in seen if seen.count(value) > 1})
-        if doubles:
-            raise ValidationError(
-                f"Two labels have the same {what}: {', '.join(map(repr, doubles))}"
-                + (" (names are compared ignoring case)." if what == "name" else ".")
-            )
+    _refuse_doubles(keys, keys, "shortcut key")
 
     _fill_in(checked)
     return checked
+
+
+def _refuse_doubles(compared: list[str], given: list, what: str) -> None:
+    """ValidationError naming the labels, as they were given, whose `compared` values meet."""
+    for value in dict.fromkeys(compared):
+        same = [given[i] for i, other in enumerate(compared) if other == value]
+        if len(same) > 1:
+            how = (" (names are compared ignoring case, full-width forms, invisible characters "
+                   "and surrounding spaces)") if what == "name" else ""
+            raise ValidationError(
+                f"Two labels have the same {what}: {', '.join(map(repr, same))}{how}.")
 
 
 def _fill_in(labels: list[dict]) -> None:

@@ -510,6 +510,7 @@ class VocabularyCheck(models.Model):
     unknown_share = models.FloatField(default=0.0)
     unknown_char_share = models.FloatField(default=0.0)
     truncated_share = models.FloatField(default=0.0)
+    garbled_share = models.FloatField(default=0.0)  # texts that look like mojibake
     max_length = models.PositiveIntegerField(default=128)
     unreadable = models.BooleanField(default=False)
     examples = models.JSONField(default=list, blank=True)
@@ -521,6 +522,13 @@ class VocabularyCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} on {self.project}: {self.unknown_share:.1%} unknown"
+
+    @property
+    def garbled(self) -> bool:
+        """Too many texts look like mojibake: the file was imported with the wrong encoding."""
+        from trainer.vocabulary import GARBLED_SHARE_LIMIT
+
+        return self.garbled_share > GARBLED_SHARE_LIMIT
 
 
 class RegisteredModel(models.Model):

@@ -260,8 +260,9 @@ def train(
     config = dataclasses.replace(config, max_length=max_length)
     coverage = vocabulary_coverage(tokenizer, texts, max_length=config.max_length)
     if coverage.unreadable():
-        logger.warning("the tokenizer of %s reads %.0f%% of the training tokens as unknown",
-                       base, 100 * coverage.unknown_share)
+        logger.warning("the tokenizer of %s reads %.0f%% of the training tokens as unknown; "
+                       "%.0f%% of the texts look like mojibake", base,
+                       100 * coverage.unknown_share, 100 * coverage.garbled_share)
     encoded = tokenizer([texts[i] for i in train_idx], truncation=True,
                         max_length=config.max_length)["input_ids"]
     y_train = [y[i] for i in train_idx]

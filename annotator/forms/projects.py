@@ -4,7 +4,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.html import format_html, format_html_join
 
-from annotator.labelsets import MAX_LABELS, NAME_MAX_LENGTH, PALETTE, validate_label_set
+from annotator.labelsets import MAX_LABELS, PALETTE, validate_label_set
 from annotator.models import Project
 from annotator.services.encoders import encoder_choices, encoder_name_problem
 
@@ -81,7 +81,9 @@ class LabelForm(forms.Form):
     on save is a rename (its annotations follow)."""
 
     original = forms.CharField(required=False, widget=forms.HiddenInput)
-    name = forms.CharField(required=False, max_length=NAME_MAX_LENGTH)
+    # no max_length: the browser would cut a longer name without a word (maxlength);
+    # validate_label_set says "at most NAME_MAX_LENGTH fit" instead
+    name = forms.CharField(required=False)
     key = forms.CharField(required=False, max_length=1, strip=False,
                           widget=forms.TextInput(attrs={"size": 2, "maxlength": 1}))
     color = forms.CharField(required=False, widget=forms.TextInput(attrs={"type": "color"}))

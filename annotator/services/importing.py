@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,6 +72,7 @@ PREVIEW_CELL_CHARS = 120
 PREVIEW_KEEP = timedelta(days=1)  # an upload nobody mapped is deleted after this
 SAMPLE_BYTES = 64 * 1024
 CHUNK_BYTES = 256 * 1024
+LONG_HEADER_CHARS = 10_000  # a "header" longer than this is a whole file on one line
 ANALYZE_AFTER_ROWS = 10_000  # PostgreSQL: refresh table statistics after a big import
 
 DELETE_BATCH = 2_000  # staged rows deleted per short transaction
@@ -133,6 +134,7 @@ def detect_format(name: str, declared: str | None = None) -> str:
 
 LEGACY_ENCODINGS = ("gb18030", "cp1252")  # Chinese (a superset of GBK) and Western Windows
 NAMES = {"gb18030": "GB18030", "cp1252": "Windows-1252"}
+GARBLED_LINES = 0.2  # warn when this share of the sample's non-ASCII lines look like mojibake
 CLEAR_MARGIN = 0.1  # charset-normalizer "chaos": the best reading must beat the next by this
 
 
@@ -190,8 +192,84 @@ def detect_encoding(sample: bytes, declared: str | None = None) -> str:
         "(e.g. gb18030 or cp1252)", line=line)
 
 
+def _sample_lines(sample: bytes, encoding: str, errors: str = "strict") -> list[str]:
+    """The sample's whole lines with a non-ASCII character, decoded (a cut last line dropped)."""
+    if len(sample) >= SAMPLE_BYTES and b"\n" in sample:
+        sample = sample[:sample.rindex(b"\n")]
+    return [raw.decode(encoding, errors) for raw in sample.split(b"\n") if not raw.isascii()]
+
+
+def encoding_doubt(sample: bytes, encoding: str) -> tuple[str, str]:
+    """(warning, likely encoding) when the sample read in `encoding` looks like mojibake
+    (trainer.mojibake): ("", "") when it reads well. The likely encoding is the one of UTF-8,
+    GB18030 and Windows-1252 that reads the same bytes with clearly fewer garbled lines; none
+    when the text itself is garbled (UTF-8 once misread and saved again), which no encoding
+    undoes."""
+    from trainer.mojibake import garbled_count, looks_garbled, misread_utf8
+
+    lines = _sample_lines(sample, encoding, errors="replace")
+    garbled = [i for i, line in enumerate(lines) if looks_garbled(line)]
+    if not garbled or len(garbled) < GARBLED_LINES * len(lines):
+        return "", ""
+    name = encoding_name(encoding)
+    seen = _visible(lines[garbled[0]])
+    readings = []
+    for other in ("utf-8", *LEGACY_ENCODINGS):
+        if other == encoding:
+            continue
+        try:
+            other_lines = _sample_lines(sample, other)
+        except UnicodeDecodeError:
+            continue
+        readings.append((garbled_count(other_lines), other, other_lines))
+    better = [r for r in sorted(readings) if r[0] * 4 <= len(garbled)]
+    if better:
+        _, other, other_lines = better[0]
+        right = encoding_name(other)
+        return (f"{len(garbled)} of the first {len(lines)} lines with non-ASCII characters look "
+                f"garbled read as {name} (mojibake: “{seen}”); read as {right} the same line "
+                f"says “{_visible(other_lines[garbled[0]])}”. The file is probably {right}: "
+                f"declare {other}.", other)
+    misread = misread_utf8(lines[garbled[0]])
+    if misread:
+        return (f"the texts of this file look garbled (mojibake: “{seen}” for "
+                f"“{_visible(misread[1])}”): they were UTF-8 once read as "
+                f"{encoding_name(codecs.lookup(misread[0]).name)} and saved again, which no "
+                "encoding undoes. Repair the file where it was made before importing it.", "")
+    return (f"{len(garbled)} of the first {len(lines)} lines with non-ASCII characters look "
+            f"garbled read as {name} (mojibake: “{seen}”); check the file's encoding.", "")
+
+
+def encoding_name(codec: str) -> str:
+    """How people call an encoding Python names `codec` (codecs.lookup(...).name)."""
+    return {"iso8859-1": "Latin-1"}.get(codec) or NAMES.get(codec, codec.upper())
+
+
+def _visible(line: str) -> str:
+    """A line shortened for a message, without the invisible characters mojibake brings."""
+    return _shorten("".join(c for c in line.strip() if c.isprintable()), 60)
+
+
+def _raw_lines(fileobj: IO[bytes]) -> Iterator[bytes]:
+    r"""The file's lines. A file whose lines end with \r alone (classic Mac OS, Excel's "CSV
+    (Macintosh)") has no \n at all: it is split on \r instead of read as one line."""
+    start = fileobj.tell()
+    head = fileobj.read(SAMPLE_BYTES)
+    fileobj.seek(start)
+    if b"\n" in head or b"\r" not in head:
+        yield from fileobj
+        return
+    rest = b""
+    while chunk := fileobj.read(CHUNK_BYTES):
+        *lines, rest = (rest + chunk).split(b"\r")
+        for line in lines:
+            yield line + b"\r"
+    if rest:
+        yield rest
+
+
 def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterator[str]:
-    for number, raw in enumerate(fileobj, start=1):
+    for number, raw in enumerate(_raw_lines(fileobj), start=1):
         counter.read += len(raw)
         try:
             text = raw.decode(encoding)
@@ -210,7 +288,10 @@ def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterat
 def _csv_rows(
     lines: Iterable[str], delimiter: str, required: list[str]
 ) -> Iterator[tuple[int, dict]]:
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    lines = iter(lines)
+    first = next(lines, None)
+    reader = csv.reader(lines if first is None else chain([first], lines),
+                        delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
@@ -229,6 +310,13 @@ def _csv_rows(
         try:
             values = next(reader)
         except StopIteration:
+            if not rows and reader.line_num == 1 and len(first or "") > LONG_HEADER_CHARS:
+                ended = first.endswith(("\n", "\r"))
+                raise ImportRejected(
+                    f"the file is one line of {len(first):,} characters"
+                    f"{'' if ended else ' with no line break'} and has no rows: a CSV has a "
+                    "header line, then one line a row. Is it in another format, or were its "
+                    "line breaks lost?", line=1) from None
             if not rows:
                 raise ImportRejected("the file has a header but no rows", line=start) from None
             return
@@ -745,10 +833,12 @@ class FilePreview:
     encoding: str
     columns: list[str]
     rows: list[tuple[int, list[str]]]  # (line, its cells in column order, long ones cut)
+    warning: str = ""  # the texts look like mojibake in this encoding (encoding_doubt)
+    likely_encoding: str = ""  # the one that reads them, if one does
 
     @property
     def encoding_name(self) -> str:
-        return NAMES.get(self.encoding, self.encoding.upper())
+        return encoding_name(self.encoding)
 
 
 def file_preview(
@@ -760,7 +850,8 @@ def file_preview(
     """
     kind = detect_format(filename, fmt)
     with open(path, "rb") as fileobj:
-        enc = detect_encoding(fileobj.read(SAMPLE_BYTES), encoding)
+        sample = fileobj.read(SAMPLE_BYTES)
+        enc = detect_encoding(sample, encoding)
         fileobj.seek(0)
         rows = list(islice(_rows(fileobj, kind, enc, _Bytes(), required=[]), PREVIEW_ROWS))
     columns = list(dict.fromkeys(key for _, row in rows for key in row))
@@ -768,7 +859,9 @@ def file_preview(
         (line, [_shorten(_as_text(row.get(column)), PREVIEW_CELL_CHARS) for column in columns])
         for line, row in rows
     ]
-    return FilePreview(fmt=kind, encoding=enc, columns=columns, rows=cells)
+    warning, likely = encoding_doubt(sample, enc)
+    return FilePreview(fmt=kind, encoding=enc, columns=columns, rows=cells, warning=warning,
+                       likely_encoding=likely)
 
 
 def _as_text(value: Any) -> str:

@@ -58,13 +58,14 @@ def data_state(project: Project, page: str, by: str = "") -> tuple:
 
 def compute(project: Project, page: str, by: str = "") -> dict:
     """The page's context: its report and its charts (drawn now, so later views find them)."""
+    colors = {label["name"]: label["color"] for label in project.label_set}
     if page == "dashboard":
         report = selectors_insight.project_dashboard(project)
-        return {"report": report, "charts": charts.dashboard_charts(report)}
+        return {"report": report, "charts": charts.dashboard_charts(report, colors)}
     report = selectors_insight.sentiment_analytics(project, by=by)
     return {"report": report,
-            "label_chart": charts.breakdown_chart(report["labels"]),
-            "prediction_chart": charts.breakdown_chart(report["predictions"])}
+            "label_chart": charts.breakdown_chart(report["labels"], colors=colors),
+            "prediction_chart": charts.breakdown_chart(report["predictions"], colors=colors)}
 
 
 def _store(key: str, state: tuple, context: dict) -> dict:

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from annotator.labelsets import validate_label_set
+from annotator.labelsets import label_name_normalized, validate_label_set
 from annotator.models import Project
 from annotator.selectors_projects import LABEL_COLUMNS, label_usage
 
@@ -70,13 +70,19 @@ def label_set_update(*, project: Project, labels: list[dict],
 
     `renamed` maps old names to new ones: the annotations, gold, imported and adjudicated
     labels follow. A current label that is neither in `labels` nor renamed is deleted,
-    which is refused while anything uses it.
+    which is refused while anything uses it. A stored name from before names were
+    normalised ("ｐｏｓｉｔｉｖｅ") that `labels` gives normalised ("positive") is renamed.
     """
     labels = validate_label_set(labels)
-    renamed = {old: new for old, new in (renamed or {}).items() if old != new}
+    renamed = {old: label_name_normalized(new) for old, new in (renamed or {}).items()}
+    renamed = {old: new for old, new in renamed.items() if old != new}
     new_names = {label["name"] for label in labels}
     with transaction.atomic():
         current = Project.objects.select_for_update().get(pk=project.pk).label_names
+        for name in current:
+            if name not in new_names and name not in renamed and (
+                    label_name_normalized(name) in new_names):
+                renamed[name] = label_name_normalized(name)
         stale = [old for old in renamed if old not in current]
         if stale:
             raise ValidationError(
@@ -100,7 +106,7 @@ def label_set_update(*, project: Project, labels: list[dict],
 
 
 def label_rename(*, project: Project, old: str, new: str) -> None:
-    new = new.strip()
+    new = label_name_normalized(new)
     labels = [{**label, "name": new} if label["name"] == old else label
               for label in project.label_set]
     label_set_update(project=project, labels=labels, renamed={old: new})

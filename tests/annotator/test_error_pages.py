@@ -32,3 +32,18 @@ def test_a_missing_object_is_the_same_page(labeler_client):
 def test_the_404_page_escapes_the_path(client):
     response = client.get("/<script>alert(1)</script>/")
     assert response.status_code == 404 and b"<script>alert(1)" not in response.content
+
+
+@pytest.mark.django_db
+def test_no_page_asks_for_a_favicon_that_is_not_there(client):
+    """base.html links a favicon served as a static file; /favicon.ico, which pages that do
+    not extend base.html (the admin, the API's) make the browser ask for, leads to it."""
+    from django.contrib.staticfiles import finders
+    from django.templatetags.static import static
+
+    icon = static("annotator/favicon.svg")
+    assert finders.find("annotator/favicon.svg")
+    page = client.get(reverse("login")).content.decode()
+    assert f'<link rel="icon" href="{icon}" type="image/svg+xml">' in page
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == icon

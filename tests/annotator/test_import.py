@@ -31,6 +31,19 @@ def test_it_imports_a_csv_with_cleaning_and_reports_counts(project, tmp_path):
     assert job.filename == "reviews.csv"
 
 
+def test_it_reads_a_csv_whose_lines_end_with_cr_alone(project, tmp_path, settings):
+    """Classic Mac OS line endings (Excel's "CSV (Macintosh)"): no \n in the whole file."""
+    settings.IMPORT_BATCH_SIZE = 2
+    rows = [f"review {i},fine {i}" for i in range(5)]
+    rows[3] = 'review 3,"fine, on\rtwo lines"'
+    path = write(tmp_path, "mac.csv", "id,text\r" + "\r".join(rows) + "\r")
+    job = import_file(project=project, path=path, id_column="id")
+    assert job.imported == 5
+    assert texts(project)[3] == "fine, on two lines"  # a quoted line break, cleaned to a space
+    assert list(Item.objects.order_by("pk").values_list("external_id", flat=True)) == [
+        f"review {i}" for i in range(5)]
+
+
 def test_it_imports_tsv(project, tmp_path):
     path = write(tmp_path, "reviews.tsv", "id\ttext\n1\tgood, really\n2\tbad\n")
     import_file(project=project, path=path, id_column="id")

@@ -59,6 +59,16 @@ def test_a_header_without_rows_is_rejected(project, tmp_path):
     )
 
 
+def test_a_whole_file_on_one_line_is_called_that_not_a_header_without_rows(project, tmp_path):
+    """5 MB with no line break: its one line is no header, and the message says what is true."""
+    body = "text," + ",".join(f"review {i}" for i in range(500_000))
+    message = rejected(project, write(tmp_path, "one.csv", body))
+    assert message.startswith(f"line 1: the file is one line of {len(body):,} characters with "
+                              "no line break and has no rows")
+    assert "header but no rows" not in message
+
+
+
 @pytest.mark.parametrize(("name", "content"), [("e.json", "[ ]"), ("e.jsonl", "\n\n")])
 def test_a_json_file_without_objects_is_rejected(project, tmp_path, name, content):
     assert rejected(project, write(tmp_path, name, content)).endswith("the file has no rows")

@@ -50,7 +50,7 @@ def test_labeling_page_shows_label_keys_and_first_item(labeler_client, project):
     response = labeler_client.get(reverse("label_page", args=[project.pk]))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "<kbd>1</kbd> negative" in page
+    assert '<kbd>1</kbd> <span class="label-name">negative</span>' in page
     assert "Comfortable and light" in page  # initial item in the json_script config
 
 

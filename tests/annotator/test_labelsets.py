@@ -199,3 +199,80 @@ def test_any_label_set_renders_every_page_or_is_refused_with_a_message(
 @given(labels=likely_valid)
 def test_readable_label_sets_render_every_page(admin_client, labeled_project, labels):
     _check(admin_client, labeled_project, labels)
+
+
+# --- names normalised: one name however it is typed ---------------------------------------
+
+
+@pytest.mark.parametrize("typed, kept", [
+    ("pos\u200b", "pos"), ("\ufeffpos", "pos"), ("po\u00ads", "pos"), ("\u200epos\u200f", "pos"),
+    ("ｐｏｓｉｔｉｖｅ", "positive"), ("\u3000positive\u00a0", "positive"), ("好评", "好评"),
+    ("👩\u200d💻 dev", "👩\u200d💻 dev"),
+])
+def test_names_are_kept_normalised(typed, kept):
+    assert validate_label_set([{"name": typed}, {"name": "other"}])[0]["name"] == kept
+
+
+@pytest.mark.parametrize("first, second", [
+    ("pos", "pos\u200b"), ("positive", "ｐｏｓｉｔｉｖｅ"), ("Positive", "ＰＯＳＩＴＩＶＥ"),
+    ("pos", "\u2060pos "),
+])
+def test_names_that_normalise_alike_are_refused_with_both_as_given(first, second):
+    with pytest.raises(ValidationError) as error:
+        validate_label_set([{"name": first}, {"name": second}])
+    message = " ".join(error.value.messages)
+    assert "Two labels have the same name" in message and "invisible characters" in message
+    assert repr(first) in message and repr(second) in message
+
+
+def test_a_name_of_only_invisible_characters_is_empty():
+    with pytest.raises(ValidationError, match="only invisible characters"):
+        validate_label_set([{"name": "a"}, {"name": "\u200b\u200b"}])
+
+
+def test_the_api_refuses_names_that_normalise_alike(admin_user, project):
+    from tests.annotator.serving_helpers import token_client
+
+    response = token_client(admin_user).patch(
+        reverse("api_project", args=[project.pk]),
+        {"labels": [{"name": "positive"}, {"name": "ｐｏｓｉｔｉｖｅ"}]}, format="json")
+    assert response.status_code == 400
+    assert "same name" in json.dumps(response.json(), ensure_ascii=False)
+    project.refresh_from_db()
+    assert project.label_names == ["negative", "neutral", "positive"]
+
+
+def test_a_stored_name_from_before_normalisation_still_works_and_is_renamed_on_save(
+    project, labeler
+):
+    """A row saved before the rule holds "ｐｏｓｉｔｉｖｅ" with annotations: they show, and a
+    save of the same set through the API or the pages renames them to "positive"."""
+    from annotator.services.projects import label_set_update
+
+    Project.objects.filter(pk=project.pk).update(labels=[
+        {"name": "ｐｏｓｉｔｉｖｅ", "key": "1", "color": PALETTE[0]},
+        {"name": "negative", "key": "2", "color": PALETTE[1]}])
+    project.refresh_from_db()
+    assert project.label_names == ["ｐｏｓｉｔｉｖｅ", "negative"]
+    label_as(labeler, make_item(project, "great"), "ｐｏｓｉｔｉｖｅ")
+    label_set_update(project=project, labels=project.label_set)
+    project.refresh_from_db()
+    assert project.label_names == ["positive", "negative"]
+    assert list(Annotation.objects.values_list("label", flat=True)) == ["positive"]
+
+
+def test_a_label_name_longer_than_fits_is_refused_on_the_page_not_cut(admin_client, project):
+    page = admin_client.get(reverse("project_labels", args=[project.pk])).content.decode()
+    assert 'maxlength="100"' not in page  # the browser would cut it without a word
+    names = [label["name"] for label in project.label_set]
+    data = {"labels-TOTAL_FORMS": "3", "labels-INITIAL_FORMS": "3",
+            "labels-MIN_NUM_FORMS": "0", "labels-MAX_NUM_FORMS": "20"}
+    for i, name in enumerate(names):
+        data.update({f"labels-{i}-original": name, f"labels-{i}-name": name,
+                     f"labels-{i}-position": str(i + 1)})
+    data["labels-2-name"] = "x" * (NAME_MAX_LENGTH + 1)
+    response = admin_client.post(reverse("project_labels", args=[project.pk]), data)
+    assert response.status_code == 200
+    assert "the name is 101 characters long; at most 100 fit" in response.content.decode()
+    project.refresh_from_db()
+    assert project.label_names == names

@@ -186,3 +186,19 @@ def test_the_registry_page_escapes_the_examples_of_unreadable_texts(admin_client
     page = admin_client.get(reverse("model_registry", args=[project.pk])).content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert "multilingual-e5-small cannot read these texts" in page
+
+
+def test_the_models_page_links_to_the_projects_own_settings_page(client, project):
+    """Not to the Django admin, which a project admin who is not staff cannot open."""
+    from django.contrib.auth import get_user_model
+
+    from annotator.models import Membership
+
+    lead = get_user_model().objects.create_user("lead")
+    Membership.objects.create(project=project, user=lead, role=Membership.Role.ADMIN)
+    client.force_login(lead)
+    page = client.get(reverse("model_registry", args=[project.pk])).content.decode()
+    settings_url = reverse("project_settings", args=[project.pk])
+    assert f'href="{settings_url}#id_model_name">project settings</a>' in page
+    assert "/admin/" not in page
+    assert 'id="id_model_name"' in client.get(settings_url).content.decode()

@@ -3,7 +3,12 @@
 import pytest
 
 from trainer.models import ENGLISH_MINILM, MULTILINGUAL_E5
-from trainer.vocabulary import UNKNOWN_SHARE_LIMIT, model_coverage, vocabulary_coverage
+from trainer.vocabulary import (
+    GARBLED_SHARE_LIMIT,
+    UNKNOWN_SHARE_LIMIT,
+    model_coverage,
+    vocabulary_coverage,
+)
 
 CHINESE = ["这件衣服质量很好，物流也很快，五星好评！", "尺码偏小，穿着不舒服，不推荐购买。",
            "客服态度一般，等了三天才发货。", "颜色和图片一样，性价比很高，会回购的。",
@@ -61,3 +66,29 @@ def test_the_limit_is_a_share_of_tokens_and_empty_input_is_readable():
     assert coverage.unreadable(limit=0.6) is False and coverage.unreadable() is True
     assert UNKNOWN_SHARE_LIMIT == 0.05
     assert not vocabulary_coverage(tokenizer, [], max_length=16).unreadable()
+
+
+def test_chinese_read_as_latin1_has_no_unknown_token_but_is_unreadable():
+    """The tokenizer knows every Latin letter of "å¥½è¯„": 0% unknown, and still garbage."""
+    garbled = [text.encode("utf-8").decode("latin-1") for text in CHINESE]
+    coverage = model_coverage(MULTILINGUAL_E5, garbled, max_length=128)  # the default model
+    assert coverage.unknown_share == 0
+    assert coverage.garbled_texts == len(CHINESE) and coverage.garbled_share == 1.0
+    assert coverage.unreadable()
+    assert coverage.examples[0] == garbled[0][:120]
+
+
+def test_the_garbled_share_is_read_from_the_raw_texts_when_given():
+    from annotator.cleaning import clean_text
+
+    raw = [text.encode("utf-8").decode("latin-1") for text in ENGLISH[:5]] + [
+        "Très bien ça".encode().decode("latin-1")]
+    cleaned = [clean_text(text) for text in raw]  # ASCII, and "TrÃ¨s bien Ã§a"
+    coverage = model_coverage(ENGLISH_MINILM, cleaned, max_length=128, raw_texts=raw)
+    assert coverage.garbled_texts == 1 and coverage.garbled_share == pytest.approx(1 / 6, 1e-3)
+    assert coverage.unreadable() and GARBLED_SHARE_LIMIT < 1 / 6
+
+
+def test_real_chinese_and_english_are_not_garbled():
+    coverage = model_coverage(ENGLISH_MINILM, CHINESE + ENGLISH, max_length=128)
+    assert coverage.garbled_texts == 0 and coverage.garbled_share == 0
