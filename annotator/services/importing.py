@@ -250,22 +250,57 @@ def _visible(line: str) -> str:
     return _shorten("".join(c for c in line.strip() if c.isprintable()), 60)
 
 
+def row_max_bytes() -> int:
+    """The longest line (a row) the importer reads: room for a text of IMPORT_MAX_TEXT_CHARS
+    in any encoding and its other columns. A longer one is refused by its size, unread."""
+    return max(1024 * 1024, 8 * settings.IMPORT_MAX_TEXT_CHARS)
+
+
+def _overlong(number: int, size: int, ended: bool) -> ImportRejected:
+    limit = row_max_bytes()
+    if number == 1 and not ended:
+        return ImportRejected(
+            f"the file is one line of {size:,} bytes with no line break and has no rows: a "
+            "CSV or JSON lines file has one line a row. Is it in another format, or were its "
+            "line breaks lost?", line=1)
+    return ImportRejected(
+        f"the line is {size:,} bytes, longer than a row may be ({limit:,} bytes; a text holds "
+        f"at most {settings.IMPORT_MAX_TEXT_CHARS:,} characters); it was not read",
+        line=number)
+
+
+def _bounded_lines(fileobj: IO[bytes], separator: bytes) -> Iterator[bytes]:
+    """The lines of a binary file, each with its separator; a line over row_max_bytes()
+    raises ImportRejected once its length is known, without ever holding more than a chunk
+    of it (one 100 MB line must not cost a web process 100 MB)."""
+    limit = row_max_bytes()
+    number, rest = 0, b""
+    while chunk := fileobj.read(CHUNK_BYTES):
+        *lines, rest = (rest + chunk).split(separator)
+        for line in lines:
+            number += 1
+            yield line + separator
+        if len(rest) > limit:
+            size, ended = len(rest), False
+            while chunk := fileobj.read(CHUNK_BYTES):  # measured, not kept
+                cut = chunk.find(separator)
+                if cut >= 0:
+                    size, ended = size + cut, True
+                    break
+                size += len(chunk)
+            raise _overlong(number + 1, size, ended)
+    if rest:
+        yield rest
+
+
 def _raw_lines(fileobj: IO[bytes]) -> Iterator[bytes]:
     r"""The file's lines. A file whose lines end with \r alone (classic Mac OS, Excel's "CSV
     (Macintosh)") has no \n at all: it is split on \r instead of read as one line."""
     start = fileobj.tell()
     head = fileobj.read(SAMPLE_BYTES)
     fileobj.seek(start)
-    if b"\n" in head or b"\r" not in head:
-        yield from fileobj
-        return
-    rest = b""
-    while chunk := fileobj.read(CHUNK_BYTES):
-        *lines, rest = (rest + chunk).split(b"\r")
-        for line in lines:
-            yield line + b"\r"
-    if rest:
-        yield rest
+    separator = b"\r" if b"\r" in head and b"\n" not in head else b"\n"
+    yield from _bounded_lines(fileobj, separator)
 
 
 def _decoded_lines(fileobj: IO[bytes], encoding: str, counter: _Bytes) -> Iterator[str]:
@@ -456,7 +491,12 @@ def _json_array_rows(
                 obj, end = decoder.raw_decode(buf, pos)
                 break
             except json.JSONDecodeError as exc:
-                if len(buf) - pos > max_buffer or not more():
+                if len(buf) - pos > max_buffer:
+                    raise ImportRejected(
+                        f"an object longer than {max_buffer:,} characters: longer than a row "
+                        f"may be (a text holds at most {settings.IMPORT_MAX_TEXT_CHARS:,} "
+                        "characters); it was not read", line=here()) from None
+                if not more():
                     line = here() + buf.count("\n", pos, exc.pos)
                     raise ImportRejected(f"invalid JSON: {exc.msg}", line=line) from None
         if not isinstance(obj, dict):

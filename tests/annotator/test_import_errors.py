@@ -63,9 +63,55 @@ def test_a_whole_file_on_one_line_is_called_that_not_a_header_without_rows(proje
     """5 MB with no line break: its one line is no header, and the message says what is true."""
     body = "text," + ",".join(f"review {i}" for i in range(500_000))
     message = rejected(project, write(tmp_path, "one.csv", body))
-    assert message.startswith(f"line 1: the file is one line of {len(body):,} characters with "
+    assert message.startswith(f"line 1: the file is one line of {len(body):,} bytes with "
                               "no line break and has no rows")
     assert "header but no rows" not in message
+
+
+@pytest.mark.parametrize("name", ["big.jsonl", "big.csv"])
+def test_a_line_longer_than_a_row_may_be_is_refused_by_size_unread(project, tmp_path, name,
+                                                                   small_batches):
+    """One 12 MB line: refused by its size, the rows before it not imported, and the reader
+    never holds the line (tracemalloc's peak stays far below it)."""
+    import tracemalloc
+
+    huge = "x" * 12_000_000
+    if name.endswith(".jsonl"):
+        body = "\n".join([json.dumps({"text": "fine"}), json.dumps({"text": huge}),
+                          json.dumps({"text": "after"})]) + "\n"
+    else:
+        body = f"text\nfine\n{huge}\nafter\n"
+    path = write(tmp_path, name, body)
+    tracemalloc.start()
+    try:
+        message = rejected(project, path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert message.startswith("line 2: the line is 12,0") or message.startswith("line 3: the line")
+    assert "longer than a row may be" in message and "it was not read" in message
+    assert peak < 4_000_000, f"peak {peak:,} bytes while reading a 12 MB line"
+
+
+def test_a_json_array_object_longer_than_a_row_may_be_is_refused_by_size(project, tmp_path):
+    body = json.dumps([{"text": "fine"}, {"text": "z" * 9_000_000}])
+    message = rejected(project, write(tmp_path, "big.json", body))
+    assert "an object longer than" in message and "it was not read" in message
+
+
+def test_the_preview_of_a_huge_line_reads_a_bounded_prefix(tmp_path):
+    import tracemalloc
+
+    path = write(tmp_path, "big.jsonl", json.dumps({"text": "ok"}) + "\n"
+                 + json.dumps({"text": "y" * 12_000_000}) + "\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportRejected, match="longer than a row may be"):
+            importing.file_preview(path=path, filename="big.jsonl")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, f"peak {peak:,} bytes while previewing a 12 MB line"
 
 
 
