@@ -143,3 +143,20 @@ def test_clearing_the_redis_cache_leaves_the_brokers_keys():
         assert client.lrange(queue, 0, -1) == [b"a message"]
     finally:
         client.delete(queue)
+
+
+def test_a_burst_of_writes_lists_the_folder_once_per_cull_window(tmp_path, monkeypatch):
+    """Django's file cache lists its folder on every set to decide whether to cull (tens of
+    ms at thousands of entries); ours looks once per CULL_EVERY_SECONDS."""
+    cache = SharedFileCache(str(tmp_path), {"OPTIONS": {"MAX_ENTRIES": 10}})
+    listed = []
+    real = cache._list_cache_files
+    monkeypatch.setattr(cache, "_list_cache_files", lambda: listed.append(1) or real())
+    for i in range(30):
+        cache.set(f"k{i}", i)
+    assert len(listed) == 1
+    now = time.monotonic() + SharedFileCache.CULL_EVERY_SECONDS
+    monkeypatch.setattr(cache_backends, "monotonic", lambda: now)
+    cache.set("one-more", 1)  # the window is over: over MAX_ENTRIES, a third is culled
+    assert len(listed) == 2
+    assert len(real()) < 31
