@@ -17,7 +17,6 @@ from django.core.cache.backends.filebased import FileBasedCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.files import locks
 
-
 _MISSING = object()
 
 

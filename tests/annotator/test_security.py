@@ -12,13 +12,11 @@ import types
 import pytest
 from django.contrib.staticfiles import finders
 from django.core.cache.backends import base, filebased
-
-from annotator import cache_backends
 from django.core.files.storage import storages
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from annotator import serving
+from annotator import cache_backends, serving
 from annotator.views.api import PredictThrottle
 from tests.annotator.serving_helpers import add_version, token_client
 from tests.conftest import PASSWORD
