@@ -51,8 +51,8 @@ class SharedFileCache(FileBasedCache):
     cache's folder serialises these two; plain get and set need none (a set writes a
     temporary file and renames it, so a reader sees the old value or the new one).
 
-    Django also lists the whole folder on every set to see whether it must cull (54 ms at
-    9,000 entries on our 2-core machine); here a process looks once per CULL_EVERY_SECONDS.
+    Django also lists the whole folder on every set to see whether it must cull (tens of ms
+    once thousands of entries are there); here a process looks once per CULL_EVERY_SECONDS.
     """
 
     CULL_EVERY_SECONDS = 30.0
