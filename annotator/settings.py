@@ -132,22 +132,41 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project_list"
 LOGOUT_REDIRECT_URL = "login"
 
-# Failed logins per username and client address (the cache counts them): after this many
-# within LOGIN_LOCKOUT_SECONDS of the first, that pair is refused until the window ends.
+# Failed logins per username (as authentication reads it) and client address (the shared cache
+# counts them): after this many within LOGIN_LOCKOUT_SECONDS of the first, that pair is refused
+# until the window ends.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
-# The process's memory unless CACHE_URL names a shared cache (Redis in docker/compose.yaml),
-# which the login counter and the API throttle need to count across processes.
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-# The insight pages' snapshots: written by a worker, read by every web process, so a cache
-# all processes share: CACHE_URL's where set, else files in VAR_DIR/cache/insight.
-CACHES["insight"] = (
-    env.cache("CACHE_URL") if env("CACHE_URL", default="") else
-    {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-     "LOCATION": str(VAR_DIR / "cache" / "insight"), "OPTIONS": {"MAX_ENTRIES": 2000}}
-)
-# sessions read from the cache first: two fewer queries per labeling request
+# One cache that every process of the site sees (gunicorn workers, Celery workers, beat): the
+# sessions, the login lockout, the API throttle and the "once per window" marks only hold across
+# processes there. CACHE_URL where set; else the broker's Redis when the broker is Redis (keys
+# under "annotator:"; clearing it never empties Celery's queues); else files in VAR_DIR/cache,
+# which every process of bin/up on this machine shares, and which write nothing to SQLite, whose
+# one writer is busy with the labels (docs/deployment.md#sessions-and-cache).
+_redis_broker = env("CELERY_BROKER_URL", default="").startswith(("redis://", "rediss://"))
+CACHE_URL = env("CACHE_URL", default="") or (env("CELERY_BROKER_URL") if _redis_broker else "")
+
+
+def _shared_cache(name: str, max_entries: int) -> dict:
+    if not CACHE_URL:
+        return {"BACKEND": "annotator.cache_backends.SharedFileCache",
+                "LOCATION": str(VAR_DIR / "cache" / name),
+                "OPTIONS": {"MAX_ENTRIES": max_entries}}
+    config = env.cache_url_config(CACHE_URL)
+    if config["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        config["BACKEND"] = "annotator.cache_backends.SharedRedisCache"
+    config.setdefault("KEY_PREFIX", "annotator" if name == "default" else f"annotator-{name}")
+    return config
+
+
+CACHES = {
+    "default": _shared_cache("default", max_entries=10_000),
+    # the insight pages' snapshots: written by a worker, read by every web process
+    "insight": _shared_cache("insight", max_entries=2_000),
+}
+# sessions read from the shared cache first (two fewer queries per labeling request) and are
+# kept in the database, so a logout in one process ends the session in all of them
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"

@@ -50,7 +50,8 @@ def rerank_soon(project_id: int, *, force: bool = False) -> None:
 
 
 def label_recorded(project: Project) -> None:
-    """A label arrived: ask for a re-rank, throttled per web process (no SQL here)."""
+    """A label arrived: ask for a re-rank, at most once per FAST_LOOP_THROTTLE_SECONDS for all
+    web processes together (a mark in the shared cache; no SQL here)."""
     if project.fast_loop_every and cache.add(f"fast-loop:{project.pk}", 1,
                                              timeout=settings.FAST_LOOP_THROTTLE_SECONDS):
         rerank_soon(project.pk)

@@ -27,12 +27,8 @@ from annotator.services.importing import (
     _Importer,
 )
 from annotator.services.labeling import project_apply_overlap
+from annotator.services.monitoring import items_arrived
 from annotator.services.readability import vocabulary_check_request
-
-try:  # the monitoring service is optional: it is written separately
-    from annotator.services.monitoring import items_arrived
-except ImportError:
-    items_arrived = None
 
 PUSH_FIELDS = ("text", "external_id", "label", "kind", "meta", "turns")
 
@@ -168,5 +164,4 @@ def _items_created(*, project: Project, item_ids: list[int]) -> None:
     if project.fast_loop_every and cache.add(f"embedding-requested:{project.pk}", True,
                                              timeout=settings.PUSH_EMBED_EVERY_SECONDS):
         transaction.on_commit(lambda: _enqueue_embedding(project.pk))
-    if items_arrived is not None:
-        transaction.on_commit(lambda: items_arrived(project_id=project.pk, item_ids=item_ids))
+    transaction.on_commit(lambda: items_arrived(project_id=project.pk, item_ids=item_ids))

@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 
+import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import TextField
@@ -193,8 +194,6 @@ def webhook_deliver(*, alert_id: int, attempt: int) -> int | None:
     Returns the seconds to wait before the next attempt, or None when there is nothing more
     to do (delivered, delivered before, no URL, or the last attempt failed).
     """
-    import requests
-
     alert = Alert.objects.select_related("rule", "project").filter(pk=alert_id).first()
     if alert is None or not alert.rule.webhook_url or alert.deliveries.filter(delivered=True).exists():
         return None

@@ -91,8 +91,8 @@ def missing_ids(project: Project) -> list[int]:
 def pool_embed_start(*, project_id: int) -> dict:
     """Enqueue one embed_chunk_task per chunk of items not embedded yet (queue "scoring").
 
-    Idempotent: chunks already written are not enqueued, nor (per process, for
-    EMBED_PENDING_SECONDS) chunks this process enqueued already and that are still waiting
+    Idempotent: chunks already written are not enqueued, nor (for EMBED_PENDING_SECONDS, a
+    mark in the shared cache) chunks any process enqueued already and that are still waiting
     (a fit asks again every few seconds while a big pool is being embedded); a chunk
     enqueued twice writes once.
     """

@@ -1,7 +1,8 @@
 """Security: failed-login lockout, the admin's login, the API throttle, the API docs behind a
 login without a CDN, and error answers that do not leak server details.
 
-The counts live in the cache, emptied before every test (tests/conftest.py).
+The counts live in the shared cache, emptied before every test (tests/conftest.py); that they
+hold across several server processes is tests/annotator/test_shared_sessions.py's.
 """
 
 import re
@@ -10,12 +11,12 @@ import types
 
 import pytest
 from django.contrib.staticfiles import finders
-from django.core.cache.backends import base, locmem
+from django.core.cache.backends import base, filebased
 from django.core.files.storage import storages
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from annotator import serving
+from annotator import cache_backends, serving
 from annotator.views.api import PredictThrottle
 from tests.annotator.serving_helpers import add_version, token_client
 from tests.conftest import PASSWORD
@@ -24,13 +25,16 @@ LOGIN = "/accounts/login/"
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """The cache's clock (expiry set in base, checked in locmem), to step past a lockout
-    window without waiting."""
+def clock(monkeypatch, settings, tmp_path):
+    """The embedded default's cache (files) with its clock in our hands (expiry set in base,
+    checked in filebased and cache_backends), to step past a lockout window without waiting.
+    Redis keeps its own clock; its counts expire by Redis's TTL."""
+    settings.CACHES = {"default": {"BACKEND": "annotator.cache_backends.SharedFileCache",
+                                   "LOCATION": str(tmp_path / "cache")}}
     now = [time.time()]
     fake = types.SimpleNamespace(time=lambda: now[0])
-    monkeypatch.setattr(base, "time", fake)
-    monkeypatch.setattr(locmem, "time", fake)
+    for module in (base, filebased, cache_backends):
+        monkeypatch.setattr(module, "time", fake)
     return now
 
 
@@ -60,11 +64,29 @@ def test_a_username_is_locked_out_after_the_failure_limit_even_with_the_right_pa
     assert not _logged_in(client)
 
 
-def test_the_count_ignores_case_and_spaces_in_the_username(client, labeler, settings):
+def test_every_spelling_that_logs_in_as_the_user_counts_for_that_user(client, labeler, settings):
+    """Authentication strips spaces and applies Unicode NFKC: " ｌｅｎａ " (full-width
+    letters) logs in as "lena", so its failures are hers too (no way around the limit)."""
+    settings.LOGIN_FAILURE_LIMIT = 3
+    _login(client, " lena ", "wrong")
+    _login(client, "\uff4c\uff45\uff4e\uff41", "wrong")  # ｌｅｎａ
+    assert _login(client, "\uff4c\uff45\uff4e\uff41", PASSWORD).status_code == 302
+    client.logout()
+    _login(client, " lena ", "wrong")
+    _login(client, "\uff4c\uff45\uff4e\uff41", "wrong")
+    _login(client, "lena", "wrong")
+    assert _login(client, "\uff4c\uff45\uff4e\uff41", PASSWORD).status_code == 429
+    assert _login(client, "lena", PASSWORD).status_code == 429
+
+
+def test_another_account_name_counts_for_itself(client, labeler, settings):
+    """Usernames are case-sensitive ("Lena" cannot log in as "lena"), so guesses at "Lena"
+    do not lock "lena" out."""
     settings.LOGIN_FAILURE_LIMIT = 2
     _login(client, "Lena", "wrong")
-    _login(client, " lena ", "wrong")
-    assert _login(client, "lena", PASSWORD).status_code == 429
+    _login(client, "LENA", "wrong")
+    _login(client, "Lena", "wrong")
+    assert _login(client, "lena", PASSWORD).status_code == 302
 
 
 def test_the_lockout_is_per_username_and_address(client, labeler, admin_user, settings):
