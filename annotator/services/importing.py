@@ -54,6 +54,7 @@ from annotator.models import ImportIssue, ImportJob, Item, Project, TextKind
 from annotator.queueing import enqueue
 from annotator.services.exporting import _Echo, neutralize_formula, restore_formula
 from annotator.services.labeling import project_apply_overlap
+from annotator.services.liveness import process_alive, process_mark
 from annotator.services.readability import vocabulary_check_request
 
 FORMATS = ("csv", "tsv", "json", "jsonl")
@@ -997,8 +998,14 @@ def import_job_run(
     Idempotent: a job that is not queued is returned as it is.
     """
     job = ImportJob.objects.select_related("project").get(pk=job_id)
-    if not _claim(job):
-        return job
+    # held from before the claim to the end: a running job without it is a dead one
+    with process_mark("import", job.pk):
+        if not _claim(job):
+            return job
+        return _run_claimed(job, path=path, fileobj=fileobj, progress=progress)
+
+
+def _run_claimed(job: ImportJob, *, path, fileobj, progress) -> ImportJob:
     _lower_priority()
     project, options = job.project, _options(job.options)
     counter = _Bytes()
@@ -1140,22 +1147,40 @@ def _delete_in_batches(rows: models.QuerySet) -> int:
     return deleted
 
 
+DIED = ("the import stopped: its process was killed or died; nothing was imported. Import "
+        "the file again.")
+
+
 def import_jobs_fail_stale(jobs=None) -> list[int]:
-    """Mark running jobs without a heartbeat for IMPORT_STALE_SECONDS failed (their process
-    was killed); returns their ids. Their staged rows go with `staged_items_delete`."""
+    """Mark running jobs whose process is gone failed and delete their uploads; returns their
+    ids. Gone: nobody holds the job's process mark (services.liveness: known at once), or no
+    heartbeat for IMPORT_STALE_SECONDS. Their staged rows go with `staged_items_delete`."""
     jobs = ImportJob.objects.all() if jobs is None else jobs
     cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
-    stale = list(jobs.filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=cutoff)
-                 .values_list("pk", flat=True))
+    running = jobs.filter(status=ImportJob.Status.RUNNING)
+    stale = {pk for pk, beat in running.values_list("pk", "heartbeat_at")
+             if (beat is not None and beat < cutoff) or not process_alive("import", pk)}
+    for job in ImportJob.objects.filter(pk__in=stale).only("pk", "upload_path"):
+        ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
+            status=ImportJob.Status.FAILED, finished_at=timezone.now(), imported=0, error=DIED)
+        _forget_upload(job)
     if stale:
-        ImportJob.objects.filter(pk__in=stale, status=ImportJob.Status.RUNNING).update(
-            status=ImportJob.Status.FAILED, finished_at=timezone.now(), imported=0,
-            error=(f"the import stopped: no sign of life for {settings.IMPORT_STALE_SECONDS} s "
-                   "(its process was killed or died); nothing was imported. Import the file "
-                   "again."),
-        )
-        logger.warning("marked stale imports failed: %s", stale)
-    return stale
+        logger.warning("marked imports whose process died failed: %s", sorted(stale))
+    return sorted(stale)
+
+
+def import_jobs_clear_dead(*, project: Project, content_hashes: list[str]) -> int:
+    """Staged rows with these texts whose import is dead: fail that import (services.liveness
+    knows at once) and delete these rows now, so a push does not wait for the sweep, which
+    deletes the rest of what it staged. Rows of a live import stay: it is writing them.
+    Returns the rows deleted."""
+    blocking = Item.with_staged.filter(project=project, staged=True,
+                                       content_hash__in=content_hashes)
+    owners = set(blocking.exclude(import_job=None).values_list("import_job_id", flat=True))
+    if owners:
+        import_jobs_fail_stale(ImportJob.objects.filter(pk__in=owners))
+    return _delete_in_batches(blocking.filter(Q(import_job=None) | ~Q(
+        import_job__status__in=[ImportJob.Status.RUNNING, ImportJob.Status.QUEUED])))
 
 
 def import_jobs_sweep() -> dict:

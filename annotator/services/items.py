@@ -25,6 +25,7 @@ from annotator.services.importing import (
     _enqueue_embedding,
     _enqueue_seeding,
     _Importer,
+    import_jobs_clear_dead,
 )
 from annotator.services.labeling import project_apply_overlap
 from annotator.services.monitoring import items_arrived
@@ -129,6 +130,9 @@ def items_push(*, project: Project, rows: list) -> PushResult:
                                   reason="duplicate: the project already has this text")
         else:
             new.append((index, {**values, "staged": False, "import_job_id": None}))
+    if new:  # a killed import's staged copies of these texts must not block them
+        import_jobs_clear_dead(project=project,
+                               content_hashes=[values["content_hash"] for _, values in new])
     prepared = checker.items.prepare([values for _, values in new])
     try:
         with transaction.atomic():

@@ -75,10 +75,64 @@ def test_a_killed_import_is_marked_failed_and_its_rows_are_deleted(tmp_path):
     assert _query(tmp_path, "SELECT status FROM annotator_importjob") == [("running",)]
     assert _query(tmp_path, "SELECT count(*) FROM annotator_item WHERE NOT staged") == [(0,)]
 
-    time.sleep(1.5)  # ANNOTATOR_IMPORT_STALE_SECONDS=1 without a heartbeat
+    # no waiting for ANNOTATOR_IMPORT_STALE_SECONDS: its process mark is free at once
     subprocess.run([sys.executable, "-c", SWEEP], env=env, cwd=ROOT, check=True)
     [(status, error)] = _query(tmp_path, "SELECT status, error FROM annotator_importjob")
-    assert status == "failed" and error.startswith("the import stopped: no sign of life")
+    assert status == "failed" and error.startswith("the import stopped: its process was killed")
+    assert _query(tmp_path, "SELECT count(*) FROM annotator_item") == [(0,)]
+
+
+PUSH = """
+import json, sys, django; django.setup()
+from annotator.models import Project
+from annotator.services.items import items_push
+result = items_push(project=Project.objects.get(), rows=[{"text": sys.argv[1]}])
+print(json.dumps(result.rows))
+"""
+
+RUN_JOB = """
+import django; django.setup()
+from annotator.models import ImportJob, Project
+from annotator.services.importing import import_job_run
+job = ImportJob.objects.create(project=Project.objects.get(), filename="big.csv",
+                               status="queued", upload_path=__import__("sys").argv[1],
+                               options={"fmt": "csv", "encoding": None})
+import_job_run(job_id=job.pk)
+"""
+
+
+def test_a_push_of_a_killed_imports_text_does_not_wait_for_the_sweep(tmp_path):
+    """The killed import's staged copy of the text blocked pushes (409) until the sweep, up
+    to minutes later; its process mark tells at once that nobody is writing it."""
+    env = {**_env(tmp_path), "ANNOTATOR_IMPORT_STALE_SECONDS": "3600"}
+    proc = _start_import(tmp_path, env)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    pushed = subprocess.run([sys.executable, "-c", PUSH, "review 5 of a long file"], env=env,
+                            cwd=ROOT, capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    assert '"status": "created"' in pushed.stdout
+    [(status, error)] = _query(tmp_path, "SELECT status, error FROM annotator_importjob")
+    assert status == "failed" and "killed or died" in error
+
+
+def test_a_killed_uploads_file_is_deleted_when_it_is_swept(tmp_path):
+    env = {**_env(tmp_path), "ANNOTATOR_IMPORT_STALE_SECONDS": "3600"}
+    subprocess.run([sys.executable, "-c", SETUP], env=env, cwd=ROOT, check=True)
+    upload = tmp_path / "var" / "uploads" / "big.csv"
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_text("text\n" + "".join(f"review {i} of an upload\n" for i in range(200_000)))
+    proc = subprocess.Popen([sys.executable, "-c", RUN_JOB, str(upload)], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while not _query(tmp_path, "SELECT count(*) FROM annotator_item WHERE staged")[0][0]:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert upload.exists()
+    subprocess.run([sys.executable, "-c", SWEEP], env=env, cwd=ROOT, check=True)
+    assert not upload.exists()
+    assert _query(tmp_path, "SELECT status FROM annotator_importjob") == [("failed",)]
     assert _query(tmp_path, "SELECT count(*) FROM annotator_item") == [(0,)]
 
 

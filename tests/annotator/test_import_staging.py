@@ -5,6 +5,7 @@ interrupted or killed import leaves no items, and a dead import's job does not s
 "running" (subprocess kills are in test_import_recovery.py).
 """
 
+import hashlib
 import sqlite3
 from datetime import timedelta
 
@@ -22,6 +23,7 @@ from annotator.services.importing import (
     import_job_run,
     import_jobs_sweep,
 )
+from tests.annotator.liveness_helpers import mark_held
 
 
 @pytest.fixture
@@ -104,7 +106,8 @@ def test_one_import_runs_per_project_and_the_next_waits(project, tmp_path, admin
                                        heartbeat_at=timezone.now())
     queued = ImportJob.objects.create(project=project, filename="b.csv", status="queued",
                                       options={}, upload_path=str(_csv(tmp_path)))
-    with pytest.raises(ImportBusy, match=f"import #{running.pk} of this project is still running"):
+    with mark_held("import", running.pk), pytest.raises(
+            ImportBusy, match=f"import #{running.pk} of this project is still running"):
         import_job_run(job_id=queued.pk)
     queued.refresh_from_db()
     assert queued.status == "queued" and not Item.with_staged.exists()
@@ -120,14 +123,14 @@ def test_the_task_retries_while_another_import_runs(project, tmp_path, monkeypat
 
     from annotator import tasks
 
-    ImportJob.objects.create(project=project, filename="a.csv", status="running",
-                             heartbeat_at=timezone.now())
+    running = ImportJob.objects.create(project=project, filename="a.csv", status="running",
+                                       heartbeat_at=timezone.now())
     queued = ImportJob.objects.create(project=project, filename="b.csv", status="queued",
                                       upload_path=str(_csv(tmp_path)))
     retried = []
     monkeypatch.setattr(tasks.import_file_task, "retry",
                         lambda **kw: retried.append(kw["countdown"]) or Retry())
-    with pytest.raises(Retry):
+    with mark_held("import", running.pk), pytest.raises(Retry):
         tasks.import_file_task(queued.pk)
     assert retried == [10]
 
@@ -138,8 +141,9 @@ def _dead_job(project, **fields):
         project=project, filename="killed.csv", status="running", bytes_total=1000,
         bytes_read=400, heartbeat_at=timezone.now() - timedelta(hours=1), **fields)
     for text in ("review number 1", "review number 2"):
-        Item.with_staged.create(project=project, text=text, raw_text=text, content_hash=text,
-                                staged=True, import_job=job)
+        Item.with_staged.create(project=project, text=text, raw_text=text, staged=True,
+                                content_hash=hashlib.sha256(text.encode()).hexdigest(),
+                                import_job=job)
     return job
 
 
@@ -149,10 +153,11 @@ def test_the_sweep_fails_dead_imports_and_deletes_their_rows(project, settings):
     alive = ImportJob.objects.create(project=project.__class__.objects.create(name="other"),
                                      filename="alive.csv", status="running",
                                      heartbeat_at=timezone.now())
-    result = import_jobs_sweep()
+    with mark_held("import", alive.pk):
+        result = import_jobs_sweep()
     assert result == {"failed": [dead.pk], "deleted": 2, "issues": 0, "previews": 0}
     dead.refresh_from_db()
-    assert dead.status == "failed" and "no sign of life for 60 s" in dead.error
+    assert dead.status == "failed" and "killed or died" in dead.error
     assert dead.imported == 0 and not Item.with_staged.exists()
     alive.refresh_from_db()
     assert alive.status == "running"
@@ -161,7 +166,7 @@ def test_the_sweep_fails_dead_imports_and_deletes_their_rows(project, settings):
 def test_the_report_page_says_a_killed_import_failed(admin_client, project):
     dead = _dead_job(project)
     page = admin_client.get(reverse("import_report", args=[project.pk, dead.pk])).content.decode()
-    assert "Nothing was imported: the import stopped: no sign of life" in page
+    assert "Nothing was imported: the import stopped: its process was killed" in page
     assert "<progress" not in page
 
 
@@ -173,6 +178,36 @@ def test_a_new_import_clears_rows_a_killed_one_left_and_can_bring_the_same_texts
     job = import_file(project=project, path=_csv(tmp_path, rows=3))
     assert (job.imported, job.duplicates) == (3, 0)
     assert Item.with_staged.count() == 3
+
+
+def test_a_running_import_whose_process_is_gone_is_failed_at_once(project, settings):
+    """No waiting for IMPORT_STALE_SECONDS: nobody holds its process mark."""
+    settings.IMPORT_STALE_SECONDS = 3600
+    job = ImportJob.objects.create(project=project, filename="gone.csv", status="running",
+                                   heartbeat_at=timezone.now())
+    assert importing.import_jobs_fail_stale() == [job.pk]
+
+
+def test_a_push_clears_a_dead_imports_staged_copy_of_its_text(project, settings):
+    from annotator.services.items import items_push
+
+    settings.IMPORT_STALE_SECONDS = 3600
+    dead = _dead_job(project)
+    ImportJob.objects.filter(pk=dead.pk).update(heartbeat_at=timezone.now())
+    pushed = items_push(project=project, rows=[{"text": "review number 1"}])
+    assert [row["status"] for row in pushed.rows] == ["created"]
+    dead.refresh_from_db()
+    assert dead.status == "failed"
+
+
+def test_a_push_leaves_a_live_imports_staged_rows_and_answers_conflict(project):
+    from annotator.services.items import PushConflict, items_push
+
+    live = _dead_job(project)
+    ImportJob.objects.filter(pk=live.pk).update(heartbeat_at=timezone.now())
+    with mark_held("import", live.pk), pytest.raises(PushConflict):
+        items_push(project=project, rows=[{"text": "review number 1"}])
+    assert Item.with_staged.filter(import_job=live).count() == 2
 
 
 def test_a_new_import_fails_a_dead_running_one_instead_of_waiting_forever(project, tmp_path):
