@@ -5,8 +5,10 @@ unset CELERY_BROKER_URL -> kombu's filesystem transport in ./var/broker, so the
 worker is still a separate process and no server is needed.
 """
 
+import math
 import os
 import re
+import string
 from pathlib import Path
 
 import environ
@@ -27,6 +29,30 @@ _file_key = SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() els
 SECRET_KEY = _env_key or _file_key or ("dev-only-insecure-key" if DEBUG else "")
 
 
+SECRET_KEY_MIN_LENGTH = 50  # as Django's deploy check (security.W009) asks
+SECRET_KEY_MIN_BITS = 128
+
+
+def secret_key_bits(key: str) -> float:
+    """A cautious estimate of a key's randomness in bits. A character that continues a
+    sequence (aaa, abc, 2468, aAbBcC) or ends a three-character run seen before (k3yk3y) adds
+    nothing; every other adds log2 of its alphabet (the character classes used, at most the
+    distinct characters). Random keys score far above the bar (token_urlsafe(50): 300+)."""
+    classes = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
+    alphabet = sum(len(chars) for chars in classes if any(c in chars for c in key))
+    alphabet += 33 * any(c not in "".join(classes) for c in key)  # punctuation, the rest
+    seen, surprising = set(), 0
+    for i, char in enumerate(key):
+        run = key[i - 2:i + 1] if i >= 2 else ""
+        predictable = run in seen or any(
+            ord(char) - ord(key[i - lag]) == ord(key[i - lag]) - ord(key[i - 2 * lag])
+            for lag in (1, 2) if i >= 2 * lag)
+        if run:
+            seen.add(run)
+        surprising += not predictable
+    return surprising * math.log2(max(1, min(alphabet, len(set(key)))))
+
+
 def _secret_key_problem(key: str) -> str:
     """Why a key is refused outside development ("" if it is fine): it must look random."""
     letters = re.sub("[^a-z]", "", key.lower())
@@ -34,8 +60,12 @@ def _secret_key_problem(key: str) -> str:
         return "SECRET_KEY is required when DEBUG is off"
     if any(word in letters for word in ("changeme", "insecure", "placeholder")):
         return "SECRET_KEY is a placeholder (change me, ...insecure...)"
-    if len(key) < 16 or len(set(key)) < 5:
-        return "SECRET_KEY is too short or repetitive: it needs 16+ characters, 5+ different ones"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return (f"SECRET_KEY is too short: {len(key)} characters, it needs "
+                f"{SECRET_KEY_MIN_LENGTH} or more")
+    if (bits := secret_key_bits(key)) < SECRET_KEY_MIN_BITS:
+        return (f"SECRET_KEY is too predictable (repeats or sequences: about {bits:.0f} bits "
+                f"of randomness, it needs {SECRET_KEY_MIN_BITS})")
     return ""
 
 
@@ -48,7 +78,8 @@ if not DEBUG and (_problem := _secret_key_problem(SECRET_KEY)):
         _where = f"set the SECRET_KEY environment variable, or write one to {SECRET_KEY_FILE}"
     raise ImproperlyConfigured(
         f"{_problem} ({_where}); make one with: "
-        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))' "
+        "(bin/up writes such a key to var/secret_key when none is set)"
     )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
