@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from annotator import webhook_targets
 from annotator.forms.projects import ModelNameInput, clean_model_name
 from annotator.labelsets import validate_label_set
 from annotator.models import (
@@ -205,8 +206,23 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
 # --- live monitoring ----------------------------------------------------------
 
+class AlertRuleForm(forms.ModelForm):
+    webhook_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+
+    class Meta:
+        model = AlertRule
+        fields = "__all__"
+
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data["webhook_url"]
+        if url and (problem := webhook_targets.url_problem(url)):
+            raise forms.ValidationError(problem)
+        return url
+
+
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
+    form = AlertRuleForm
     list_display = ["name", "project", "label", "threshold", "window", "is_active", "above",
                     "last_share"]
     list_filter = ["project", "is_active"]

@@ -285,6 +285,11 @@ CELERY_TASK_ROUTES = {
 WEBHOOK_MAX_ATTEMPTS = env.int("ANNOTATOR_WEBHOOK_MAX_ATTEMPTS", default=5)
 WEBHOOK_RETRY_SECONDS = env.int("ANNOTATOR_WEBHOOK_RETRY_SECONDS", default=30)
 WEBHOOK_TIMEOUT_SECONDS = env.float("ANNOTATOR_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Webhooks go to public addresses only (annotator/webhook_targets.py); host names and networks
+# listed here may be reached all the same, e.g. "hooks.internal,10.8.0.0/16" for an internal
+# receiver. A CA file for receivers whose certificate a private CA signed.
+WEBHOOK_ALLOWED_HOSTS = env.list("ANNOTATOR_WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_CA_BUNDLE = env("ANNOTATOR_WEBHOOK_CA_BUNDLE", default="")
 # Items the live counts on the dashboard and analytics pages cover (the newest predicted).
 MONITORING_WINDOW = env.int("ANNOTATOR_MONITORING_WINDOW", default=200)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
