@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -10,6 +11,7 @@ from annotator.models import (
     Alert,
     AlertRule,
     Annotation,
+    ApiToken,
     HeadFit,
     ImportJob,
     Item,
@@ -25,6 +27,7 @@ from annotator.models import (
 )
 from annotator.selectors_projects import label_usage
 from annotator.services.projects import project_settings_applied
+from annotator.services.tokens import api_token_create
 
 
 class ProjectForm(forms.ModelForm):
@@ -265,3 +268,30 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- API tokens -------------------------------------------------------------------
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Stored hashed: a new token's key is shown once, on the page after Save. A token is not
+    changed, it is deleted (revoked) and made again."""
+
+    list_display = ["user", "prefix", "created_at"]
+    search_fields = ["user__username"]
+    fields = ["user"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.key = api_token_create(user=obj.user)
+        made = ApiToken.objects.get(user=obj.user)
+        obj.pk, obj.prefix, obj.digest, obj.created_at = (made.pk, made.prefix, made.digest,
+                                                          made.created_at)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return TemplateResponse(request, "admin/annotator/apitoken/created.html", {
+            **self.admin_site.each_context(request), "title": "API token created",
+            "opts": self.model._meta, "token": obj, "key": obj.key,
+        })

@@ -93,8 +93,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
-    "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework",  # tokens: annotator.models.ApiToken (hashed), not DRF's authtoken
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from here instead of a CDN
     "annotator",
@@ -383,7 +382,7 @@ SERVER_TIMING = env.bool("ANNOTATOR_SERVER_TIMING", default=False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotator.views.api_auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
