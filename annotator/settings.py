@@ -17,8 +17,23 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
+
+def _owner_only(path: Path, mode: int) -> None:
+    """chmod a file or folder of this user that others may read (made by an older version)."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return
+    if status.st_uid == os.getuid() and status.st_mode & 0o077:
+        path.chmod(mode)
+
+
+# The database (password hashes, token digests), uploads, models and the broker's messages
+# live in VAR_DIR: every file and folder these processes make is their user's alone.
+os.umask(0o077)
 VAR_DIR = Path(env("ANNOTATOR_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+_owner_only(VAR_DIR, 0o700)
 
 DEBUG = env.bool("DEBUG", default=False)
 # bin/up writes a random key here: manage.py from any shell, without SECRET_KEY exported,
@@ -133,6 +148,8 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "annotator.sqlite3"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    for _suffix in ("", "-wal", "-shm"):  # SQLite makes the last two as the first is
+        _owner_only(Path(f"{DATABASES['default']['NAME']}{_suffix}"), 0o600)
     # Many labelers at once on SQLite: WAL lets readers run beside the writer,
     # IMMEDIATE takes the write lock at BEGIN (no deadlock-on-upgrade "database
     # is locked"), and the busy timeout makes writers queue instead of failing.
@@ -216,6 +233,10 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# files saved through a storage (artifacts, collectstatic): owner-only, as the umask above
+# (Django's default would be 0o644 whatever the umask)
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Model artifacts go through Django's storage API ("artifacts" alias), so they
