@@ -261,7 +261,8 @@ def test_a_pending_member_gets_a_new_link_from_the_page(lead_client, project):
     mia = people.member_invite(project=project, username="mia")
     response = lead_client.post(reverse("member_invitation", args=[project.pk, mia.pk]),
                                 follow=True)
-    assert selectors_people.invited_user(*_invitation_url(response).partition("#")[2].split("/")) == mia
+    uidb64, token = _invitation_url(response).partition("#")[2].split("/")
+    assert selectors_people.invited_user(uidb64, token) == mia
 
 
 # --- roles and removal --------------------------------------------------------------------
