@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.urls import URLResolver, get_resolver, reverse
+from django.urls import URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from annotator.models import Alert, AlertRule, Annotation, ImportJob
