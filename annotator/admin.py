@@ -1,14 +1,17 @@
 from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from annotator import webhook_targets
 from annotator.forms.projects import ModelNameInput, clean_model_name
 from annotator.labelsets import validate_label_set
 from annotator.models import (
     Alert,
     AlertRule,
     Annotation,
+    ApiToken,
     HeadFit,
     ImportJob,
     Item,
@@ -24,6 +27,7 @@ from annotator.models import (
 )
 from annotator.selectors_projects import label_usage
 from annotator.services.projects import project_settings_applied
+from annotator.services.tokens import api_token_create
 
 
 class ProjectForm(forms.ModelForm):
@@ -205,8 +209,23 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
 # --- live monitoring ----------------------------------------------------------
 
+class AlertRuleForm(forms.ModelForm):
+    webhook_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+
+    class Meta:
+        model = AlertRule
+        fields = "__all__"
+
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data["webhook_url"]
+        if url and (problem := webhook_targets.url_problem(url)):
+            raise forms.ValidationError(problem)
+        return url
+
+
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
+    form = AlertRuleForm
     list_display = ["name", "project", "label", "threshold", "window", "is_active", "above",
                     "last_share"]
     list_filter = ["project", "is_active"]
@@ -249,3 +268,30 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- API tokens -------------------------------------------------------------------
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Stored hashed: a new token's key is shown once, on the page after Save. A token is not
+    changed, it is deleted (revoked) and made again."""
+
+    list_display = ["user", "prefix", "created_at"]
+    search_fields = ["user__username"]
+    fields = ["user"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.key = api_token_create(user=obj.user)
+        made = ApiToken.objects.get(user=obj.user)
+        obj.pk, obj.prefix, obj.digest, obj.created_at = (made.pk, made.prefix, made.digest,
+                                                          made.created_at)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return TemplateResponse(request, "admin/annotator/apitoken/created.html", {
+            **self.admin_site.each_context(request), "title": "API token created",
+            "opts": self.model._meta, "token": obj, "key": obj.key,
+        })

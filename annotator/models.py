@@ -1,5 +1,7 @@
 """Tables of the platform. State lives here; writes go through services."""
 
+import hashlib
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -695,3 +697,27 @@ class LabelFlag(models.Model):
 
     def __str__(self) -> str:
         return f"flag #{self.rank} of {self.model_version}: item {self.item_id} {self.given_label}"
+
+
+class ApiToken(models.Model):
+    """A user's API key (`Authorization: Token <key>`), stored as its SHA-256 only, so a copied
+    database hands out no live key. The key is shown once, when it is made
+    (services/tokens.py); `prefix`, its first characters, tells keys apart."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="api_token")
+    prefix = models.CharField(max_length=8)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        # keys are 160 random bits: nothing to guess, so a fast unsalted hash is safe and a
+        # request finds its token by one indexed lookup
+        return hashlib.sha256(key.encode()).hexdigest()

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from annotator import webhook_targets
 from annotator.models import AlertRule
 from annotator.selectors_insight import FIELD_RE
 
@@ -32,8 +33,8 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return value
 
     def validate_webhook_url(self, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise serializers.ValidationError("an http or https URL")
+        if value and (problem := webhook_targets.url_problem(value)):
+            raise serializers.ValidationError(problem)
         return value
 
 

@@ -5,8 +5,10 @@ unset CELERY_BROKER_URL -> kombu's filesystem transport in ./var/broker, so the
 worker is still a separate process and no server is needed.
 """
 
+import math
 import os
 import re
+import string
 from pathlib import Path
 
 import environ
@@ -15,8 +17,23 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
+
+def _owner_only(path: Path, mode: int) -> None:
+    """chmod a file or folder of this user that others may read (made by an older version)."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return
+    if status.st_uid == os.getuid() and status.st_mode & 0o077:
+        path.chmod(mode)
+
+
+# The database (password hashes, token digests), uploads, models and the broker's messages
+# live in VAR_DIR: every file and folder these processes make is their user's alone.
+os.umask(0o077)
 VAR_DIR = Path(env("ANNOTATOR_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+_owner_only(VAR_DIR, 0o700)
 
 DEBUG = env.bool("DEBUG", default=False)
 # bin/up writes a random key here: manage.py from any shell, without SECRET_KEY exported,
@@ -27,6 +44,30 @@ _file_key = SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() els
 SECRET_KEY = _env_key or _file_key or ("dev-only-insecure-key" if DEBUG else "")
 
 
+SECRET_KEY_MIN_LENGTH = 50  # as Django's deploy check (security.W009) asks
+SECRET_KEY_MIN_BITS = 128
+
+
+def secret_key_bits(key: str) -> float:
+    """A cautious estimate of a key's randomness in bits. A character that continues a
+    sequence (aaa, abc, 2468, aAbBcC) or ends a three-character run seen before (k3yk3y) adds
+    nothing; every other adds log2 of its alphabet (the character classes used, at most the
+    distinct characters). Random keys score far above the bar (token_urlsafe(50): 300+)."""
+    classes = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
+    alphabet = sum(len(chars) for chars in classes if any(c in chars for c in key))
+    alphabet += 33 * any(c not in "".join(classes) for c in key)  # punctuation, the rest
+    seen, surprising = set(), 0
+    for i, char in enumerate(key):
+        run = key[i - 2:i + 1] if i >= 2 else ""
+        predictable = run in seen or any(
+            ord(char) - ord(key[i - lag]) == ord(key[i - lag]) - ord(key[i - 2 * lag])
+            for lag in (1, 2) if i >= 2 * lag)
+        if run:
+            seen.add(run)
+        surprising += not predictable
+    return surprising * math.log2(max(1, min(alphabet, len(set(key)))))
+
+
 def _secret_key_problem(key: str) -> str:
     """Why a key is refused outside development ("" if it is fine): it must look random."""
     letters = re.sub("[^a-z]", "", key.lower())
@@ -34,8 +75,12 @@ def _secret_key_problem(key: str) -> str:
         return "SECRET_KEY is required when DEBUG is off"
     if any(word in letters for word in ("changeme", "insecure", "placeholder")):
         return "SECRET_KEY is a placeholder (change me, ...insecure...)"
-    if len(key) < 16 or len(set(key)) < 5:
-        return "SECRET_KEY is too short or repetitive: it needs 16+ characters, 5+ different ones"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return (f"SECRET_KEY is too short: {len(key)} characters, it needs "
+                f"{SECRET_KEY_MIN_LENGTH} or more")
+    if (bits := secret_key_bits(key)) < SECRET_KEY_MIN_BITS:
+        return (f"SECRET_KEY is too predictable (repeats or sequences: about {bits:.0f} bits "
+                f"of randomness, it needs {SECRET_KEY_MIN_BITS})")
     return ""
 
 
@@ -48,7 +93,8 @@ if not DEBUG and (_problem := _secret_key_problem(SECRET_KEY)):
         _where = f"set the SECRET_KEY environment variable, or write one to {SECRET_KEY_FILE}"
     raise ImproperlyConfigured(
         f"{_problem} ({_where}); make one with: "
-        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))' "
+        "(bin/up writes such a key to var/secret_key when none is set)"
     )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
@@ -62,8 +108,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
-    "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework",  # tokens: annotator.models.ApiToken (hashed), not DRF's authtoken
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from here instead of a CDN
     "annotator",
@@ -71,6 +116,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "annotator.views.headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,6 +149,8 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "annotator.sqlite3"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    for _suffix in ("", "-wal", "-shm"):  # SQLite makes the last two as the first is
+        _owner_only(Path(f"{DATABASES['default']['NAME']}{_suffix}"), 0o600)
     # Many labelers at once on SQLite: WAL lets readers run beside the writer,
     # IMMEDIATE takes the write lock at BEGIN (no deadlock-on-upgrade "database
     # is locked"), and the busy timeout makes writers queue instead of failing.
@@ -171,6 +219,15 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Scripts, connections, fonts and forms of this site only (no inline script: the page scripts
+# are static files); style attributes are allowed (label colours, Swagger UI's own styles),
+# images may be data: URLs (the charts are SVG data URLs). Empty: no header.
+CONTENT_SECURITY_POLICY = env("ANNOTATOR_CSP", default="; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:", "font-src 'self'", "connect-src 'self'", "object-src 'none'",
+    "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+]))
 
 # --- HTTPS ------------------------------------------------------------------
 # HTTPS=1: users reach the site over HTTPS only (TLS ends at a reverse proxy). Secure cookies,
@@ -205,6 +262,10 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# files saved through a storage (artifacts, collectstatic): owner-only, as the umask above
+# (Django's default would be 0o644 whatever the umask)
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Model artifacts go through Django's storage API ("artifacts" alias), so they
@@ -273,6 +334,11 @@ CELERY_TASK_ROUTES = {
 WEBHOOK_MAX_ATTEMPTS = env.int("ANNOTATOR_WEBHOOK_MAX_ATTEMPTS", default=5)
 WEBHOOK_RETRY_SECONDS = env.int("ANNOTATOR_WEBHOOK_RETRY_SECONDS", default=30)
 WEBHOOK_TIMEOUT_SECONDS = env.float("ANNOTATOR_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Webhooks go to public addresses only (annotator/webhook_targets.py); host names and networks
+# listed here may be reached all the same, e.g. "hooks.internal,10.8.0.0/16" for an internal
+# receiver. A CA file for receivers whose certificate a private CA signed.
+WEBHOOK_ALLOWED_HOSTS = env.list("ANNOTATOR_WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_CA_BUNDLE = env("ANNOTATOR_WEBHOOK_CA_BUNDLE", default="")
 # Items the live counts on the dashboard and analytics pages cover (the newest predicted).
 MONITORING_WINDOW = env.int("ANNOTATOR_MONITORING_WINDOW", default=200)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -366,7 +432,7 @@ SERVER_TIMING = env.bool("ANNOTATOR_SERVER_TIMING", default=False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotator.views.api_auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -64,13 +64,13 @@ def batches(args: argparse.Namespace) -> list[bytes]:
 
 def setup_project() -> tuple[int, str]:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from annotator.models import Project
+    from annotator.services.tokens import api_token_create
 
     project = Project.objects.create(name="Bench API push")
     user = get_user_model().objects.create_user("pusher", is_staff=True)
-    return project.pk, Token.objects.create(user=user).key
+    return project.pk, api_token_create(user=user)
 
 
 def main() -> None:

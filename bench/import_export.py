@@ -16,6 +16,7 @@ import json
 import os
 import random
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
@@ -248,7 +249,7 @@ def main() -> None:
     env = {
         **os.environ,
         "DATABASE_URL": bench_url,
-        "SECRET_KEY": "bench",
+        "SECRET_KEY": secrets.token_urlsafe(50),
         "DEBUG": "0",
         "ANNOTATOR_VAR_DIR": str(tmp / "var"),
         "DJANGO_SETTINGS_MODULE": "annotator.settings",

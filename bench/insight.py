@@ -17,6 +17,7 @@ and the uncached parts of the read. Median of --repeat runs, in milliseconds.
 import argparse
 import os
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -118,7 +119,7 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench-insight-")
     os.environ["ANNOTATOR_VAR_DIR"] = tmp
-    os.environ.setdefault("SECRET_KEY", "bench-insight-not-a-secret-0123456789")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     if args.database_url:
         os.environ["DATABASE_URL"] = _server_db(args.database_url, create=True)
     else:

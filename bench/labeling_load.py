@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -103,7 +104,7 @@ def server_env(args: argparse.Namespace, var_dir: str) -> dict:
     env.update(
         DATABASE_URL=args.database_url,
         DJANGO_SETTINGS_MODULE="annotator.settings",
-        SECRET_KEY="bench-only-secret",
+        SECRET_KEY=secrets.token_urlsafe(50),
         DEBUG="0",
         ANNOTATOR_VAR_DIR=var_dir,
         ALLOWED_HOSTS="127.0.0.1,localhost",

@@ -5,7 +5,8 @@ import os
 import shutil
 import tempfile
 
-os.environ.setdefault("SECRET_KEY", "tests-only-secret")
+# long and random enough for the start-up check (annotator.settings.secret_key_bits)
+os.environ.setdefault("SECRET_KEY", "tests-only-Qm7vX2pL9tRw4eKz8yNb3hJc6fGd1sAu5oVi0nTq")
 if "ANNOTATOR_VAR_DIR" not in os.environ:
     # a run leaves GBs here (model versions, caches): removed when the process that made it
     # ends (worker subprocesses inherit the variable and leave it alone)

@@ -329,7 +329,7 @@ def _csv_rows(
     reader = csv.reader(lines if first is None else chain([first], lines),
                         delimiter=delimiter, strict=True)
     try:
-        header = [name.strip() for name in next(reader)]
+        header = [restore_formula(name.strip()) for name in next(reader)]
     except StopIteration:
         raise ImportRejected("the file is empty", line=1) from None
     except csv.Error as exc:
@@ -942,8 +942,8 @@ def import_previews_delete() -> int:
 
 def import_rejected_csv(*, job: ImportJob) -> Iterator[str]:
     """The rejected rows as CSV lines, to fix and import again: the file's own columns, then
-    import_line and import_reason. Cells are formula-neutralised like the export's (an import
-    restores them); a BOM first, so Excel reads Chinese (an import skips it)."""
+    import_line and import_reason. Cells, the header's too, are formula-neutralised like the
+    export's (an import restores them); a BOM first, so Excel reads Chinese (an import skips it)."""
     rejected = job.issues.filter(kind=ImportIssue.Kind.REJECTED)
     found: set[str] = set()
     for row in rejected.values_list("row", flat=True).iterator(chunk_size=DELETE_BATCH):
@@ -955,7 +955,8 @@ def import_rejected_csv(*, job: ImportJob) -> Iterator[str]:
     mapped = [c for c in dict.fromkeys([*mapped, *options["meta_columns"]]) if c in found]
     columns = mapped + sorted(found - set(mapped))
     writer = csv.writer(_Echo())  # writerow() returns the formatted line
-    yield "\ufeff" + writer.writerow([*columns, "import_line", "import_reason"])
+    header = [*columns, "import_line", "import_reason"]
+    yield "\ufeff" + writer.writerow([neutralize_formula(name) for name in header])
     issues = rejected.values_list("line", "reason", "row")
     for line, reason, row in issues.iterator(chunk_size=DELETE_BATCH):
         cells = [_as_text(row.get(column)) for column in columns]

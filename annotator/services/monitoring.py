@@ -19,6 +19,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from annotator import webhook_targets
 from annotator.models import Alert, AlertRule, Item, Prediction, WebhookDelivery
 from annotator.queueing import enqueue_on_commit
 
@@ -191,34 +192,60 @@ def webhook_backoff(attempt: int) -> int:
 def webhook_deliver(*, alert_id: int, attempt: int) -> int | None:
     """POST the alert to its rule's URL once and log the attempt.
 
+    The URL's host is resolved and checked now and the POST goes to that checked address
+    (annotator/webhook_targets.py); a refused target is logged and not tried again. Only the
+    status code and a short reason are kept, never what the receiver answered.
     Returns the seconds to wait before the next attempt, or None when there is nothing more
-    to do (delivered, delivered before, no URL, or the last attempt failed).
+    to do (delivered, delivered before, no URL, refused, or the last attempt failed).
     """
     alert = Alert.objects.select_related("rule", "project").filter(pk=alert_id).first()
     if alert is None or not alert.rule.webhook_url or alert.deliveries.filter(delivered=True).exists():
         return None
     url = alert.rule.webhook_url
     body = webhook_body(alert)
-    status, error = None, ""
+    status, error, retry = None, "", True
     try:
-        response = requests.post(url, data=body, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-                                 allow_redirects=False, headers={
-                                     "Content-Type": "application/json",
-                                     "User-Agent": "sentiment-annotator-webhook",
-                                     "X-Signature-SHA256": webhook_signature(body, alert.rule.secret),
-                                 })
-        status = response.status_code
-        if not 200 <= status < 300:
-            error = response.text[:500]
+        target = webhook_targets.resolve(url)
+        response = webhook_targets.post(target, body, settings.WEBHOOK_TIMEOUT_SECONDS, headers={
+            "Content-Type": "application/json",
+            "User-Agent": "sentiment-annotator-webhook",
+            "X-Signature-SHA256": webhook_signature(body, alert.rule.secret),
+        })
+        with response:
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = _short_reason(response.reason)
+    except webhook_targets.TargetUnresolvable as exc:
+        error = str(exc)
+    except webhook_targets.TargetRefused as exc:
+        error, retry = str(exc), False
     except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = _failure_reason(exc)
     delivered = status is not None and 200 <= status < 300
     retry_in = None
-    if not delivered and attempt < settings.WEBHOOK_MAX_ATTEMPTS:
+    if not delivered and retry and attempt < settings.WEBHOOK_MAX_ATTEMPTS:
         retry_in = webhook_backoff(attempt)
     WebhookDelivery.objects.create(alert=alert, url=url, attempt=attempt, status_code=status,
                                    error=error, delivered=delivered, retry_in=retry_in)
     if not delivered:
         logger.warning("webhook of alert %s, attempt %s failed: %s %s", alert_id, attempt,
-                       status, error[:100])
+                       status, error)
     return retry_in
+
+
+def _short_reason(text: str | None) -> str:
+    """The receiver's reason phrase, printable ASCII, at most 60 characters."""
+    return "".join(c for c in (text or "") if " " <= c <= "~")[:60].strip()
+
+
+def _failure_reason(exc) -> str:
+    """What went wrong, in our words: the exception's text names addresses and ports."""
+    import requests
+
+    for kind, reason in ((requests.ConnectTimeout, "connection timed out"),
+                         (requests.ReadTimeout, "no answer in time"),
+                         (requests.exceptions.SSLError, "TLS error (certificate or handshake)"),
+                         (requests.ConnectionError, "connection failed")):
+        if isinstance(exc, kind):
+            return reason
+    return f"request failed ({type(exc).__name__})"

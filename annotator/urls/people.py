@@ -12,5 +12,6 @@ urlpatterns = [
          name="member_remove"),
     path("projects/<int:project_id>/people/<int:user_id>/invitation", people.member_invitation,
          name="member_invitation"),
-    path("invite/<uidb64>/<token>/", people.invitation_accept, name="invitation_accept"),
+    path("invite/", people.invitation_accept, name="invitation_accept"),
+    path("invite/<uidb64>/<token>/", people.invitation_link_moved, name="invitation_link_moved"),
 ]

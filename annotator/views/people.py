@@ -58,8 +58,14 @@ def _show_invitation(request: HttpRequest, user, by) -> None:
     except ValidationError as error:
         messages.error(request, _errors(error))
         return
-    url = request.build_absolute_uri(reverse("invitation_accept", args=[uidb64, token]))
+    url = invitation_link(request, uidb64, token)
     request.session[INVITATION_KEY] = {"username": user.username, "url": url}
+
+
+def invitation_link(request: HttpRequest, uidb64: str, token: str) -> str:
+    """The link to send: the token after "#", which browsers never send to a server, so it
+    is in no access log (the page posts it: invitation.js)."""
+    return request.build_absolute_uri(reverse("invitation_accept")) + f"#{uidb64}/{token}"
 
 
 def _back(request: HttpRequest, project: Project) -> HttpResponse:
@@ -164,11 +170,16 @@ def member_remove(request: HttpRequest, project_id: int, user_id: int) -> HttpRe
 
 
 @require_http_methods(["GET", "POST"])
-def invitation_accept(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+def invitation_accept(request: HttpRequest) -> HttpResponse:
+    """GET: a page whose script posts the link's token from its "#" part. POST uidb64 and
+    token: the set-password form; with the passwords as well: set it and log in."""
+    if request.method == "GET":
+        return render(request, "annotator/people/invitation.html", {"opening": True})
+    uidb64, token = request.POST.get("uidb64", ""), request.POST.get("token", "")
     user = selectors_people.invited_user(uidb64, token)
     if user is None:
         return render(request, "annotator/people/invitation.html", {"invalid": True})
-    form = SetPasswordForm(user, request.POST or None)
+    form = SetPasswordForm(user, request.POST if "new_password1" in request.POST else None)
     if form.is_valid():
         try:
             people.invitation_accept(user=user, password=form.cleaned_data["new_password1"])
@@ -178,4 +189,12 @@ def invitation_accept(request: HttpRequest, uidb64: str, token: str) -> HttpResp
             login(request, user)
             messages.success(request, f"Welcome, {user.username}: your password is set.")
             return redirect("project_list")
-    return render(request, "annotator/people/invitation.html", {"form": form, "invited": user})
+    return render(request, "annotator/people/invitation.html", {
+        "form": form, "invited": user, "uidb64": uidb64, "token": token})
+
+
+@require_GET
+def invitation_link_moved(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    """A link sent before the token moved after "#" (this request's path, with the token,
+    is logged once more); the same invitation at its new address."""
+    return redirect(invitation_link(request, uidb64, token))

@@ -2,9 +2,11 @@
 nothing new to learn says so; a finished run's status line says it is finished."""
 
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.core.files.storage import storages
 from django.urls import reverse
 from django.utils import timezone
@@ -217,4 +219,6 @@ def test_a_finished_run_no_longer_says_evaluating(admin_client, project, labeled
 
 def test_the_status_line_shows_a_phase_only_while_running(admin_client, project):
     body = admin_client.get(reverse("model_registry", args=[project.pk])).content.decode()
-    assert 'if (p.phase && s.status === "running")' in body
+    assert "annotator/training.js" in body  # the page's script, a static file (CSP)
+    script = Path(finders.find("annotator/training.js")).read_text(encoding="utf-8")
+    assert 'if (p.phase && s.status === "running")' in script

@@ -165,6 +165,26 @@ def test_the_rejected_rows_download_round_trips_through_an_import_after_a_fix(
     ]
 
 
+def test_formula_column_names_are_neutralised_in_the_header_and_restored_on_import(
+    admin_client, project, tmp_path
+):
+    formula = '=HYPERLINK("http://evil.example","x")'
+    lines = [{"text": "fine", formula: "a"}, {"text": "", formula: "=1+1", "@cmd": "b"}]
+    path = write(tmp_path, "reviews.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    job = import_file(project=project, path=path, meta_columns=[formula], skip_invalid=True)
+    body = download(admin_client, job).removeprefix("\ufeff")
+    header, row = list(csv.reader(io.StringIO(body)))
+    assert header == ["text", "'" + formula, "'@cmd", "import_line", "import_reason"]
+    assert row[:3] == ["", "'=1+1", "b"]
+
+    row[0] = "fixed review"
+    fixed = io.StringIO()
+    csv.writer(fixed).writerows([header, row])
+    again = import_file(project=project, path=write(tmp_path, "fixed.csv", fixed.getvalue()),
+                        meta_columns=[formula, "@cmd"])
+    assert Item.objects.get(import_job=again).meta == {formula: "=1+1", "@cmd": "b"}
+
+
 def test_rejected_json_rows_download_with_all_their_keys(admin_client, project, tmp_path):
     lines = [{"text": "fine"}, {"text": "", "stars": 1},
              {"text": " ", "turns": [{"speaker": "c", "text": ""}], "shop": {"id": 7}}]

@@ -56,6 +56,13 @@ def _invitation_url(response) -> str:
     return re.search(r'value="(http[^"]+/invite/[^"]+)"', response.content.decode()).group(1)
 
 
+def _redeem(client, link: str, **passwords):
+    """What the invitation page does with its link: post the uidb64 and token after "#"."""
+    uidb64, _, token = link.partition("#")[2].partition("/")
+    return client.post(reverse("invitation_accept"),
+                       {"uidb64": uidb64, "token": token, **passwords})
+
+
 # --- who may -----------------------------------------------------------------------------
 
 
@@ -160,9 +167,10 @@ def invitation(lead_client, project):
 
 
 def test_the_invited_user_sets_a_password_and_is_logged_in(client, invitation, project):
+    assert "Choose your password" in _redeem(client, invitation).content.decode()
     new_password = "a long new password 42"
-    response = client.post(invitation, {"new_password1": new_password,
-                                        "new_password2": new_password})
+    response = _redeem(client, invitation, new_password1=new_password,
+                       new_password2=new_password)
     assert response.status_code == 302 and response["Location"] == reverse("project_list")
     assert User.objects.get(username="mia").check_password(new_password)
     assert "Shoes" in client.get(reverse("project_list")).content.decode()
@@ -170,33 +178,56 @@ def test_the_invited_user_sets_a_password_and_is_logged_in(client, invitation, p
 
 def test_a_used_invitation_link_is_refused_with_a_clear_message(client, invitation):
     new_password = "a long new password 42"
-    client.post(invitation, {"new_password1": new_password, "new_password2": new_password})
+    _redeem(client, invitation, new_password1=new_password, new_password2=new_password)
     client.logout()
-    response = client.get(invitation)
+    response = _redeem(client, invitation)
     assert "This invitation link is not valid" in response.content.decode()
-    response = client.post(invitation, {"new_password1": "another password 77",
-                                        "new_password2": "another password 77"})
+    response = _redeem(client, invitation, new_password1="another password 77",
+                       new_password2="another password 77")
     assert "not valid" in response.content.decode()
     assert User.objects.get(username="mia").check_password(new_password)
 
 
 def test_a_weak_or_mismatched_password_is_refused_and_the_link_still_works(client, invitation):
-    response = client.post(invitation, {"new_password1": "123", "new_password2": "123"})
+    response = _redeem(client, invitation, new_password1="123", new_password2="123")
     assert "This password is too short" in response.content.decode()
-    response = client.post(invitation, {"new_password1": "a long new password 42",
-                                        "new_password2": "a long new password 43"})
+    response = _redeem(client, invitation, new_password1="a long new password 42",
+                       new_password2="a long new password 43")
     assert "didn’t match" in _text(response)
     assert not User.objects.get(username="mia").has_usable_password()
-    assert "Choose your password" in client.get(invitation).content.decode()
+    assert "Choose your password" in _redeem(client, invitation).content.decode()
 
 
 def test_an_expired_or_mangled_link_is_refused(client, invitation, monkeypatch, settings):
     later = timezone.now() + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT + 60)
     monkeypatch.setattr(default_token_generator, "_now", lambda: later.replace(tzinfo=None))
-    assert "not valid" in client.get(invitation).content.decode()
+    assert "not valid" in _redeem(client, invitation).content.decode()
     monkeypatch.undo()
-    for url in (invitation[:-3] + "xyz/", "/invite/Zm9v/abc-123/", "/invite/%%%/x/"):
-        assert "not valid" in client.get(url).content.decode(), url
+    for link in (invitation[:-3] + "xyz", "/invite/#Zm9v/abc-123", "/invite/#%%%/x",
+                 "/invite/#", invitation.partition("/")[0]):
+        assert "not valid" in _redeem(client, link).content.decode(), link
+
+
+def test_the_invitation_token_is_in_no_requested_path_so_in_no_access_log(client, invitation):
+    """The token rides after "#" (never sent by a browser) and in POST bodies; a server or
+    proxy access log, which prints the path and query, never sees it."""
+    token = invitation.partition("#")[2].partition("/")[2]
+    assert invitation.startswith("http://testserver/invite/#") and len(token) > 20
+    opened = client.get(invitation)  # what a browser requests: the path without "#..."
+    assert "invitation.js" in opened.content.decode()
+    responses = [opened, _redeem(client, invitation),
+                 _redeem(client, invitation, new_password1="a long new password 42",
+                         new_password2="a long new password 42")]
+    assert responses[-1].status_code == 302
+    for response in responses:
+        assert token not in response.wsgi_request.get_full_path()
+    assert token not in responses[-1]["Location"]
+
+
+def test_a_link_sent_before_the_move_leads_to_the_same_invitation(client, invitation):
+    uidb64, _, token = invitation.partition("#")[2].partition("/")
+    response = client.get(f"/invite/{uidb64}/{token}/")
+    assert response.status_code == 302 and response["Location"] == invitation
 
 
 def test_an_invitation_never_opens_an_account_that_has_a_password(newcomer, lead):
@@ -230,7 +261,8 @@ def test_a_pending_member_gets_a_new_link_from_the_page(lead_client, project):
     mia = people.member_invite(project=project, username="mia")
     response = lead_client.post(reverse("member_invitation", args=[project.pk, mia.pk]),
                                 follow=True)
-    assert selectors_people.invited_user(*_invitation_url(response).split("/")[-3:-1]) == mia
+    uidb64, token = _invitation_url(response).partition("#")[2].split("/")
+    assert selectors_people.invited_user(uidb64, token) == mia
 
 
 # --- roles and removal --------------------------------------------------------------------

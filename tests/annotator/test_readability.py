@@ -111,7 +111,7 @@ def test_the_report_says_a_check_is_pending_until_the_worker_is_done(
         response = upload(admin_client, project, ENGLISH)
     page = admin_client.get(response["Location"]).content.decode()
     assert "A worker is checking multilingual-e5-small" in page
-    assert "window.location.reload" in page
+    assert 'import_report.js" data-reload-after="3000"' in page  # reloads until it is done
 
 
 def test_scheduled_retraining_waits_until_an_admin_confirms_the_model(

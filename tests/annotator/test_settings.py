@@ -8,7 +8,9 @@ with exactly that environment (and no DATABASE_URL: SQLite in a temporary folder
 import argparse
 import importlib.util
 import os
+import random
 import secrets
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
+
+from annotator.settings import SECRET_KEY_MIN_BITS, _secret_key_problem, secret_key_bits
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_KEY = secrets.token_urlsafe(50)
@@ -50,12 +54,50 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
 
 @pytest.mark.parametrize("key", [
     "change-me", "changeme", "CHANGE_ME_BEFORE_GOING_LIVE", "secret", "dev-only-insecure-key",
-    "django-insecure-" + "k3y" * 15, "x" * 60, "short-key-1",
+    "django-insecure-" + "k3y" * 15, "x" * 60, "short-key-1", "abcdefghijklmnop",
+    "abcdefghijklmnopqrstuvwxyz" * 2,
 ])
 def test_production_settings_refuse_a_placeholder_or_weak_secret_key(tmp_path, key):
     result = _run(tmp_path, ["-c", "import annotator.settings"], SECRET_KEY=key)
     assert result.returncode != 0
     assert "ImproperlyConfigured: SECRET_KEY is" in result.stderr
+
+
+def test_a_short_key_is_refused_with_how_to_make_a_good_one(tmp_path):
+    result = _run(tmp_path, ["-c", "import annotator.settings"], SECRET_KEY="abcdefghijklmnop")
+    assert "SECRET_KEY is too short: 16 characters, it needs 50 or more" in result.stderr
+    assert "secrets.token_urlsafe(50)" in result.stderr and "bin/up" in result.stderr
+
+
+@pytest.mark.parametrize("key", [
+    "abcdefghijklmnopqrstuvwxyz" * 2,                 # a sequence, twice
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",  # three sequences
+    "0123456789" * 6,
+    "k3y" * 20,                                       # a repeated block
+    "qwertyuiopasdfghjklzxcvbnm" * 2,                 # a keyboard row, twice
+    "aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpPqQrRsStTuUvVwWxXyYzZ",  # two interleaved sequences
+    "0a1b2c3d4e5f6g7h8i9j" * 3,
+    "correct horse battery staple correct horse battery staple",
+    "=" * 49 + "x",
+])
+def test_a_long_key_of_repeats_or_sequences_is_refused_as_predictable(key):
+    assert len(key) >= 50
+    assert _secret_key_problem(key).startswith("SECRET_KEY is too predictable")
+
+
+@pytest.mark.parametrize("alphabet, length", [
+    (string.ascii_letters + string.digits + "-_", 67),            # secrets.token_urlsafe(50)
+    ("0123456789abcdef", 64),                                     # secrets.token_hex(32)
+    ("abcdefghijklmnopqrstuvwxyz0123456789!@#$%^&*(-_=+)", 50),   # Django's startproject
+    (string.ascii_letters + string.digits + "+/", 64),            # openssl rand -base64 48
+])
+def test_random_keys_as_the_usual_tools_make_them_pass(alphabet, length):
+    draw = random.Random(f"{alphabet}{length}")  # the same 2,000 keys every run
+    refused = [key for key in ("".join(draw.choices(alphabet, k=length)) for _ in range(2000))
+               if _secret_key_problem(key)]
+    assert refused == []
+    assert not _secret_key_problem(secrets.token_urlsafe(50))
+    assert secret_key_bits(secrets.token_urlsafe(50)) > 2 * SECRET_KEY_MIN_BITS
 
 
 def test_development_runs_with_its_own_key_and_production_with_a_random_one(tmp_path):

@@ -1,4 +1,8 @@
-"""Headless Chromium for the browser tests (Debian's /usr/bin/chromium, driven by Playwright)."""
+"""Headless Chromium for the browser tests (Debian's /usr/bin/chromium, driven by Playwright).
+
+The pages run under the site's Content-Security-Policy (no 'unsafe-eval'): give
+page.wait_for_function a function, "() => ...", not a bare expression, which Playwright
+evaluates with eval() in the page and the policy refuses."""
 
 import functools
 import shutil

@@ -62,13 +62,13 @@ def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page,
     assert not page.is_visible("#help")
 
     page.keyboard.press("1")  # negative
-    page.wait_for_function("document.getElementById('mine-today').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('mine-today').textContent === '1'")
     assert page.locator(".turn").count() == 2  # the dialogue, turn by turn
     assert page.inner_text(".turn[data-speaker=customer] .speaker").lower() == "customer"
     page.screenshot(path=str(ARTIFACTS / "label_dialogue.png"), full_page=True)
 
     page.keyboard.press("2")  # neutral
-    page.wait_for_function("document.getElementById('mine-today').textContent === '2'")
+    page.wait_for_function("() => document.getElementById('mine-today').textContent === '2'")
     assert page.inner_text("#item-body") == "waterproof hiking boots"
     page.set_viewport_size({"width": 375, "height": 740})
     page.screenshot(path=str(ARTIFACTS / "label_query_phone.png"), full_page=True)
@@ -79,10 +79,10 @@ def test_labeler_labels_three_items_with_the_keyboard(live_server, browser_page,
     page.screenshot(path=str(ARTIFACTS / "label_change_last.png"), full_page=True)
     page.keyboard.press("3")
     page.wait_for_function(
-        "document.querySelector('#item-body').textContent === 'waterproof hiking boots'"
+        "() => document.querySelector('#item-body').textContent === 'waterproof hiking boots'"
     )
     page.keyboard.press("3")  # positive
-    page.wait_for_function("document.getElementById('mine-today').textContent === '3'")
+    page.wait_for_function("() => document.getElementById('mine-today').textContent === '3'")
     page.screenshot(path=str(ARTIFACTS / "label_keyboard.png"), full_page=True)
 
     labels = dict(Annotation.objects.filter(labeler=user).values_list("item__text", "label"))

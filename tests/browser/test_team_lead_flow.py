@@ -98,7 +98,7 @@ def test_a_team_lead_gets_a_second_person_labeling_a_custom_project_without_the_
     for done, key in enumerate(["1", "2", "3"], start=1):
         page.keyboard.press(key)
         page.wait_for_function(
-            f"document.getElementById('mine-today').textContent === '{done}'")
+            f"() => document.getElementById('mine-today').textContent === '{done}'")
     mia = get_user_model().objects.get(username="mia")
     labels = dict(Annotation.objects.filter(labeler=mia).values_list("item__text", "label"))
     assert sorted(labels.values()) == ["anger", "joy", "sadness"]
