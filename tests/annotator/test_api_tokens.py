@@ -125,14 +125,14 @@ def clear_token_table(db):
         cursor.execute('DROP TABLE IF EXISTS "authtoken_token"')
 
 
-def test_migration_0017_hashes_the_clear_keys_and_clients_keep_working(labeler,
+def test_migration_0019_hashes_the_clear_keys_and_clients_keep_working(labeler,
                                                                        clear_token_table):
     from django.apps import apps
 
     with connection.cursor() as cursor:
         cursor.execute('INSERT INTO "authtoken_token" ("key", "created", "user_id") '
                        "VALUES (%s, %s, %s)", [CLEAR_KEY, "2025-03-01 10:00:00", labeler.pk])
-    migration = importlib.import_module("annotator.migrations.0017_hashed_api_tokens")
+    migration = importlib.import_module("annotator.migrations.0019_hashed_api_tokens")
     # the function the migration runs (an editor outside its context: it only quotes names)
     migration.hash_clear_tokens(apps, connection.schema_editor())
 

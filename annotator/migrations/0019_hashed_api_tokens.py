@@ -40,7 +40,7 @@ def hash_clear_tokens(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("annotator", "0016_model_version_distillation"),
+        ("annotator", "0018_vocabulary_check_garbled_share"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
