@@ -1,13 +1,19 @@
-"""The "artifacts" storage, where model versions live: one folder per version (and attempt),
-written once by training, read by pool ranking, serving, label review and downloads.
+"""The "artifacts" storage: what machines that share no disk share (a folder on one machine,
+or an object store such as S3). Model versions live there, one folder per version (and
+attempt), written once by training, read by pool ranking, serving, label review and
+downloads; so do scoring chunks, pool embeddings and kept uploads.
 
 `model_version_local_path` gives a local folder to load a version from (the file system
-storage in place; other storages copied once into VAR_DIR/model-cache).
+storage in place; other storages copied once into VAR_DIR/model-cache); `stored_file_local`
+a local path to read one stored file from.
 """
 
 import json
 import shutil
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -52,25 +58,63 @@ def model_version_store(folder: Path, prefix: str) -> None:
             storage.save(f"{prefix}/{path.relative_to(folder).as_posix()}", File(fh))
 
 
+def _local_path(storage, name: str) -> Path | None:
+    """Where a file system storage keeps `name`; None for a remote storage."""
+    try:
+        return Path(storage.path(name))
+    except NotImplementedError:
+        return None
+
+
 def model_version_local_path(version: ModelVersion) -> Path:
     """A local folder with the version's save_pretrained files (for loading models).
 
     The file system storage is used in place; other storages are copied once into
-    VAR_DIR/model-cache.
+    VAR_DIR/model-cache, whole or not at all: the files land in a folder of their own that is
+    renamed into place last, so a process killed mid-copy, or two copying at once (gunicorn
+    workers, pool chunks), never leave a folder with some files missing.
     """
     storage = _artifacts()
-    try:
-        return Path(storage.path(version.artifact_path))
-    except NotImplementedError:
-        target = Path(settings.VAR_DIR) / "model-cache" / version.artifact_path
-        if not (target / "config.json").exists():
-            for rel in artifact_files(version):
-                (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                with storage.open(f"{version.artifact_path}/{rel}") as src, open(
-                    target / rel, "wb"
-                ) as dst:
-                    shutil.copyfileobj(src, dst)
+    local = _local_path(storage, version.artifact_path)
+    if local is not None:
+        return local
+    target = Path(settings.VAR_DIR) / "model-cache" / version.artifact_path
+    if target.is_dir():
         return target
+    files = artifact_files(version)
+    if not files:
+        raise FileNotFoundError(f"no stored files for {version} under {version.artifact_path}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as tmp:
+        staging = Path(tmp) / "version"
+        for rel in files:
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            with storage.open(f"{version.artifact_path}/{rel}") as src, open(
+                staging / rel, "wb"
+            ) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():  # not "another process put it there first"
+                raise
+    return target
+
+
+@contextmanager
+def stored_file_local(name: str) -> Iterator[Path]:
+    """A path on this machine to read the stored file `name` from: the file itself on a file
+    system storage, else a temporary copy (streamed to disk), deleted afterwards."""
+    storage = _artifacts()
+    local = _local_path(storage, name)
+    if local is not None:
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="stored-") as tmp:
+        copy = Path(tmp) / Path(name).name
+        with storage.open(name, "rb") as src, open(copy, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        yield copy
 
 
 class _Pipe:
