@@ -27,18 +27,24 @@ def _artifacts():
     return storages["artifacts"]
 
 
-def artifact_files(version: ModelVersion) -> list[str]:
-    """Paths (relative to the version folder) of every stored file of a version."""
+def stored_folder_files(prefix: str) -> list[str]:
+    """Paths (relative to `prefix`) of every stored file under it. A folder storage raises
+    FileNotFoundError where there is no such folder; an object store lists nothing."""
     storage, found = _artifacts(), []
 
     def walk(rel: str) -> None:
-        dirs, files = storage.listdir(f"{version.artifact_path}/{rel}".rstrip("/"))
+        dirs, files = storage.listdir(f"{prefix}/{rel}".rstrip("/"))
         found.extend(f"{rel}{name}" for name in files)
         for name in dirs:
             walk(f"{rel}{name}/")
 
     walk("")
     return sorted(found)
+
+
+def artifact_files(version: ModelVersion) -> list[str]:
+    """Paths (relative to the version folder) of every stored file of a version."""
+    return stored_folder_files(version.artifact_path)
 
 
 def model_version_config(version: ModelVersion) -> dict:
@@ -51,7 +57,8 @@ def model_version_config(version: ModelVersion) -> dict:
 
 
 def model_version_store(folder: Path, prefix: str) -> None:
-    """Copy into a prefix no other attempt uses (storage.save would rename a clash)."""
+    """Copy a local folder into a prefix no other attempt uses (storage.save would rename a
+    clash): a version, a registered model."""
     storage = _artifacts()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         with open(path, "rb") as fh:
@@ -74,31 +81,41 @@ def model_version_local_path(version: ModelVersion) -> Path:
     renamed into place last, so a process killed mid-copy, or two copying at once (gunicorn
     workers, pool chunks), never leave a folder with some files missing.
     """
-    storage = _artifacts()
-    local = _local_path(storage, version.artifact_path)
+    local = _local_path(_artifacts(), version.artifact_path)
     if local is not None:
         return local
     target = Path(settings.VAR_DIR) / "model-cache" / version.artifact_path
-    if target.is_dir():
-        return target
-    files = artifact_files(version)
+    if not target.is_dir():
+        stored_folder_download(version.artifact_path, target)
+    return target
+
+
+def stored_folder_download(prefix: str, target: Path, *, replace: bool = False,
+                           note: str = "") -> None:
+    """Copy every stored file under `prefix` into the local folder `target`, whole or not at
+    all: into a folder of its own beside the target, renamed into place last. A target that
+    is there already (another process was first) is kept, unless `replace`: then it is swapped
+    for the new copy. `note` is written into the copy as .stored-as (where it came from)."""
+    storage = _artifacts()
+    files = stored_folder_files(prefix)
     if not files:
-        raise FileNotFoundError(f"no stored files for {version} under {version.artifact_path}")
+        raise FileNotFoundError(f"no stored files under {prefix}")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as tmp:
-        staging = Path(tmp) / "version"
+        staging = Path(tmp) / "copy"
         for rel in files:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            with storage.open(f"{version.artifact_path}/{rel}") as src, open(
-                staging / rel, "wb"
-            ) as dst:
+            with storage.open(f"{prefix}/{rel}") as src, open(staging / rel, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
+        if note:
+            (staging / ".stored-as").write_text(note)
+        if replace and target.is_dir():
+            target.rename(Path(tmp) / "old")  # deleted with tmp
         try:
             staging.rename(target)
         except OSError:
             if not target.is_dir():  # not "another process put it there first"
                 raise
-    return target
 
 
 @contextmanager
