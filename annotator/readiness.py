@@ -107,3 +107,28 @@ def object_store_create_bucket(storage) -> bool:
                 else {"CreateBucketConfiguration": {"LocationConstraint": region}})
     client.create_bucket(Bucket=storage.bucket_name, **location)
     return True
+
+
+def main(argv: list[str]) -> None:
+    """`python -m annotator.readiness [--create-bucket]`: manage.py check_services, and one
+    line too when the settings themselves cannot load (no SECRET_KEY, a malformed URL), where
+    manage.py would print a traceback before the command runs."""
+    import os
+    import sys
+
+    import django
+    from django.core.management import call_command
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+    try:
+        django.setup()
+    except Exception as exc:
+        sys.stderr.write(f"cannot start: the settings do not load: {_first_line(exc)}\n")
+        sys.exit(1)
+    call_command("check_services", *argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

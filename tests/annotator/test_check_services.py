@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLOSED = "127.0.0.1:9"  # the discard port: nothing listens there
 
 
-def _check(tmp_path, **env) -> subprocess.CompletedProcess:
+def _check(tmp_path, command=("manage.py", "check_services"), **env) -> subprocess.CompletedProcess:
     """manage.py check_services in a fresh process (its own settings from `env`)."""
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("DATABASE_URL", "CELERY_", "ARTIFACT_", "TEST_DATABASE"))}
@@ -24,7 +24,8 @@ def _check(tmp_path, **env) -> subprocess.CompletedProcess:
                 DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
                 AWS_MAX_ATTEMPTS="1", AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
     base.update(env)
-    return subprocess.run([sys.executable, "manage.py", "check_services"], cwd=ROOT, env=base,
+    base = {k: v for k, v in base.items() if v is not None}
+    return subprocess.run([sys.executable, *command], cwd=ROOT, env=base,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -50,6 +51,17 @@ def test_a_process_without_one_of_them_stops_with_one_line_naming_it(tmp_path, e
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cannot start: {named}: "), result.stderr
     assert "hunter2" not in result.stderr and result.stdout == ""
+
+
+def test_settings_that_do_not_load_stop_the_container_with_one_line_too(tmp_path):
+    entrypoint = ("-m", "annotator.readiness")  # what docker/entrypoint.sh runs
+    assert _check(tmp_path, entrypoint).returncode == 0
+    result = _check(tmp_path, entrypoint, SECRET_KEY=None)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "cannot start: the settings do not load: SECRET_KEY is required when DEBUG is off "
+        f"(set the SECRET_KEY environment variable, or write one to {tmp_path}/var/secret_key); "
+        "make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"]
 
 
 @pytest.fixture
