@@ -5,7 +5,8 @@
 # (127.0.0.1). Then docker/stack_e2e.py drives them over HTTP, and kills and restarts the
 # training and the scoring container mid-work. One line per step, with its time.
 #
-#   docker/stack_check.sh            # as root, on a machine with docker.io and debootstrap
+#   docker/stack_check.sh              # as root, on a machine with docker.io and debootstrap
+#   docker/stack_check.sh --build-only # the image only (.ci/run makes it while tests run)
 #
 # Cached between runs on one machine: the Debian base image, the wheels (docker/wheelhouse.sh),
 # the image's layers (Docker's cache: the dependencies are installed again only when
@@ -85,6 +86,7 @@ DOCKER_BUILDKIT=0 docker build -q -f docker/Dockerfile --network host -t "$IMAGE
 kill "$WHEEL_PID" 2>/dev/null || true
 WHEEL_PID=
 say "image $IMAGE built ($(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.1f GB", $1/1e9}'))"
+[ "${1:-}" = "--build-only" ] && exit 0
 
 # --- what the containers share: PostgreSQL, Redis, an S3 server -------------------------------------
 psql "$PG/postgres" -q -c "DROP DATABASE IF EXISTS $DATABASE WITH (FORCE)" \
@@ -176,4 +178,23 @@ STACK_URL="http://127.0.0.1:$WEB_PORT" STACK_TOKEN="$TOKEN" STACK_ADMIN_PASSWORD
 STACK_COMPOSE="${COMPOSE[*]}" STACK_DATABASE_URL="$PG/$DATABASE" STACK_CHUNK_SIZE=$CHUNK_SIZE \
 STACK_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" STACK_S3_BUCKET=annotator \
   "$PYTHON" docker/stack_e2e.py
+
+# what each container used, from its cgroup (v1; v2 where the kernel has memory.peak); the
+# killed ones count from their restart
+usage() {
+  local id=$1 v1=/sys/fs/cgroup v2=/sys/fs/cgroup/system.slice/docker-$1.scope
+  if [ -r "$v1/cpuacct/docker/$id/cpuacct.usage" ]; then
+    awk -v cpu="$(cat "$v1/cpuacct/docker/$id/cpuacct.usage")" \
+        -v mem="$(cat "$v1/memory/docker/$id/memory.max_usage_in_bytes")" \
+        'BEGIN {printf "%4.0f CPU-s, peak %.1f GB", cpu / 1e9, mem / 1e9}'
+  elif [ -r "$v2/memory.peak" ]; then
+    awk -v cpu="$(awk '/usage_usec/ {print $2}' "$v2/cpu.stat")" -v mem="$(cat "$v2/memory.peak")" \
+        'BEGIN {printf "%4.0f CPU-s, peak %.1f GB", cpu / 1e6, mem / 1e9}'
+  else
+    echo "n/a"
+  fi
+}
+for service in "${SERVICES[@]}"; do
+  say "$(printf '%-16s %s' "$service" "$(usage "$(docker inspect -f '{{.Id}}' "$(compose ps -q "$service")")")")"
+done
 say "stack check done"

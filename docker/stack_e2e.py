@@ -324,6 +324,7 @@ def main() -> None:
         "status"] in ("succeeded", "failed") else None)(admin.get(
             f"{URL}/projects/{pid}/models/progress", timeout=30).json()), timeout=1200, every=3)
     check(state["status"] == "succeeded", f"the run ended {state['status']}: {state['error']}")
+    check(state["attempts"] == 2, f"the run took {state['attempts']} attempts, not 2")
     versions = ok(s.get(f"{base}/versions/", timeout=60)).json()
     check([v["number"] for v in versions] == [2, 1] and versions[0]["active"],
           f"versions after the restart: {[(v['number'], v['active']) for v in versions]}")
@@ -414,6 +415,7 @@ def kill_mid_chunk() -> dict:
 
     task = wait_for("a scoring chunk in progress", running_chunk, timeout=900, every=0.3)
     subprocess.run(["docker", "kill", container], check=True, capture_output=True, timeout=60)
+    check(running_chunk() == task, f"chunk {task} finished before the kill: not mid-chunk")
     version = sql("SELECT id FROM annotator_modelversion WHERE is_active")[0][0]
     plan = plan_ids(version)
     files = _scoring_files(version)
