@@ -24,6 +24,7 @@ ROOT=$PWD
 STARTED=$(date +%s.%N)
 say() { printf '%7.1fs  %s\n' "$(awk "BEGIN {print $(date +%s.%N) - $STARTED}")" "$*"; }
 fail() { say "FAILED: $*"; exit 1; }
+answers() { "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$1" 2>/dev/null; }
 
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 PROJECT=${STACK_PROJECT:-annotator-stack}
@@ -78,13 +79,14 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-for _ in $(seq 30); do curl -sf "http://127.0.0.1:$WHEEL_PORT/" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 50); do answers "http://127.0.0.1:$WHEEL_PORT/" && break; sleep 0.2; done
 DOCKER_BUILDKIT=0 docker build -q -f docker/Dockerfile --network host -t "$IMAGE" \
   --build-arg BASE_IMAGE="$BASE_IMAGE" \
   --build-arg PIP_OPTIONS="--no-index --find-links http://127.0.0.1:$WHEEL_PORT/" . \
   >"$RUN_DIR/build.log" 2>&1 || { tail -30 "$RUN_DIR/build.log"; fail "docker build"; }
 kill "$WHEEL_PID" 2>/dev/null || true
 WHEEL_PID=
+docker image prune -f >/dev/null  # layers of earlier builds that no image uses any more
 say "image $IMAGE built ($(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.1f GB", $1/1e9}'))"
 [ "${1:-}" = "--build-only" ] && exit 0
 
@@ -94,7 +96,7 @@ psql "$PG/postgres" -q -c "DROP DATABASE IF EXISTS $DATABASE WITH (FORCE)" \
 for db in "$BROKER_DB" "$RESULT_DB"; do redis-cli -u "$REDIS/$db" flushdb >/dev/null; done
 "$PYTHON" -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$RUN_DIR/moto.log" 2>&1 &
 MOTO_PID=$!
-for _ in $(seq 50); do curl -s "http://127.0.0.1:$S3_PORT/" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 50); do (: >"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break; sleep 0.2; done
 say "shared services: PostgreSQL database $DATABASE, Redis dbs $BROKER_DB/$RESULT_DB, S3 (moto) on 127.0.0.1:$S3_PORT"
 
 SECRET_KEY=$("$PYTHON" -c "import secrets; print(secrets.token_urlsafe(50))")
@@ -168,8 +170,8 @@ say "init: bucket made, database migrated, admin created, periodic tasks schedul
 mapfile -t SERVICES < <(compose config --services | grep -v -x -E 'db|redis|objectstore|init' | sort)
 compose up -d --no-deps --no-build "${SERVICES[@]}" >"$RUN_DIR/up.log" 2>&1 \
   || { cat "$RUN_DIR/up.log"; fail "compose up"; }
-for _ in $(seq 180); do curl -sf "http://127.0.0.1:$WEB_PORT/healthz" >/dev/null && break; sleep 1; done
-curl -sf "http://127.0.0.1:$WEB_PORT/healthz" >/dev/null || fail "web did not answer /healthz"
+for _ in $(seq 180); do answers "http://127.0.0.1:$WEB_PORT/healthz" && break; sleep 1; done
+answers "http://127.0.0.1:$WEB_PORT/healthz" || fail "web did not answer /healthz"
 volumes=$(docker volume ls -q --filter "name=${PROJECT}_" | wc -l)
 say "${#SERVICES[@]} containers up, each on its own volume ($volumes volumes), web answers"
 
@@ -194,7 +196,12 @@ usage() {
     echo "n/a"
   fi
 }
+unhealthy=()
 for service in "${SERVICES[@]}"; do
-  say "$(printf '%-16s %s' "$service" "$(usage "$(docker inspect -f '{{.Id}}' "$(compose ps -q "$service")")")")"
+  id=$(docker inspect -f '{{.Id}}' "$(compose ps -q "$service")")
+  health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id")
+  [ "$health" = unhealthy ] && unhealthy+=("$service")
+  say "$(printf '%-16s %-9s %s' "$service" "$health" "$(usage "$id")")"
 done
+[ ${#unhealthy[@]} = 0 ] || fail "unhealthy: ${unhealthy[*]}"
 say "stack check done"
