@@ -536,7 +536,9 @@ class VocabularyCheck(models.Model):
 class RegisteredModel(models.Model):
     """An encoder a site copied in (folder or zip) and registered with `register_model`.
 
-    Its files live in MODEL_DIR/registered/<name>; projects select it by name.
+    Its files are stored in the artifacts storage under `path` (encoders/<name>/<when>) and
+    copied to each machine's MODEL_DIR/registered/<name> where it is used (a `path` that is
+    a local folder: registered before models were stored); projects select it by name.
     """
 
     name = models.SlugField(max_length=100, unique=True)

@@ -167,6 +167,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # an unreachable server fails in seconds (manage.py check_services), not minutes
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
     if env("TEST_DATABASE_NAME", default=""):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
@@ -289,6 +291,9 @@ STORAGES = {
 }
 # Options for another artifacts backend, as JSON, e.g. {"bucket_name": "models"} for S3.
 STORAGES["artifacts"]["OPTIONS"].update(env.json("ARTIFACT_STORAGE_OPTIONS", default={}))
+if STORAGES["artifacts"]["BACKEND"].endswith("S3Storage"):
+    # a file read back (a kept upload, a model file) spools to disk past 64 MB, not all to memory
+    STORAGES["artifacts"]["OPTIONS"].setdefault("max_memory_size", 64 * 1024 * 1024)
 
 # --- celery -----------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
@@ -368,6 +373,9 @@ TRAINING_OVERRIDES = env.json("ANNOTATOR_TRAINING_OVERRIDES", default={})
 SCORING_INT8 = env.bool("ANNOTATOR_SCORING_INT8", default=False)
 # Items per scoring chunk: one score_chunk_task each, so N scoring workers share a pool.
 SCORING_CHUNK_SIZE = env.int("ANNOTATOR_SCORING_CHUNK_SIZE", default=2000)
+# A scoring with no chunk done for this long is enqueued again (its worker was killed: the
+# broker hands an unacknowledged task out again only after the visibility timeout, hours).
+SCORING_STALE_SECONDS = env.int("ANNOTATOR_SCORING_STALE_SECONDS", default=900)
 # The fast loop (annotator/services/fast_loop.py): pool embeddings once per encoder, in
 # chunks; a head refit re-ranks this many items; a strategy sees at most this many unlabeled
 # candidates (diversity strategies: fewer, k-means cost grows with them), subsampled

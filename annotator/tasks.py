@@ -82,6 +82,14 @@ def score_chunk_task(model_version_id: int, item_ids: list[int]) -> dict:
     return pool_chunk_score(model_version_id=model_version_id, item_ids=item_ids)
 
 
+@shared_task(name="annotator.tasks.resume_scoring_task")
+def resume_scoring_task() -> list[int]:
+    """Beat: enqueue again the scorings that stopped (a scoring worker killed mid-chunk)."""
+    from annotator.services.ranking import pool_scorings_resume
+
+    return pool_scorings_resume()
+
+
 @shared_task(name="annotator.tasks.rank_pool_task", acks_late=True, reject_on_worker_lost=True)
 def rank_pool_task(model_version_id: int) -> dict:
     """Rank the queue from the version's stored predictions once all chunks are in (queue

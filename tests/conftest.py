@@ -3,8 +3,9 @@ from django.contrib.auth import get_user_model
 
 from annotator.models import Membership, Project
 
-# CI (ANNOTATOR_REQUIRE_SERVICES=1): a skipped browser or postgres test fails the run
-pytest_plugins = ["tests.service_guard"]
+# CI (ANNOTATOR_REQUIRE_SERVICES=1): a skipped browser or postgres test fails the run;
+# s3_artifacts: the artifacts storage in a mocked S3 bucket
+pytest_plugins = ["tests.service_guard", "tests.annotator.object_store"]
 
 PASSWORD = "correct horse battery"
 

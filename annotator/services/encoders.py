@@ -2,8 +2,11 @@
 
 A site without internet copies a model folder (or a zip of it) onto the machine and
 registers it: `encoder_register` checks that it loads, builds a classifier for the
-project's labels and predicts, then moves it into MODEL_DIR/registered/<name>, where
-trainer.models.resolve_model_name finds it by name.
+project's labels and predicts, stores it in the artifacts storage under
+encoders/<name>/<when>/ (what every machine shares) and moves it into
+MODEL_DIR/registered/<name>, where trainer.models.resolve_model_name finds it by name. On
+another machine `encoder_fetch` (which resolve_model_name calls first) copies the newest
+stored registration there.
 """
 
 import os
@@ -11,12 +14,20 @@ import re
 import shutil
 import stat
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 
+from django.core.files.storage import storages
 from django.db import transaction
+from django.utils import timezone
 
 from annotator.models import Project, RegisteredModel
+from annotator.services.artifacts import (
+    model_version_store,
+    stored_folder_download,
+    stored_folder_files,
+)
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -153,13 +164,60 @@ def encoder_register(*, name: str, source: Path, project: Project | None = None,
             raise EncoderRejected(f"{source} is neither a folder nor a zip file")
         facts = _validate(staging, labels, texts)
         size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
-        fields = dict(path=str(target), source=str(source), description=description,
+        stored = f"{STORED}/{name}/{timezone.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        model_version_store(staging, stored)  # for the machines that share no disk with this one
+        (staging / ".stored-as").write_text(stored)
+        fields = dict(path=stored, source=str(source), description=description,
                       size_bytes=size, **facts)
-        # A short transaction (the checks above take seconds and must not hold SQLite's
-        # write lock); the rename comes last, so a failure rolls the row back.
-        with transaction.atomic():
-            registered, _ = RegisteredModel.objects.update_or_create(name=name, defaults=fields)
-            if target.exists():  # --replace
-                shutil.rmtree(target)
-            staging.rename(target)
+        try:
+            # A short transaction (the checks above take seconds and must not hold SQLite's
+            # write lock); the rename comes last, so a failure rolls the row back.
+            with transaction.atomic():
+                registered, _ = RegisteredModel.objects.update_or_create(name=name,
+                                                                         defaults=fields)
+                if target.exists():  # --replace
+                    shutil.rmtree(target)
+                staging.rename(target)
+        except BaseException:
+            _stored_delete(stored)
+            raise
+    if existing and existing.path != stored:
+        _stored_delete(existing.path)  # the registration it replaced
     return registered
+
+
+STORED = "encoders"  # the artifacts storage's folder of registered models
+
+
+def _stored_delete(prefix: str) -> None:
+    if Path(prefix).is_absolute():  # registered before models were stored: a local folder
+        return
+    storage = storages["artifacts"]
+    try:
+        for rel in stored_folder_files(prefix):
+            storage.delete(f"{prefix}/{rel}")
+    except FileNotFoundError:
+        pass
+
+
+def encoder_fetch(name: str) -> None:
+    """Copy the registered model `name` to this machine (MODEL_DIR/registered/<name>) when
+    it is not there, or is an older registration than the newest stored one. Reads the
+    storage only (no database): trainer.models calls it before it looks for the folder."""
+    from trainer.models import registered_model_dir
+
+    if not NAME.match(name):
+        return
+    storage = storages["artifacts"]
+    try:
+        registrations, _ = storage.listdir(f"{STORED}/{name}")
+    except FileNotFoundError:
+        return
+    if not registrations:
+        return
+    newest = f"{STORED}/{name}/{max(registrations)}"
+    target = registered_model_dir(name)
+    marker = target / ".stored-as"
+    if marker.exists() and marker.read_text() == newest:
+        return
+    stored_folder_download(newest, target, replace=True, note=newest)

@@ -9,9 +9,11 @@ A failed or interrupted import deletes its staged rows; one killed outright (kil
 its heartbeat and `import_jobs_fail_stale` marks it failed, `staged_items_delete` removes
 what it wrote. One import runs per project at a time (a partial unique constraint).
 
-The web upload keeps the file and shows a preview (`import_job_upload`, `file_preview`); the
+The web upload keeps the file and shows a preview (`import_job_upload`, `upload_preview`); the
 admin's column mapping queues the job (`import_job_start`) that a Celery worker runs
-(`import_job_run`), with progress on the report page; the command line and tests run it in
+(`import_job_run`), with progress on the report page. The upload is kept in the "artifacts"
+storage under uploads/ (services/artifacts.py), not on the web machine's disk: the worker
+that imports it may run on another machine; the command line and tests run it in
 their own process (`import_file`).
 
 File-level errors always abort (ImportRejected, message "line N: reason"):
@@ -37,7 +39,7 @@ import os
 import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import chain, islice
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.core.files.storage import storages
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -52,6 +55,7 @@ from django.utils import timezone
 from annotator.cleaning import clean_text
 from annotator.models import ImportIssue, ImportJob, Item, Project, TextKind
 from annotator.queueing import enqueue
+from annotator.services.artifacts import stored_file_local
 from annotator.services.exporting import _Echo, neutralize_formula, restore_formula
 from annotator.services.labeling import project_apply_overlap
 from annotator.services.liveness import process_alive, process_mark
@@ -846,26 +850,38 @@ def _size(fileobj: IO[bytes]) -> int:
 def import_job_upload(
     *, project: Project, upload, user=None, fmt: str | None = None, encoding: str | None = None
 ) -> ImportJob:
-    """Keep an uploaded file under VAR_DIR/uploads as a job waiting for its column mapping
-    (status preview). `upload` is a Django UploadedFile; `fmt` and `encoding` are declared,
-    else detected. Raises ImportRejected, and keeps nothing, when its first rows cannot be read.
+    """Keep an uploaded file as a job waiting for its column mapping (status preview), in the
+    artifacts storage under uploads/ (ImportJob.upload_path is its name there), where the
+    worker that imports it finds it. `upload` is a Django UploadedFile; `fmt` and `encoding`
+    are declared, else detected. Raises ImportRejected, and keeps nothing, when its first rows
+    cannot be read.
     """
-    folder = Path(settings.VAR_DIR) / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}{Path(upload.name).suffix.lower()[:10]}"
-    with open(path, "wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    try:
-        file_preview(path=path, filename=upload.name, fmt=fmt, encoding=encoding)
-    except ImportRejected:
-        path.unlink()
-        raise
+    file_preview(fileobj=upload, filename=upload.name, fmt=fmt, encoding=encoding)
+    name = storages["artifacts"].save(
+        f"uploads/{uuid.uuid4().hex}{Path(upload.name).suffix.lower()[:10]}", upload)
     return ImportJob.objects.create(
         project=project, filename=Path(upload.name).name[:300], created_by=user,
-        options={"fmt": fmt, "encoding": encoding}, upload_path=str(path),
-        bytes_total=path.stat().st_size, status=ImportJob.Status.PREVIEW,
+        options={"fmt": fmt, "encoding": encoding}, upload_path=name,
+        bytes_total=upload.size, status=ImportJob.Status.PREVIEW,
     )
+
+
+@contextmanager
+def _upload_local(job: ImportJob) -> Iterator[Path]:
+    """A path on this machine to the job's kept upload: the stored file (copied here from an
+    object store), or a local path as kept before uploads went to the storage."""
+    if Path(job.upload_path).is_absolute():
+        yield Path(job.upload_path)
+        return
+    with stored_file_local(job.upload_path) as path:
+        yield path
+
+
+def upload_preview(*, job: ImportJob, fmt: str | None = None,
+                   encoding: str | None = None) -> "FilePreview":
+    """`file_preview` of a job's kept upload."""
+    with _upload_local(job) as path:
+        return file_preview(path=path, filename=job.filename, fmt=fmt, encoding=encoding)
 
 
 @dataclass(frozen=True)
@@ -883,14 +899,19 @@ class FilePreview:
 
 
 def file_preview(
-    *, path: str | Path, filename: str, fmt: str | None = None, encoding: str | None = None
+    *, path: str | Path | None = None, fileobj: IO[bytes] | None = None, filename: str,
+    fmt: str | None = None, encoding: str | None = None,
 ) -> FilePreview:
-    """The first rows of a file as the import would read them; ImportRejected if it cannot.
+    """The first rows of a file (a path, or a binary file object, read from its start) as the
+    import would read them; ImportRejected if it cannot.
 
     Columns: the CSV/TSV header, or the keys of the first JSON objects.
     """
     kind = detect_format(filename, fmt)
-    with open(path, "rb") as fileobj:
+    with ExitStack() as stack:
+        if fileobj is None:
+            fileobj = stack.enter_context(open(path, "rb"))  # noqa: SIM115
+        fileobj.seek(0)
         sample = fileobj.read(SAMPLE_BYTES)
         enc = detect_encoding(sample, encoding)
         fileobj.seek(0)
@@ -1013,7 +1034,8 @@ def _run_claimed(job: ImportJob, *, path, fileobj, progress) -> ImportJob:
     try:
         with ExitStack() as stack:
             if fileobj is None:
-                fileobj = stack.enter_context(open(path or job.upload_path, "rb"))  # noqa: SIM115
+                path = path or stack.enter_context(_upload_local(job))
+                fileobj = stack.enter_context(open(path, "rb"))  # noqa: SIM115
             kind = detect_format(job.filename, options["fmt"])
             row_options = {k: v for k, v in options.items() if k not in ("fmt", "encoding")}
             importer = _Importer(project=project, job=job, counter=counter, **row_options)
@@ -1113,8 +1135,12 @@ def _fail(job: ImportJob, exc: BaseException) -> None:
 
 
 def _forget_upload(job: ImportJob) -> None:
-    if job.upload_path:
+    if not job.upload_path:
+        return
+    if Path(job.upload_path).is_absolute():
         Path(job.upload_path).unlink(missing_ok=True)
+    else:
+        storages["artifacts"].delete(job.upload_path)
 
 
 def staged_items_delete(*, project: Project | None = None, job: ImportJob | None = None) -> int:

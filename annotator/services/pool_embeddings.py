@@ -46,10 +46,12 @@ def _pool_ids(project: Project) -> list[int]:
 
 
 def _chunk_files(project: Project, key: str) -> list[str]:
-    storage, folder = storages["artifacts"], _folder(project, key)
-    if not storage.exists(folder):
+    folder = _folder(project, key)
+    # no exists(folder) first: an object store has no folders, exists() says False there
+    try:
+        _, files = storages["artifacts"].listdir(folder)
+    except FileNotFoundError:  # a folder storage before the first chunk
         return []
-    _, files = storage.listdir(folder)
     return sorted(f"{folder}/{name}" for name in files if name.endswith(".npz"))
 
 

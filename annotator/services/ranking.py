@@ -21,6 +21,11 @@ scoring/<version id>-<created>/ (shared by every worker: a folder, or S3), so a 
 task costs nothing: re-running score_pool_task re-enqueues the chunks, a done chunk is a
 no-op, and two chunks finishing together both enqueue a ranking that runs once.
 
+A worker killed mid-chunk leaves its task unacknowledged, and the broker hands it out again
+only after its visibility timeout (hours, so that long training runs are not handed out twice):
+`pool_scorings_resume` (beat, every minute) re-runs score_pool_task for an active version
+whose scoring made no progress for SCORING_STALE_SECONDS.
+
 Guarantees: only the active version scores and ranks, a version no longer active stops
 (its chunks skip, its ranking is not written); ranks left by older versions are cleared in
 the same transaction as the new ranking, under the project's row lock. A version activated
@@ -33,6 +38,7 @@ import io
 import json
 import logging
 import time
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -40,6 +46,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from annotator.models import Item, ModelVersion, Prediction, Project, Strategy
 from annotator.queueing import enqueue_on_commit
@@ -323,6 +330,52 @@ def pool_score_start(*, model_version_id: int) -> dict:
     if not missing:
         enqueue_on_commit("annotator.tasks.rank_pool_task", version.pk)
     return {"chunks": len(missing), "items": len(plan[0])}
+
+
+def _scoring_stalled(version: ModelVersion) -> bool:
+    """No chunk of the version's scoring finished for SCORING_STALE_SECONDS.
+
+    The count of done chunks seen, and when, is kept in the folder (`progress.json`): it is
+    written whenever the count moved (or on the first look), and again when a resume is
+    asked for, so a slow scoring is re-enqueued at most once per period, not on every beat.
+    """
+    storage, folder = storages["artifacts"], _folder(version)
+    try:
+        _, files = storage.listdir(folder)
+    except FileNotFoundError:  # a folder storage before the plan
+        files = []
+    done = sum(name.startswith("done-") for name in files)
+    seen = None
+    if "progress.json" in files:
+        with storage.open(f"{folder}/progress.json", "rb") as f:
+            seen = json.loads(f.read()).get("done")
+    now = timezone.now()
+    if seen == done:
+        since = storage.get_modified_time(f"{folder}/progress.json")
+        if now - since < timedelta(seconds=settings.SCORING_STALE_SECONDS):
+            return False
+    _write(f"{folder}/progress.json", json.dumps({"done": done}).encode())
+    return seen == done
+
+
+def pool_scorings_resume() -> list[int]:
+    """Beat: score_pool_task again for each active version whose scoring stopped before its
+    last chunk (a worker killed mid-chunk or before the plan); it enqueues the chunks not done.
+    Returns the versions resumed. A chunk still running meanwhile is not harmed: chunks are
+    idempotent."""
+    resumed = []
+    for version in ModelVersion.objects.filter(is_active=True).select_related("project"):
+        if _ranks_queue(version) or not _open_pool(version.project).exists():
+            continue
+        plan = _plan_load(version)
+        if plan is not None and not _missing_chunks(version, plan[0], plan[2]):
+            continue  # every chunk is in: what ranks the queue now (the fast loop's head) stays
+        if _scoring_stalled(version):
+            logger.warning("the scoring of %s made no progress for %s s: enqueued again",
+                           version, settings.SCORING_STALE_SECONDS)
+            enqueue_on_commit("annotator.tasks.score_pool_task", version.pk)
+            resumed.append(version.pk)
+    return resumed
 
 
 def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,

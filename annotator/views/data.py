@@ -20,12 +20,12 @@ from annotator.services.exporting import CONTENT_TYPES, export_rows, parse_when
 from annotator.services.importing import (
     FORMATS,
     ImportRejected,
-    file_preview,
     import_job_cancel,
     import_job_start,
     import_job_upload,
     import_jobs_fail_stale,
     import_rejected_csv,
+    upload_preview,
 )
 from annotator.views.limits import allows_upload
 
@@ -127,8 +127,7 @@ def import_preview(request: HttpRequest, project_id: int, job_id: int) -> HttpRe
     encoding = params.get("encoding") or job.options.get("encoding")
     preview, error = None, ""
     try:
-        preview = file_preview(path=job.upload_path, filename=job.filename, fmt=fmt,
-                               encoding=encoding)
+        preview = upload_preview(job=job, fmt=fmt, encoding=encoding)
     except ImportRejected as exc:
         error = str(exc)
     form = MappingForm(request.POST if request.method == "POST" else None,

@@ -2,11 +2,10 @@
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -121,7 +120,8 @@ def test_the_preview_shows_format_encoding_columns_and_the_first_rows_escaped(
                                                    for i, text in enumerate(rows))
     job, page = preview_of(admin_client, project, csv_file(content, name="shop.csv"))
     assert (job.status, Item.objects.count()) == ("preview", 0)
-    assert Path(job.upload_path).read_bytes() == content.encode()
+    with storages["artifacts"].open(job.upload_path) as kept:  # where workers read it
+        assert kept.read() == content.encode()
     assert "Read as <strong>CSV</strong> in <strong>UTF-8</strong>" in page
     assert "3 columns: sku, Review, &lt;b&gt;brand&lt;/b&gt;" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
@@ -159,8 +159,10 @@ def test_a_file_that_cannot_be_read_is_refused_on_upload(admin_client, project, 
     assert not ImportJob.objects.exists() and uploads() == kept
 
 
-def uploads() -> set[Path]:
-    return set((Path(settings.VAR_DIR) / "uploads").glob("*"))
+def uploads() -> set[str]:
+    """What the artifacts storage (where workers read uploads) keeps under uploads/."""
+    storage = storages["artifacts"]
+    return set(storage.listdir("uploads")[1]) if storage.exists("uploads") else set()
 
 
 def test_an_encoding_declared_on_upload_reads_what_detection_cannot_tell(admin_client, project):
@@ -291,7 +293,7 @@ def test_the_mapping_is_queued_for_a_worker_and_the_report_shows_progress(
     tasks.import_file_task(job.pk)  # the worker
     job.refresh_from_db()
     assert (job.status, job.imported, job.percent) == ("succeeded", 2, 100)
-    assert not Path(job.upload_path).exists()  # the kept upload is gone
+    assert not storages["artifacts"].exists(job.upload_path)  # the kept upload is gone
     assert admin_client.get(status_url).json()["finished"] is True
     assert "2 imported" in admin_client.get(response["Location"]).content.decode()
 
@@ -319,7 +321,8 @@ def test_a_preview_can_be_cancelled_and_its_file_is_deleted(admin_client, projec
     assert reverse("import_cancel", args=[project.pk, job.pk]) in page
     response = admin_client.post(reverse("import_cancel", args=[project.pk, job.pk]))
     assert response["Location"] == upload_url(project)
-    assert not ImportJob.objects.exists() and not Path(job.upload_path).exists()
+    assert not ImportJob.objects.exists()
+    assert not storages["artifacts"].exists(job.upload_path)
 
 
 def test_a_queued_import_is_not_cancelled(admin_client, project):
@@ -339,7 +342,7 @@ def test_the_sweep_deletes_previews_left_for_more_than_a_day(admin_client, proje
         ImportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - age)
     assert import_jobs_sweep()["previews"] == 1
     assert set(ImportJob.objects.values_list("pk", flat=True)) == {fresh.pk, finished.pk}
-    assert not Path(old.upload_path).exists()
+    assert not storages["artifacts"].exists(old.upload_path)
 
 
 # --- links ------------------------------------------------------------------------------------

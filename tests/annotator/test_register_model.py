@@ -178,3 +178,25 @@ def test_a_zip_with_a_symbolic_link_is_refused_clearly(model_dir, tiny_bert, tmp
     with pytest.raises(CommandError, match="is a symbolic link"):
         call_command("register_model", "links", str(archive))
     assert not RegisteredModel.objects.exists()
+
+
+def test_a_model_registered_on_one_machine_is_copied_to_another_when_used(
+    s3_artifacts, model_dir, tiny_bert, tmp_path, monkeypatch
+):
+    call_command("register_model", "tiny-bert", str(tiny_bert))
+    stored = RegisteredModel.objects.get().path
+    assert stored.startswith("encoders/tiny-bert/")
+    assert s3_artifacts.exists(f"{stored}/config.json")  # what other machines read
+
+    other = tmp_path / "training-machine-models"  # shares no disk with the first machine
+    monkeypatch.setenv("ANNOTATOR_MODEL_DIR", str(other))
+    assert resolve_model_name("tiny-bert") == str(other / "registered" / "tiny-bert")
+    assert (other / "registered" / "tiny-bert" / "config.json").exists()
+
+    monkeypatch.setenv("ANNOTATOR_MODEL_DIR", str(model_dir))
+    call_command("register_model", "tiny-bert", str(tiny_bert), "--replace")
+    newer = RegisteredModel.objects.get().path
+    assert newer != stored and not s3_artifacts.exists(f"{stored}/config.json")
+    monkeypatch.setenv("ANNOTATOR_MODEL_DIR", str(other))
+    resolve_model_name("tiny-bert")  # the other machine follows the new registration
+    assert (other / "registered" / "tiny-bert" / ".stored-as").read_text() == newer
