@@ -15,7 +15,7 @@ PROBE_SECONDS = 15  # an object store that does not answer within this is "not r
 
 def _first_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+    return text if len(text) <= 600 else text[:599] + "…"
 
 
 def _hide_password(url: str) -> str:

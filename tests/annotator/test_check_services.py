@@ -19,7 +19,7 @@ def _check(tmp_path, command=("manage.py", "check_services"), **env) -> subproce
     """manage.py check_services in a fresh process (its own settings from `env`)."""
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("DATABASE_URL", "CELERY_", "ARTIFACT_", "TEST_DATABASE"))}
-    base.update(DJANGO_SETTINGS_MODULE="annotator.settings", SECRET_KEY="x7Gq2-pLm9vRt4sW8zK1",
+    base.update(DJANGO_SETTINGS_MODULE="annotator.settings", SECRET_KEY="nMBTckHsgyFb8QtTtmPcs5sI4tPYY5rolOfRvATSkOL00s8xLZjyJUiHJf3gTb7-v6w",
                 ANNOTATOR_VAR_DIR=str(tmp_path / "var"),
                 DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
                 AWS_MAX_ATTEMPTS="1", AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
@@ -61,7 +61,8 @@ def test_settings_that_do_not_load_stop_the_container_with_one_line_too(tmp_path
     assert result.stderr.strip().splitlines() == [
         "cannot start: the settings do not load: SECRET_KEY is required when DEBUG is off "
         f"(set the SECRET_KEY environment variable, or write one to {tmp_path}/var/secret_key); "
-        "make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"]
+        "make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))' "
+        "(bin/up writes such a key to var/secret_key when none is set)"]
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from annotator.services.importing import import_job_upload
 
 project = Project.objects.create(name="files")
 job = import_job_upload(project=project, upload=SimpleUploadedFile("r.csv", b"text\\nhello\\n"))
-print("upload", job.upload_path)
+print("upload", storages["artifacts"].path(job.upload_path))
 print("artifact", storages["artifacts"].path(
     storages["artifacts"].save("projects/1/v1/config.json", ContentFile(b"{}"))))
 app.send_task("annotator.tasks.refresh_insight_task", args=[project.pk])  # a broker message

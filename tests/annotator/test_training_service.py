@@ -316,7 +316,8 @@ def test_setup_schedule_registers_the_periodic_check_once(db):
     call_command("setup_schedule")
     tasks = {task.task: task.interval.every for task in PeriodicTask.objects.all()}
     assert tasks == {"annotator.tasks.retrain_due_projects_task": 1,
-                     "annotator.tasks.sweep_imports_task": 5}
+                     "annotator.tasks.sweep_imports_task": 5,
+                     "annotator.tasks.resume_scoring_task": 1}
 
 
 # --- end to end, real training -----------------------------------------------------

@@ -37,7 +37,8 @@ def test_the_main_pages_raise_no_csp_violation(live_server, browser_page, monkey
     boss = get_user_model().objects.create_user("boss", password=PASSWORD, is_staff=True,
                                                 is_superuser=True)
     Membership.objects.create(project=project, user=boss, role=Membership.Role.ADMIN)
-    job = ImportJob.objects.create(project=project, filename="r.csv")  # queued: polled
+    job = ImportJob.objects.create(project=project, filename="r.csv",
+                                 status=ImportJob.Status.QUEUED)  # polled
     AlertRule.objects.create(project=project, name="spike", label="negative", threshold=0.5,
                              window=4)
     invited = people.member_invite(project=project, username="mia2")
