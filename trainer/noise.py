@@ -89,8 +89,10 @@ def find_label_issues(labels: Sequence[int], proba: np.ndarray) -> list[LabelIss
     if len(np.unique(y)) < 2:
         return []
     proba = _with_floor(proba)
+    # n_jobs=1: cleanlab's default opens a multiprocessing.Pool, which a Celery prefork child
+    # (a daemonic process) may not do: "daemonic processes are not allowed to have children"
     indices = cleanlab_issues(y, proba, filter_by="prune_by_noise_rate",
-                              return_indices_ranked_by="self_confidence")
+                              return_indices_ranked_by="self_confidence", n_jobs=1)
     return [_issue(int(i), y, proba) for i in indices]
 
 

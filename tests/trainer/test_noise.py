@@ -88,3 +88,28 @@ def test_the_platform_judge_averages_embeddings_and_text_out_of_fold():
                                                   n_classes=3)) / 2
     np.testing.assert_allclose(proba, expected)
     assert {issue.index for issue in noise.find_label_issues(noisy, proba)[:2]} == {4, 30}
+
+
+def _check_in_child(queue):
+    features, y = _clusters()
+    noisy = _flip(y, [5, 64])
+    try:
+        proba = noise.out_of_fold_probabilities(features, noisy, n_classes=3)
+        queue.put(sorted(issue.index for issue in noise.find_label_issues(noisy, proba))[:2])
+    except BaseException as exc:  # noqa: BLE001 - the parent reports it
+        queue.put(repr(exc))
+
+
+def test_the_check_runs_inside_a_daemonic_process_as_in_a_celery_prefork_child(monkeypatch):
+    """Celery's prefork children are daemonic and may not start a multiprocessing.Pool, which
+    cleanlab does by default whenever it sees more than one CPU (it crashed every real worker)."""
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 4)  # the child is forked: it sees 4
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_check_in_child, args=(queue,), daemon=True)
+    child.start()
+    result = queue.get(timeout=120)
+    child.join(30)
+    assert result == [5, 64]
