@@ -9,8 +9,10 @@ Fine-tunes the default model on N random train.csv rows (or loads --model-dir), 
 deletion: the drop in the predicted label's probability when the top k words of a ranking
 are taken out together. A faithful ranking drops it more than k random words do; the
 simple baseline ranks words by the TF-IDF + logistic-regression model's weights (fitted on
-the same labels). Also: seconds per explanation and words per review. --plot draws a few
-explained English reviews (highlighted as on the labeling page).
+the same labels). Also: seconds per explanation and words per review. --max-tokens compares
+token budgets (trainer.explain: coarse to fine) with one variant per word, in the same run on
+the same texts: time and deletion drop side by side. --plot draws a few explained English
+reviews (highlighted as on the labeling page) with the last budget.
 """
 
 import argparse
@@ -60,6 +62,8 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--max-tokens", type=int, nargs="+", default=[0, 3072, 2048],
+                        help="token budgets to compare in the same run (0: one variant per word)")
     args = parser.parse_args()
 
     import torch
@@ -84,22 +88,31 @@ def main() -> None:
             result = train(texts=texts, labels=labels, label_names=names, output_dir=folder,
                            config=TrainConfig(num_threads=args.threads))
             max_length = result.config["max_length"]
-        tokenizer, model = load_scorer(str(folder))
+        tokenizer, model = load_scorer(str(folder), threads=args.threads)
+        explain(model, tokenizer, test[0], max_length=max_length)  # warm up
         rng = random.Random(args.seed)
-        drops = {name: {k: [] for k in args.k} for name in ("occlusion", "tfidf_lr", "random")}
-        seconds, word_counts, shown = [], [], []
+        methods = [f"occlusion@{b}" if b else "occlusion" for b in args.max_tokens]
+        drops = {name: {k: [] for k in args.k} for name in [*methods, "tfidf_lr", "random"]}
+        seconds = {name: [] for name in methods}
+        seconds_300 = {name: [] for name in methods}  # reviews of 250-350 characters
+        word_counts, shown = [], []
         for text in test:
-            started = time.perf_counter()
-            found = explain(model, tokenizer, text, max_length=max_length)
-            seconds.append(time.perf_counter() - started)
+            found_by = {}
+            for name, budget in zip(methods, args.max_tokens, strict=True):
+                started = time.perf_counter()
+                found_by[name] = explain(model, tokenizer, text, max_length=max_length,
+                                         max_tokens=budget or None)
+                seconds[name].append(time.perf_counter() - started)
+                if 250 <= len(text) <= 350:
+                    seconds_300[name].append(seconds[name][-1])
+            found = found_by[methods[0]]
             words = found.words
             word_counts.append(len(words))
             label = names[found.label_index]
-            rankings = {
-                "occlusion": sorted(range(len(words)), key=lambda i: -words[i].score),
-                "tfidf_lr": _tfidf_ranking(baseline, words, label),
-                "random": rng.sample(range(len(words)), len(words)),
-            }
+            rankings = {name: sorted(range(len(words)), key=lambda i, f=f: -f.words[i].score)
+                        for name, f in found_by.items()}
+            rankings["tfidf_lr"] = _tfidf_ranking(baseline, words, label)
+            rankings["random"] = rng.sample(range(len(words)), len(words))
             variants, keys = [], []
             for name, order in rankings.items():
                 for k in args.k:
@@ -111,14 +124,23 @@ def main() -> None:
             for (name, k), row in zip(keys, proba, strict=True):
                 drops[name][k].append(found.probability - float(row[found.label_index]))
             if len(shown) < 4 and 12 <= len(words) <= 40:
-                shown.append((text, label, found))
+                shown.append((text, label, found_by[methods[-1]]))
+
+    def timing(values):
+        if not values:
+            return None
+        return {"median": round(statistics.median(values), 2),
+                "p95": round(float(np.percentile(values, 95)), 2), "n": len(values)}
 
     report = {
         "data": args.data.name, "n_labels": args.n, "texts": len(test),
         "deletion_drop": {name: {k: round(statistics.mean(v), 3) for k, v in by_k.items() if v}
                           for name, by_k in drops.items()},
-        "seconds_per_explanation": {"median": round(statistics.median(seconds), 2),
-                                    "p90": round(float(np.percentile(seconds, 90)), 2)},
+        "seconds_per_explanation": {name: timing(v) for name, v in seconds.items()},
+        "seconds_250_350_chars": {name: timing(v) for name, v in seconds_300.items()},
+        "speedup_median": {name: round(statistics.median(seconds[methods[0]])
+                                       / statistics.median(v), 2)
+                           for name, v in seconds.items()},
         "words_per_review": {"median": statistics.median(word_counts),
                              "max": max(word_counts)},
         "threads": args.threads,

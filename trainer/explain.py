@@ -97,27 +97,62 @@ def split_words(tokenizer, text: str, *, max_length: int = 128) -> Words:
 
 
 def explain(model, tokenizer, text: str, *, label_index: int | None = None,
-            max_length: int = 128, max_words: int = 64, batch_size: int = 32) -> Explanation:
+            max_length: int = 128, max_words: int = 64, batch_size: int = 32,
+            max_tokens: int | None = None) -> Explanation:
     """Word scores for the predicted label (or `label_index`) of one text.
 
     `model`: an OnnxScorer or a torch sequence classifier (trainer.predict.load_scorer).
-    Only the first `max_words` words are scored, one forward pass each, to bound the time
-    a long review takes.
+    Only the first `max_words` words are scored, to bound the time a long review takes.
+
+    `max_tokens` bounds the work: the tokens of all the texts the model reads (the text and
+    its variants, each counted at the text's length). When one variant per word fits, each
+    word is taken out on its own; otherwise coarse to fine: runs of neighbouring words are
+    taken out together first, then the words of the runs that moved the probability most are
+    taken out one by one while the budget lasts. A word of a run that was not refined gets
+    the run's score shared out evenly.
     """
     words = split_words(tokenizer, text, max_length=max_length)
     spans, pieces = words.spans[:max_words], words.pieces[:max_words]
-    rows = [words.ids] + [_without(words.ids, positions) for positions in pieces]
-    proba = _probabilities(model, rows, tokenizer.pad_token_id or 0, batch_size)
+    pad_id = tokenizer.pad_token_id or 0
+    rows_allowed = len(pieces) + 1
+    if max_tokens is not None:
+        rows_allowed = min(rows_allowed, max(3, max_tokens // max(len(words.ids), 1)))
+    if rows_allowed > len(pieces):  # one variant per word
+        runs = [[n] for n in range(len(pieces))]
+    else:  # half the budget for the runs, the rest to refine the strongest ones
+        runs = _runs(len(pieces), max(1, (rows_allowed - 1) // 2))
+    rows = [words.ids] + [_without(words.ids, [p for n in run for p in pieces[n]])
+                          for run in runs]
+    proba = _probabilities(model, rows, pad_id, batch_size)
     if label_index is None:
         label_index = int(proba[0].argmax())
-    drops = proba[0, label_index] - proba[1:, label_index]
+    base = proba[0, label_index]
+    run_drops = base - proba[1:, label_index]
+    scores = np.zeros(len(pieces))
+    for run, drop in zip(runs, run_drops, strict=True):
+        scores[run] = drop / len(run)
+    left = rows_allowed - 1 - len(runs)
+    refine = []
+    for r in np.argsort(-np.abs(run_drops), kind="stable"):
+        if len(runs[r]) > 1 and len(runs[r]) <= left - len(refine):
+            refine += runs[r]
+    if refine:
+        refined = _probabilities(model, [_without(words.ids, pieces[n]) for n in refine],
+                                 pad_id, batch_size)
+        scores[refine] = base - refined[:, label_index]
     return Explanation(
         label_index=label_index,
-        probability=float(proba[0, label_index]),
-        words=[Word(text[start:end], start, end, float(drop))
-               for (start, end), drop in zip(spans, drops, strict=True)],
+        probability=float(base),
+        words=[Word(text[start:end], start, end, float(score))
+               for (start, end), score in zip(spans, scores, strict=True)],
         truncated=words.cut or len(words.spans) > max_words,
     )
+
+
+def _runs(count: int, parts: int) -> list[list[int]]:
+    """0..count-1 cut into `parts` runs of neighbours, as even as can be."""
+    bounds = np.linspace(0, count, min(parts, count) + 1).round().astype(int)
+    return [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -85,8 +85,22 @@ def _item_payload(item: Item, *, current_label: str = "") -> dict:
         "current_label": current_label,
         "suggestion": suggestion,
         "explain_url": reverse("item_explanation", args=[item.project_id, item.pk])
-                       if suggestion else "",
+                       if suggestion and not turns else "",
+        "no_explanation": "" if suggestion and not turns else _no_explanation(item, turns),
     }
+
+
+def _no_explanation(item: Item, turns: list) -> str:
+    """Why `w` has nothing to show for this item, in the words the page prints."""
+    if item.split == Item.Split.GOLD:
+        return ("No explanation on a gold item: it is labelled without the model's help, so "
+                "the model can be judged on it.")
+    if not item.project.show_suggestions:
+        return ("No explanation: the model's suggestions are off in this project (a manager "
+                "can turn them on in the project settings).")
+    if turns:
+        return "No explanation for a conversation: w explains single texts."
+    return "No explanation yet: the model has no suggestion for this item."
 
 
 def _suggestion(item: Item) -> dict | None:

@@ -82,3 +82,22 @@ def test_the_labeling_page_gets_an_explanation_address_with_a_suggestion(labeler
     monkeypatch.setattr("annotator.selectors.suggestion_for", lambda item: ("positive", 0.8))
     item = labeler_client.get(url).json()["item"]
     assert item["explain_url"] == reverse("item_explanation", args=[project.pk, review.pk])
+
+
+def test_without_an_explanation_the_item_says_why_not(labeler_client, project, review,
+                                                      monkeypatch):
+    """`w` answers on every item: the reason there is nothing to explain, in plain words."""
+    url = reverse("label_next", args=[project.pk])
+    item = labeler_client.get(url).json()["item"]
+    assert item["explain_url"] == "" and "suggestions are off" in item["no_explanation"]
+    project.show_suggestions = True
+    project.save()
+    item = labeler_client.get(url).json()["item"]
+    assert "no suggestion for this item" in item["no_explanation"]
+    monkeypatch.setattr("annotator.selectors.suggestion_for", lambda item: ("positive", 0.8))
+    item = labeler_client.get(url).json()["item"]
+    assert item["explain_url"] and item["no_explanation"] == ""
+    review.turns = [{"speaker": "customer", "text": "is it warm?"}]
+    review.save()
+    item = labeler_client.get(url).json()["item"]
+    assert item["explain_url"] == "" and "conversation" in item["no_explanation"]

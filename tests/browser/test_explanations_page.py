@@ -60,3 +60,24 @@ def test_w_shows_and_hides_why_the_model_suggests_its_label(live_server, browser
         "against" in page.inner_text("#review-explanation")
     page.screenshot(path=str(ARTIFACTS / "item_review.png"), full_page=True)
     serving.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+@closes_its_db_connection
+def test_w_says_why_there_is_nothing_to_explain(live_server, browser_page, monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from annotator.models import Project
+
+    project = Project.objects.create(name="Socks")  # suggestions off: the default
+    user = get_user_model().objects.create_user("lena", password=PASSWORD)
+    Membership.objects.create(project=project, user=user)
+    make_item(project, REVIEW)
+
+    page = browser_page
+    _login(page, live_server.url, "lena", f"/projects/{project.pk}/label/")
+    page.wait_for_selector("#item-body .text")
+    page.keyboard.press("w")
+    page.wait_for_selector("#item-why:not([hidden])")
+    assert "suggestions are off" in page.inner_text("#item-why")
+    page.keyboard.press("w")
+    assert page.is_hidden("#item-why")

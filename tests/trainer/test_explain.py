@@ -82,6 +82,21 @@ def test_the_word_that_decides_the_label_ranks_first(rule_scorer):
 
 
 @pytest.mark.slow
+def test_under_a_token_budget_the_deciding_word_still_ranks_first(rule_scorer):
+    """Coarse to fine: runs of words first, then the strongest run word by word."""
+    tokenizer, model = rule_scorer
+    rng = random.Random(5)
+    for _ in range(6):
+        words = rng.choices(FILLER, k=24)
+        words[rng.randrange(24)] = KEY
+        text = " ".join(words)
+        length = len(split_words(tokenizer, text, max_length=64).ids)
+        explanation = explain(model, tokenizer, text, max_length=64, max_tokens=12 * length)
+        assert len(explanation.words) == 24
+        assert explanation.top(1)[0].text == KEY, explanation
+
+
+@pytest.mark.slow
 def test_onnx_and_torch_give_the_same_scores(rule_version, rule_scorer):
     from trainer.predict import load_scorer
 
@@ -197,3 +212,42 @@ def test_the_module_imports_without_django_or_torch():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+class CountingModel:
+    """A torch-like classifier that records how many rows and tokens it was asked to read."""
+
+    def __init__(self, inner):
+        self.inner, self.rows, self.tokens = inner, 0, 0
+
+    def parameters(self):
+        return self.inner.parameters()
+
+    def eval(self):
+        return self.inner.eval()
+
+    def __call__(self, input_ids, attention_mask):
+        self.rows += len(input_ids)
+        self.tokens += int(attention_mask.sum())
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+
+@pytest.mark.parametrize("budget", [200, 600, 1500])
+def test_the_work_stays_within_the_token_budget(untrained, budget):
+    tokenizer, model = untrained
+    text = " ".join(f"word{n % 7} is fine" for n in range(20))  # 60 words
+    counting = CountingModel(model)
+    explanation = explain(counting, tokenizer, text, max_tokens=budget)
+    assert len(explanation.words) == 60 and not explanation.truncated
+    assert counting.tokens <= budget
+    unbounded = CountingModel(model)
+    explain(unbounded, tokenizer, text)
+    assert unbounded.rows == 61 and unbounded.tokens > budget
+
+
+def test_a_budget_large_enough_scores_each_word_on_its_own(untrained):
+    tokenizer, model = untrained
+    text = "the fabric feels soft and warm"
+    exact = explain(model, tokenizer, text)
+    budgeted = explain(model, tokenizer, text, max_tokens=10_000)
+    assert [w.score for w in budgeted.words] == pytest.approx([w.score for w in exact.words])

@@ -44,7 +44,9 @@ window.Explain = (function () {
     const forWords = top(explanation, 1, 5), against = top(explanation, -1, 3);
     if (forWords.length) line += "; pushed by: " + forWords.join(", ");
     if (against.length) line += "; against: " + against.join(", ");
-    if (explanation.truncated) line += " (long text: the first words only)";
+    if (explanation.truncated) {
+      line += ` (a long text: only its first ${explanation.words.length} words were explained)`;
+    }
     return line + ".";
   }
 

@@ -94,10 +94,14 @@
   async function renderWhy(item) {
     const why = $("item-why");
     const button = document.querySelector("[data-action=why]");
-    button.disabled = !item || !item.explain_url;
+    button.disabled = !item;
     button.classList.toggle("chosen", explaining);
-    why.hidden = !(item && item.explain_url && explaining);
-    if (why.hidden || item.turns.length) return;
+    why.hidden = !(item && explaining);
+    if (why.hidden) return;
+    if (!item.explain_url) {
+      why.textContent = item.no_explanation;
+      return;
+    }
     why.textContent = "Finding the words that pushed the suggestion…";
     let explanation;
     try {
@@ -112,7 +116,7 @@
   }
 
   function toggleWhy() {
-    if (!current || !current.explain_url) return;
+    if (!current) return;
     explaining = !explaining;
     localStorage.setItem("annotator-explain", explaining ? "1" : "0");
     renderBody(current);
