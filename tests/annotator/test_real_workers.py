@@ -1,0 +1,151 @@
+"""The loop as production runs it: a real `celery worker` subprocess with the prefork pool (its
+children are daemonic, forked, and import the tasks themselves), on the configured broker
+(Redis in CI, the filesystem broker on the embedded default) and the test database.
+
+Eager tasks and mocked `.delay` hide what only a real worker meets: cleanlab's process pool
+crashed every prefork child ("daemonic processes are not allowed to have children") while the
+suite stayed green. Here one admin retrain runs the chain that follows it in the worker, fine-
+tune, evaluation, activation, pool scoring, ranking, the label review, the embeddings of the
+fast loop and its head, and pushed items are predicted, with no task failing.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from annotator.models import Annotation, Item, LabelFlag, ModelVersion, Prediction, Project
+from annotator.services import training
+from annotator.services.items import items_push
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.slow
+
+POSITIVE = ["great fit, love it", "soft fabric and a perfect fit", "excellent quality, very happy",
+            "love the colour, fits great", "perfect, would buy again", "very comfortable and warm",
+            "great value, looks lovely", "happy with it, fits true to size",
+            "beautiful dress, great quality", "love it, perfect for summer",
+            "fits perfectly and feels great", "excellent, soft and lovely",
+            "so comfortable, love the fit", "great shirt, happy customer",
+            "lovely fabric, perfect length", "wonderful, fits great", "perfect gift, she loves it",
+            "really great, very soft", "nice and warm, love it", "looks great, good quality",
+            "质量很好，非常满意", "很舒服，推荐购买"]
+NEGATIVE = ["terrible fit, sent it back", "the zipper broke after a day", "awful quality, thin",
+            "cheap fabric, very disappointed", "too small and badly made", "returned it, awful",
+            "the seams came apart, terrible", "poor quality, do not buy",
+            "shrank after one wash, bad", "the colour faded, disappointed",
+            "scratchy and uncomfortable", "broke at once, waste of money",
+            "horrible, nothing like the photo", "bad stitching, returned",
+            "very poor, fell apart", "uncomfortable and cheap", "worst purchase, awful fit",
+            "disappointed, it ripped", "bad smell and thin fabric", "terrible, do not recommend",
+            "质量太差了，很失望", "做工粗糙，退货了"]
+PLANTED = {POSITIVE[3]: "negative", NEGATIVE[5]: "positive"}  # wrong labels a labeler gave
+
+
+def _worker_database_url() -> str:
+    """The database this test runs on (pytest-django's test database), as a URL."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] or ""
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _queues() -> str:
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    return ",".join(sorted(routed | {settings.CELERY_TASK_DEFAULT_QUEUE}))
+
+
+@pytest.fixture
+def prefork_worker(transactional_db, tmp_path):
+    """A worker on every queue, prefork pool, one child: as bin/up and the containers run it."""
+    from annotator.celery import app
+
+    app.control.purge()  # messages other tests sent and nobody consumed (their rows are gone)
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+           "DATABASE_URL": _worker_database_url(),
+           "ANNOTATOR_TRAINING_OVERRIDES": json.dumps(
+               {"max_steps": 6, "batch_size": 8, "num_threads": 1, "val_fraction": 0}),
+           "ANNOTATOR_LABEL_REVIEW_MIN_LABELS": "20"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "annotator", "worker", "--pool", "prefork",
+             "--concurrency", "1", "-Q", _queues(), "--hostname", f"prefork-{os.getpid()}@%h",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    yield proc, log
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_for(what: str, check, log: Path, timeout: float = 420) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connection.close()  # a fresh read each time (SQLite WAL snapshots, PG isolation)
+        if check():
+            return
+        if "raised unexpected" in log.read_text():  # a task failed: no use waiting on
+            break
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s, or a task failed; worker log:\n"
+                         f"{log.read_text()[-6000:]}")
+
+
+def _item(project: Project, text: str, **fields) -> Item:
+    return Item.objects.create(project=project, raw_text=text, text=text,
+                               content_hash=hashlib.sha256(text.encode()).hexdigest(), **fields)
+
+
+def test_a_retrain_runs_its_whole_chain_in_a_prefork_worker(prefork_worker):
+    proc, log = prefork_worker
+    project = Project.objects.create(name="Dresses")
+    lena = get_user_model().objects.create_user("lena", password=PASSWORD)
+    for n, text in enumerate(POSITIVE[:18] + NEGATIVE[:18]):
+        label = PLANTED.get(text, "positive" if text in POSITIVE else "negative")
+        item = _item(project, text, annotation_count=1, random_key=n / 100)
+        Annotation.objects.create(item=item, labeler=lena, label=label)
+    for text in POSITIVE[18:] + NEGATIVE[18:]:
+        _item(project, text, split=Item.Split.GOLD,
+              gold_label="positive" if text in POSITIVE else "negative")
+    pool = [_item(project, f"{text} (pool)", random_key=0.5) for text in
+            ["fits well and soft", "it tore, awful", "nice colour", "bad zipper", "很好看"]]
+
+    run = training.training_request(project=project, trigger="manual")
+    assert run is not None
+
+    _wait_for("a version is active", lambda: ModelVersion.objects.filter(
+        project=project, is_active=True).exists(), log)
+    version = ModelVersion.objects.get(project=project, is_active=True)
+    assert version.metrics["evaluated_on"] == "gold"
+    _wait_for("the pool is scored", lambda: Prediction.objects.filter(
+        model_version=version, item__in=pool).count() == len(pool), log)
+    _wait_for("the label review checked the labels", lambda: LabelFlag.objects.filter(
+        model_version=version).exists(), log)
+    flagged = set(LabelFlag.objects.filter(model_version=version)
+                  .values_list("item__text", flat=True))
+    assert flagged & set(PLANTED), flagged
+
+    result = items_push(project=project, rows=[{"text": "arrived torn, terrible"}])
+    pushed = [row for row in result.rows if row.get("status") == "created"]
+    assert pushed, result.rows
+    _wait_for("a pushed item is predicted", lambda: Prediction.objects.filter(
+        model_version=version, item_id=pushed[0]["item_id"]).exists(), log)
+
+    assert proc.poll() is None, "the worker died"
+    text = log.read_text()
+    for failure in ("raised unexpected", "Traceback", "daemonic processes", "WorkerLostError"):
+        assert failure not in text, text[-6000:]
