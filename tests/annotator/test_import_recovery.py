@@ -55,7 +55,10 @@ def _start_import(tmp_path, env):
     big.write_text("text\n" + "".join(f"review {i} of a long file\n" for i in range(200_000)))
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "import_items", "Shop", str(big), "--no-progress"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell that runs the suite in the background (nohup, `&`) passes SIGINT on ignored,
+        # and Python then installs no Ctrl-C handler: give the child a terminal's default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         staged = _query(tmp_path, "SELECT count(*) FROM annotator_item WHERE staged")
