@@ -1,6 +1,8 @@
 """python manage.py import_items PROJECT FILE [--label-column label --split gold ...]"""
 
 import os
+import signal
+import threading
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -62,11 +64,28 @@ class Command(BaseCommand):
             disable=opts["no_progress"],
             desc="import",
         )
+        stop = threading.Event()
+
+        def on_ctrl_c(signum, frame):
+            # The first Ctrl-C asks the import to stop after the batch it is writing: a
+            # KeyboardInterrupt raised at any bytecode can land in a destructor, where Python
+            # prints it and goes on (the import then ran to the end). A second one stops now.
+            if stop.is_set():
+                raise KeyboardInterrupt
+            stop.set()
+
+        def progress(done: int) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            bar.update(done - bar.n)
+
+        main = threading.current_thread() is threading.main_thread()  # signals: main thread only
+        previous = signal.signal(signal.SIGINT, on_ctrl_c) if main else None
         try:
             job = import_file(
                 project=project,
                 path=path,
-                progress=lambda done: bar.update(done - bar.n),
+                progress=progress,
                 **{name: opts[name] for name in OPTIONS},  # the argparse dests are the names
             )
         except ImportRejected as exc:
@@ -77,6 +96,8 @@ class Command(BaseCommand):
             raise CommandError("interrupted: nothing was imported (the job is marked failed)") \
                 from None
         finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
             bar.close()
         self.stdout.write(
             f"import #{job.pk}: {job.imported} imported, {job.duplicates} duplicate, "
