@@ -62,8 +62,11 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plot", type=Path, default=None)
-    parser.add_argument("--max-tokens", type=int, nargs="+", default=[0, 3072, 2048],
-                        help="token budgets to compare in the same run (0: one variant per word)")
+    parser.add_argument("--max-tokens", nargs="+", default=["0", "3072", "2048"],
+                        help="token budgets to compare in the same run (0: one variant per "
+                             "word); BUDGET:words refines word by word instead of by halves")
+    parser.add_argument("--keep-model", type=Path, default=None,
+                        help="save the fine-tuned version here (reuse it with --model-dir)")
     args = parser.parse_args()
 
     import torch
@@ -88,10 +91,14 @@ def main() -> None:
             result = train(texts=texts, labels=labels, label_names=names, output_dir=folder,
                            config=TrainConfig(num_threads=args.threads))
             max_length = result.config["max_length"]
+            if args.keep_model:
+                import shutil
+
+                shutil.copytree(folder, args.keep_model, dirs_exist_ok=True)
         tokenizer, model = load_scorer(str(folder), threads=args.threads)
         explain(model, tokenizer, test[0], max_length=max_length)  # warm up
         rng = random.Random(args.seed)
-        methods = [f"occlusion@{b}" if b else "occlusion" for b in args.max_tokens]
+        methods = [f"occlusion@{b}" if b != "0" else "occlusion" for b in args.max_tokens]
         drops = {name: {k: [] for k in args.k} for name in [*methods, "tfidf_lr", "random"]}
         seconds = {name: [] for name in methods}
         seconds_300 = {name: [] for name in methods}  # reviews of 250-350 characters
@@ -100,8 +107,10 @@ def main() -> None:
             found_by = {}
             for name, budget in zip(methods, args.max_tokens, strict=True):
                 started = time.perf_counter()
+                tokens, _, refine = budget.partition(":")
                 found_by[name] = explain(model, tokenizer, text, max_length=max_length,
-                                         max_tokens=budget or None)
+                                         max_tokens=int(tokens) or None,
+                                         refine=refine or "halves")
                 seconds[name].append(time.perf_counter() - started)
                 if 250 <= len(text) <= 350:
                     seconds_300[name].append(seconds[name][-1])
