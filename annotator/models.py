@@ -723,3 +723,25 @@ class ApiToken(models.Model):
         # keys are 160 random bits: nothing to guess, so a fast unsalted hash is safe and a
         # request finds its token by one indexed lookup
         return hashlib.sha256(key.encode()).hexdigest()
+
+
+# --- work that failed in the background (docs/monitoring.md) ---------------------------------
+
+
+class BackgroundFailure(models.Model):
+    """A task that raised in a worker, said in plain words on the project's pages until a
+    manager dismisses it (services/background_failures.py). The traceback is in the worker's
+    log only: messages may carry server paths."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE,
+                                related_name="background_failures")
+    task = models.CharField(max_length=100)  # the Celery task's name
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "dismissed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.text}"

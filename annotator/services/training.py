@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
 from annotator.queueing import enqueue, enqueue_on_commit
+from annotator.services.background_failures import plain_cause
 from annotator.selectors import (
     gold_labels,
     latest_version_if_nothing_new,
@@ -265,13 +266,7 @@ def run_failure_text(exc: BaseException) -> str:
     server path (exception messages may carry both; the log has them)."""
     if isinstance(exc, TooFewClasses):
         return f"{exc}."
-    name = type(exc).__name__
-    if isinstance(exc, MemoryError) or "OutOfMemory" in name or "out of memory" in str(exc):
-        cause = "the worker ran out of memory"
-    elif isinstance(exc, OSError):
-        cause = "a file could not be read or written"
-    else:
-        cause = f"an unexpected error ({name})"
+    cause = plain_cause(exc)
     return f"training failed: {cause}; the details are in the worker's log"
 
 

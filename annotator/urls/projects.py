@@ -8,4 +8,6 @@ urlpatterns = [
          name="project_settings"),
     path("projects/<int:project_id>/labels/", projects.project_labels, name="project_labels"),
     path("projects/<int:project_id>/archive", projects.project_archive, name="project_archive"),
+    path("projects/<int:project_id>/failures/dismiss", projects.project_failures_dismiss,
+         name="project_failures_dismiss"),
 ]

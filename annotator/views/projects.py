@@ -14,6 +14,7 @@ from annotator.models import Project
 from annotator.permissions import project_admin_required
 from annotator.selectors_projects import label_usage
 from annotator.services import projects
+from annotator.services.background_failures import failures_dismiss
 
 
 @login_required
@@ -85,3 +86,12 @@ def project_archive(request: HttpRequest, project_id: int) -> HttpResponse:
         messages.success(request, f"{project.name} is archived: labelers no longer see it and "
                                   "it takes no labels. Nothing was deleted.")
     return redirect("project_settings", project_id=project.pk)
+
+
+@require_POST
+@project_admin_required
+def project_failures_dismiss(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Hide the project's background failures (they stay in the database and the logs)."""
+    failures_dismiss(project=get_object_or_404(Project, pk=project_id))
+    back = request.POST.get("next", "")
+    return redirect(back if back.startswith("/") and not back.startswith("//") else "project_list")

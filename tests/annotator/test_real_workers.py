@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from annotator.models import Annotation, Item, LabelFlag, ModelVersion, Prediction, Project
+from annotator.models import Annotation, BackgroundFailure, Item, LabelFlag, ModelVersion, Prediction, Project
 from annotator.services import training
 from annotator.services.items import items_push
 from tests.conftest import PASSWORD
@@ -146,6 +146,7 @@ def test_a_retrain_runs_its_whole_chain_in_a_prefork_worker(prefork_worker):
         model_version=version, item_id=pushed[0]["item_id"]).exists(), log)
 
     assert proc.poll() is None, "the worker died"
+    assert list(BackgroundFailure.objects.values_list("text", flat=True)) == []
     text = log.read_text()
     for failure in ("raised unexpected", "Traceback", "daemonic processes", "WorkerLostError"):
         assert failure not in text, text[-6000:]
