@@ -80,7 +80,8 @@ class ServedModel:
         from trainer.explain import explain
 
         found = explain(self.model, self.tokenizer, text, max_length=self.max_length,
-                        max_words=settings.EXPLAIN_MAX_WORDS)
+                        max_words=settings.EXPLAIN_MAX_WORDS,
+                        max_tokens=settings.EXPLAIN_MAX_TOKENS or None)
         found = found.to_dict()
         return {"label": self.label_names[found["label_index"]], "text": text,
                 "truncated": found["truncated"], "words": found["words"]}

@@ -325,11 +325,16 @@ CELERY_TASK_ROUTES = {
     "annotator.tasks.score_pool_task": {"queue": "scoring"},
     "annotator.tasks.score_chunk_task": {"queue": "scoring"},
     "annotator.tasks.rank_pool_task": {"queue": "scoring"},
-    "annotator.tasks.vocabulary_check_task": {"queue": "scoring"},
-    "annotator.tasks.predict_items_task": {"queue": "scoring"},
-    "annotator.tasks.embed_pool_task": {"queue": "scoring"},
-    "annotator.tasks.embed_chunk_task": {"queue": "scoring"},
+    # bulk: work an import or a push brings, in chunks; a worker that takes "scoring" and
+    # "bulk" alternates between them, so a big import delays a new version's scoring by one
+    # chunk at most (docs/architecture.md, "Queues")
+    "annotator.tasks.vocabulary_check_task": {"queue": "bulk"},
+    "annotator.tasks.embed_pool_task": {"queue": "bulk"},
+    "annotator.tasks.embed_chunk_task": {"queue": "bulk"},
+    "annotator.tasks.seed_pool_task": {"queue": "bulk"},
+    # ranking: small work a person waits for (a re-ranked queue, a pushed item's prediction)
     "annotator.tasks.head_rerank_task": {"queue": "ranking"},
+    "annotator.tasks.predict_items_task": {"queue": "ranking"},
     "annotator.tasks.find_label_issues_task": {"queue": "scoring"},
     "annotator.tasks.distill_version_task": {"queue": "training"},
     "annotator.tasks.deliver_webhook_task": {"queue": "default"},
@@ -411,6 +416,9 @@ API_MAX_TEXTS = env.int("ANNOTATOR_API_MAX_TEXTS", default=64)
 # explain=true costs a forward pass per word (up to EXPLAIN_MAX_WORDS words per text)
 API_MAX_EXPLAIN_TEXTS = env.int("ANNOTATOR_API_MAX_EXPLAIN_TEXTS", default=8)
 EXPLAIN_MAX_WORDS = env.int("ANNOTATOR_EXPLAIN_MAX_WORDS", default=64)
+# ... and at most this many tokens read in all (trainer.explain: coarse to fine beyond it);
+# 3072 keeps a 300-character review under 1.5 s p95 on 2 cores (docs/explanations.md)
+EXPLAIN_MAX_TOKENS = env.int("ANNOTATOR_EXPLAIN_MAX_TOKENS", default=3072)
 # Items per push (POST /api/projects/<id>/items/): one short write transaction each.
 API_MAX_PUSH_ITEMS = env.int("ANNOTATOR_API_MAX_PUSH_ITEMS", default=5_000)
 # Pushed items ask for the readability check at most once per this many seconds per project.

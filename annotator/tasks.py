@@ -99,7 +99,7 @@ def rank_pool_task(model_version_id: int) -> dict:
     return pool_rank(model_version_id=model_version_id)
 
 
-@shared_task(name="annotator.tasks.seed_pool_task", queue="scoring", acks_late=True)
+@shared_task(name="annotator.tasks.seed_pool_task", acks_late=True)
 def seed_pool_task(project_id: int) -> dict:
     """Cold-start seeding before the first model (k-means over base embeddings)."""
     from annotator.services.ranking import pool_seed
@@ -109,7 +109,7 @@ def seed_pool_task(project_id: int) -> dict:
 
 @shared_task(name="annotator.tasks.embed_pool_task", acks_late=True)
 def embed_pool_task(project_id: int) -> dict:
-    """Enqueue the embedding of pool items not embedded yet (queue "scoring")."""
+    """Enqueue the embedding of pool items not embedded yet (queue "bulk")."""
     from annotator.services.pool_embeddings import pool_embed_start
 
     return pool_embed_start(project_id=project_id)
@@ -117,7 +117,7 @@ def embed_pool_task(project_id: int) -> dict:
 
 @shared_task(name="annotator.tasks.embed_chunk_task", acks_late=True, reject_on_worker_lost=True)
 def embed_chunk_task(project_id: int, key: str, item_ids: list[int]) -> dict:
-    """Embed one chunk of the pool with the base encoder (queue "scoring"); idempotent."""
+    """Embed one chunk of the pool with the base encoder (queue "bulk"); idempotent."""
     from annotator.services.pool_embeddings import pool_embed_chunk
 
     return pool_embed_chunk(project_id=project_id, key=key, item_ids=item_ids)
@@ -135,7 +135,7 @@ def head_rerank_task(project_id: int, force: bool = False) -> dict:
 @shared_task(name="annotator.tasks.vocabulary_check_task", acks_late=True)
 def vocabulary_check_task(project_id: int, import_job_id: int | None = None) -> dict:
     """Unknown-token and truncation shares of the project's model on an import's texts and on
-    the whole project's (queue "scoring")."""
+    the whole project's (queue "bulk")."""
     from annotator.services.readability import vocabulary_check_run
 
     checks = [vocabulary_check_run(project_id=project_id, import_job_id=import_job_id)]
@@ -168,7 +168,7 @@ def distill_version_task(model_version_id: int, layers: int | None = None) -> in
 @shared_task(name="annotator.tasks.predict_items_task", acks_late=True)
 def predict_items_task(project_id: int, item_ids: list[int]) -> dict:
     """Predict pushed items with the active model, then evaluate alert rules (queue
-    "scoring"); items already predicted by that version are skipped."""
+    "ranking"); items already predicted by that version are skipped."""
     from annotator.services.monitoring import items_predict
 
     return items_predict(project_id=project_id, item_ids=item_ids)

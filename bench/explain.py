@@ -63,8 +63,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--max-tokens", nargs="+", default=["0", "3072", "2048"],
-                        help="token budgets to compare in the same run (0: one variant per "
-                             "word); BUDGET:words refines word by word instead of by halves")
+                        help="token budgets to compare in the same run (0: one variant per word)")
     parser.add_argument("--keep-model", type=Path, default=None,
                         help="save the fine-tuned version here (reuse it with --model-dir)")
     args = parser.parse_args()
@@ -107,10 +106,8 @@ def main() -> None:
             found_by = {}
             for name, budget in zip(methods, args.max_tokens, strict=True):
                 started = time.perf_counter()
-                tokens, _, refine = budget.partition(":")
                 found_by[name] = explain(model, tokenizer, text, max_length=max_length,
-                                         max_tokens=int(tokens) or None,
-                                         refine=refine or "halves")
+                                         max_tokens=int(budget) or None)
                 seconds[name].append(time.perf_counter() - started)
                 if 250 <= len(text) <= 350:
                     seconds_300[name].append(seconds[name][-1])

@@ -1224,4 +1224,6 @@ def _enqueue_embedding(project_id: int) -> None:
 
 def _enqueue_seeding(project_id: int) -> None:
     """Cold start: before the first model, queue items spread over the embedding space."""
-    enqueue("annotator.tasks.seed_pool_task", project_id)
+    from annotator.services.ranking import seeding_request
+
+    seeding_request(project_id)

@@ -91,7 +91,7 @@ def missing_ids(project: Project) -> list[int]:
 
 
 def pool_embed_start(*, project_id: int) -> dict:
-    """Enqueue one embed_chunk_task per chunk of items not embedded yet (queue "scoring").
+    """Enqueue one embed_chunk_task per chunk of items not embedded yet (queue "bulk").
 
     Idempotent: chunks already written are not enqueued, nor (for EMBED_PENDING_SECONDS, a
     mark in the shared cache) chunks any process enqueued already and that are still waiting

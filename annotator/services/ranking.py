@@ -42,6 +42,7 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import transaction
@@ -49,7 +50,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from annotator.models import Item, ModelVersion, Prediction, Project, Strategy
-from annotator.queueing import enqueue_on_commit
+from annotator.queueing import enqueue, enqueue_on_commit
 from annotator.selectors_provenance import version_strategy
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ logger = logging.getLogger(__name__)
 QUEUE_SIZE = 500  # ranked items per version; the rest of the pool keeps its random order
 STOP_SAMPLE = 500  # fixed pool items (lowest random_key) every version predicts
 SEED_SIZE = 50  # cold-start picks before the first model
+# k-means for 50 spread-out picks needs a sample, not the pool: embedding 10,000 candidates
+# took 106-206 s on 2 cores and held the worker that a retrain waits for
+SEED_CANDIDATES = 2_000
 
 
 def _open_pool(project: Project):
@@ -414,6 +418,25 @@ def pool_score(*, model_version_id: int, queue_size: int = QUEUE_SIZE,
     return {"scored": scored, **result, "seconds": seconds}
 
 
+def seeding_request(project_id: int) -> None:
+    """Queue a seeding unless one is queued and not started: pushes and import batches
+    arriving during a seeding ask for one more run, not one each."""
+    if cache.add(_seeding_key(project_id), True, timeout=SEEDING_PENDING_SECONDS):
+        enqueue("annotator.tasks.seed_pool_task", project_id)
+
+
+def seeding_started(project_id: int) -> None:
+    """The queued seeding starts: items arriving from now on ask for another one."""
+    cache.delete(_seeding_key(project_id))
+
+
+def _seeding_key(project_id: int) -> str:
+    return f"seeding-pending:{project_id}"
+
+
+SEEDING_PENDING_SECONDS = 3600  # a lost message stops blocking new requests after this
+
+
 def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
     """Cold start: before any model, queue items spread over the embedding space first.
 
@@ -423,10 +446,15 @@ def pool_seed(*, project_id: int, size: int = SEED_SIZE) -> dict:
     from trainer.predict import embed_with_base
     from trainer.strategies import SEED, Pick, select_seed
 
+    seeding_started(project_id)
     project = Project.objects.filter(pk=project_id).first()
     if project is None or project.model_versions.filter(is_active=True).exists():
         return {"skipped": "no project, or it already has a model"}
     candidates = _candidate_ids(project, seed=project.pk)
+    if len(candidates) > SEED_CANDIDATES:
+        rng = np.random.default_rng(project.pk)
+        candidates = sorted(int(i) for i in rng.choice(candidates, SEED_CANDIDATES,
+                                                       replace=False))
     if not candidates:
         return {"seeded": 0}
     emb = embed_with_base(_texts(candidates), model_name=project.effective_model_name,

@@ -5,6 +5,7 @@ import shutil
 from collections import Counter
 from unittest import mock
 
+import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.storage import storages
@@ -17,6 +18,7 @@ from annotator.selectors import (
     suggestion_for,
 )
 from annotator.services.labeling import annotation_submit, item_lease_claim, item_next_claim
+from annotator.services import ranking
 from annotator.services.ranking import pool_score, pool_seed
 from annotator.services.training import model_version_activate
 from tests.annotator.labeling_factories import make_item, make_items
@@ -241,6 +243,30 @@ def test_cold_start_seeds_the_queue_before_the_first_model(project, labeler, poo
     assert "skipped" in pool_seed(project_id=project.pk)
     pool_score(model_version_id=version.pk)
     assert not Item.objects.filter(project=project, queue_reason="seed").exists()
+
+
+def test_seeding_embeds_a_sample_of_a_big_pool(project, pool, monkeypatch):
+    embedded = []
+
+    def embed(texts, **_kwargs):
+        embedded.append(len(texts))
+        return np.random.default_rng(0).normal(size=(len(texts), 8)).astype(np.float32)
+
+    monkeypatch.setattr("trainer.predict.embed_with_base", embed)
+    monkeypatch.setattr(ranking, "SEED_CANDIDATES", 5)
+    assert pool_seed(project_id=project.pk, size=3) == {"seeded": 3}
+    assert embedded == [5]
+
+
+def test_seeding_asked_for_again_before_it_starts_is_queued_once(project, monkeypatch):
+    sent = []
+    monkeypatch.setattr("annotator.services.ranking.enqueue", lambda *args: sent.append(args))
+    for _ in range(4):  # four pushes during one import
+        ranking.seeding_request(project.pk)
+    assert sent == [("annotator.tasks.seed_pool_task", project.pk)]
+    ranking.seeding_started(project.pk)  # items arriving now need another run
+    ranking.seeding_request(project.pk)
+    assert len(sent) == 2
 
 
 @pytest.mark.postgres

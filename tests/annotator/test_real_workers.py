@@ -65,31 +65,55 @@ def _queues() -> str:
     return ",".join(sorted(routed | {settings.CELERY_TASK_DEFAULT_QUEUE}))
 
 
-@pytest.fixture
-def prefork_worker(transactional_db, tmp_path):
-    """A worker on every queue, prefork pool, one child: as bin/up and the containers run it."""
-    from annotator.celery import app
-
-    app.control.purge()  # messages other tests sent and nobody consumed (their rows are gone)
-    log = tmp_path / "worker.log"
+def _start_worker(queues: str, log: Path) -> subprocess.Popen:
+    """A prefork worker with one child, as bin/up and the containers run it."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
            "DATABASE_URL": _worker_database_url(),
            "ANNOTATOR_TRAINING_OVERRIDES": json.dumps(
                {"max_steps": 6, "batch_size": 8, "num_threads": 1, "val_fraction": 0}),
            "ANNOTATOR_LABEL_REVIEW_MIN_LABELS": "20"}
     with log.open("w") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "annotator", "worker", "--pool", "prefork",
-             "--concurrency", "1", "-Q", _queues(), "--hostname", f"prefork-{os.getpid()}@%h",
+             "--concurrency", "1", "-Q", queues, "--hostname", f"prefork-{os.getpid()}@%h",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
             env=env, stdout=out, stderr=subprocess.STDOUT)
-    yield proc, log
+
+
+def _stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def purged_broker(transactional_db):
+    """No message other tests sent and nobody consumed (their rows are gone)."""
+    from annotator.celery import app
+
+    def purge():  # every routed queue (control.purge() empties only the configured ones)
+        with app.connection_for_write() as conn:
+            for queue in _queues().split(","):
+                try:
+                    conn.default_channel.queue_purge(queue)
+                except Exception:  # noqa: BLE001 - a queue nobody declared yet is empty
+                    pass
+
+    purge()
+    yield app
+    purge()
+
+
+@pytest.fixture
+def prefork_worker(purged_broker, tmp_path):
+    """A worker on every queue."""
+    log = tmp_path / "worker.log"
+    proc = _start_worker(_queues(), log)
+    yield proc, log
+    _stop(proc)
 
 
 def _wait_for(what: str, check, log: Path, timeout: float = 420) -> None:
@@ -150,3 +174,23 @@ def test_a_retrain_runs_its_whole_chain_in_a_prefork_worker(prefork_worker):
     text = log.read_text()
     for failure in ("raised unexpected", "Traceback", "daemonic processes", "WorkerLostError"):
         assert failure not in text, text[-6000:]
+
+
+def test_a_worker_on_several_queues_takes_from_them_in_turn(purged_broker, tmp_path):
+    """A big import's embedding chunks (queue "bulk") were all ahead of another project's
+    scoring: with its own queue, the scoring runs after one chunk, not after all of them."""
+    from annotator.tasks import embed_chunk_task, score_chunk_task
+
+    for n in range(8):  # no such project: each chunk is a quick no-op
+        embed_chunk_task.delay(999_999, "key", [n])
+    score_chunk_task.delay(999_999, [1])  # no such version: a no-op too
+    log = tmp_path / "worker.log"
+    proc = _start_worker("scoring,bulk", log)
+    try:
+        _wait_for("nine tasks ran", lambda: log.read_text().count(" succeeded in ") >= 9, log,
+                  timeout=120)
+    finally:
+        _stop(proc)
+    order = [line.split("annotator.tasks.")[1].split("[")[0]
+             for line in log.read_text().splitlines() if " succeeded in " in line]
+    assert order.index("score_chunk_task") <= 2, order
