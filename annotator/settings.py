@@ -387,6 +387,9 @@ SCORING_STALE_SECONDS = env.int("ANNOTATOR_SCORING_STALE_SECONDS", default=900)
 # candidates (diversity strategies: fewer, k-means cost grows with them), subsampled
 # "random" or "anchor" (AnchorAL); cold start ends when consecutive heads agree this much.
 EMBED_CHUNK_SIZE = env.int("ANNOTATOR_EMBED_CHUNK_SIZE", default=2000)
+# Cold-start seeding embeds this many candidates (k-means for 50 spread-out picks needs a
+# sample, not the pool: 10,000 took 106-206 s on 2 cores and held the worker a retrain needs)
+SEED_CANDIDATES = env.int("ANNOTATOR_SEED_CANDIDATES", default=2_000)
 EMBED_PENDING_SECONDS = env.int("ANNOTATOR_EMBED_PENDING_SECONDS", default=3600)
 FAST_LOOP_QUEUE_SIZE = env.int("ANNOTATOR_FAST_LOOP_QUEUE_SIZE", default=200)
 FAST_LOOP_CANDIDATES = env.int("ANNOTATOR_FAST_LOOP_CANDIDATES", default=20_000)

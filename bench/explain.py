@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--max-tokens", nargs="+", default=["0", "3072", "2048"],
                         help="token budgets to compare in the same run (0: one variant per word)")
+    parser.add_argument("--chars", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="explain only test reviews of MIN to MAX characters")
     parser.add_argument("--keep-model", type=Path, default=None,
                         help="save the fine-tuned version here (reuse it with --model-dir)")
     args = parser.parse_args()
@@ -78,13 +80,18 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     texts, labels, names = labeled_sample(args.data, args.n, args.seed)
-    test = read_rows(args.data / "test.csv")
-    test = [review_text(r) for r in random.Random(args.seed + 1).sample(test, args.texts)]
+    test = [review_text(r) for r in read_rows(args.data / "test.csv")]
+    if args.chars:
+        test = [t for t in test if args.chars[0] <= len(t) <= args.chars[1]]
+    test = random.Random(args.seed + 1).sample(test, min(args.texts, len(test)))
     baseline = tfidf_logreg(texts, labels)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.model_dir
         max_length = 256
+        if folder is not None and (folder / "training.json").exists():
+            max_length = json.loads((folder / "training.json").read_text()).get(
+                "config", {}).get("max_length") or max_length
         if folder is None:
             folder = Path(tmp)
             result = train(texts=texts, labels=labels, label_names=names, output_dir=folder,

@@ -58,9 +58,7 @@ logger = logging.getLogger(__name__)
 QUEUE_SIZE = 500  # ranked items per version; the rest of the pool keeps its random order
 STOP_SAMPLE = 500  # fixed pool items (lowest random_key) every version predicts
 SEED_SIZE = 50  # cold-start picks before the first model
-# k-means for 50 spread-out picks needs a sample, not the pool: embedding 10,000 candidates
-# took 106-206 s on 2 cores and held the worker that a retrain waits for
-SEED_CANDIDATES = 2_000
+SEED_CANDIDATES = settings.SEED_CANDIDATES
 
 
 def _open_pool(project: Project):
