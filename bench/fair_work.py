@@ -199,12 +199,13 @@ def setup_project_a():
 
     from django.contrib.auth import get_user_model
 
-    from annotator.models import Annotation, Item, Project
+    from annotator.models import Annotation, Item, Membership, Project
     from annotator.services import training
     from annotator.services.pool_embeddings import pool_embed_start
 
     project = Project.objects.create(name="A", fast_loop_every=5)
     labeler = get_user_model().objects.create_user("lena")
+    Membership.objects.create(project=project, user=labeler)
     rows = reviews(2120, seed=1)
 
     def item(text, **fields):
