@@ -5,26 +5,37 @@ children are daemonic, forked, and import the tasks themselves), on the configur
 Eager tasks and mocked `.delay` hide what only a real worker meets: cleanlab's process pool
 crashed every prefork child ("daemonic processes are not allowed to have children") while the
 suite stayed green. Here one admin retrain runs the chain that follows it in the worker, fine-
-tune, evaluation, activation, pool scoring, ranking, the label review, the embeddings of the
-fast loop and its head, and pushed items are predicted, with no task failing.
+tune, evaluation, activation, pool scoring, ranking, the label review; then pushed items are
+predicted, an upload is imported, embedded and re-ranked by the fast loop's head, and an alert
+fires and its webhook is delivered, with no task failing.
 """
 
+import contextlib
+import csv
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.db import connection
 
-from annotator.models import Annotation, BackgroundFailure, Item, LabelFlag, ModelVersion, Prediction, Project
+from annotator.models import (AlertRule, Annotation, BackgroundFailure, HeadFit, ImportJob, Item,
+                              LabelFlag, ModelVersion, Prediction, Project, WebhookDelivery)
 from annotator.services import training
 from annotator.services.items import items_push
+from annotator.services.pool_embeddings import missing_ids
+from annotator.tasks import import_file_task
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -71,7 +82,8 @@ def _start_worker(queues: str, log: Path) -> subprocess.Popen:
            "DATABASE_URL": _worker_database_url(),
            "ANNOTATOR_TRAINING_OVERRIDES": json.dumps(
                {"max_steps": 6, "batch_size": 8, "num_threads": 1, "val_fraction": 0}),
-           "ANNOTATOR_LABEL_REVIEW_MIN_LABELS": "20"}
+           "ANNOTATOR_LABEL_REVIEW_MIN_LABELS": "20",
+           "ANNOTATOR_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}  # the test's local receiver
     with log.open("w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "annotator", "worker", "--pool", "prefork",
@@ -129,6 +141,36 @@ def _wait_for(what: str, check, log: Path, timeout: float = 420) -> None:
                          f"{log.read_text()[-6000:]}")
 
 
+@contextlib.contextmanager
+def _receiver():
+    """A local HTTP server that keeps the bodies POSTed to it."""
+    bodies = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the handler's name
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    server.bodies, server.port = bodies, server.server_port
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _finished(job: ImportJob) -> bool:
+    job.refresh_from_db()
+    return job.status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED)
+
+
 def _item(project: Project, text: str, **fields) -> Item:
     return Item.objects.create(project=project, raw_text=text, text=text,
                                content_hash=hashlib.sha256(text.encode()).hexdigest(), **fields)
@@ -168,6 +210,31 @@ def test_a_retrain_runs_its_whole_chain_in_a_prefork_worker(prefork_worker):
     assert pushed, result.rows
     _wait_for("a pushed item is predicted", lambda: Prediction.objects.filter(
         model_version=version, item_id=pushed[0]["item_id"]).exists(), log)
+
+    # an upload imported by the worker, its embeddings, the fast loop's re-rank they trigger
+    fits_before = HeadFit.objects.filter(project=project).count()
+    upload = io.StringIO()
+    csv.writer(upload).writerows([["text"], *([f"{text} (import)"] for text in POSITIVE + NEGATIVE)])
+    name = storages["artifacts"].save("uploads/more.csv", ContentFile(upload.getvalue().encode()))
+    job = ImportJob.objects.create(project=project, filename="more.csv", upload_path=name,
+                                   status=ImportJob.Status.QUEUED,
+                                   options={"fmt": "csv", "encoding": None})
+    import_file_task.delay(job.pk)
+    _wait_for("the upload is imported", lambda: _finished(job), log)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    _wait_for("the pool is embedded", lambda: not missing_ids(project), log)
+    _wait_for("the fast loop re-ranked", lambda: HeadFit.objects.filter(
+        project=project).count() > fits_before, log)
+
+    # an alert on the next pushed item, and its webhook delivered to a local receiver
+    with _receiver() as received:
+        for label in project.label_names:  # whichever label the item gets fires its rule
+            AlertRule.objects.create(project=project, name=label, label=label, threshold=0.0,
+                                     window=1, webhook_url=f"http://127.0.0.1:{received.port}/")
+        items_push(project=project, rows=[{"text": "the seams split on day one"}])
+        _wait_for("the alert's webhook arrived", lambda: received.bodies, log)
+    assert WebhookDelivery.objects.filter(delivered=True).exists()
 
     assert proc.poll() is None, "the worker died"
     assert list(BackgroundFailure.objects.values_list("text", flat=True)) == []
