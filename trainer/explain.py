@@ -108,8 +108,9 @@ def explain(model, tokenizer, text: str, *, label_index: int | None = None,
     its variants, each counted at the text's length). When one variant per word fits, each
     word is taken out on its own; otherwise coarse to fine: runs of neighbouring words are
     taken out together first, then the words of the runs that moved the probability most are
-    taken out one by one while the budget lasts. A word of a run that was not refined gets
-    the run's score shared out evenly. (Cutting the strongest runs in halves, round after
+    taken out one by one while the budget lasts (when not even the strongest run fits whole,
+    it is cut into as many parts as the budget allows). A word of a run that was not refined
+    gets the run's score shared out evenly. (Cutting the strongest runs in halves, round after
     round, measured less faithful at the same budget: docs/explanations.md.)
     """
     words = split_words(tokenizer, text, max_length=max_length)
@@ -137,11 +138,17 @@ def explain(model, tokenizer, text: str, *, label_index: int | None = None,
         scores[run] = drop / len(run)
     left = rows_allowed - 1 - len(runs)
     refine_words = []
-    for r in np.argsort(-np.abs(run_drops), kind="stable"):
-        if len(runs[r]) > 1 and len(runs[r]) <= left - len(refine_words):
+    strongest = [r for r in np.argsort(-np.abs(run_drops), kind="stable") if len(runs[r]) > 1]
+    for r in strongest:
+        if len(runs[r]) <= left - len(refine_words):
             refine_words += runs[r]
     if refine_words:
         scores[refine_words] = base - drops([[n] for n in refine_words])[:, label_index]
+    elif strongest and left > 1:  # no whole run fits: the strongest in as many parts as do
+        run = runs[strongest[0]]
+        parts = [[run[n] for n in part] for part in _runs(len(run), left)]
+        for part, drop in zip(parts, base - drops(parts)[:, label_index], strict=True):
+            scores[part] = drop / len(part)
     return Explanation(
         label_index=label_index,
         probability=float(base),

@@ -97,6 +97,20 @@ def test_under_a_token_budget_the_deciding_word_still_ranks_first(rule_scorer):
 
 
 @pytest.mark.slow
+def test_a_budget_too_small_for_a_whole_run_still_narrows_the_strongest_one(rule_scorer):
+    """8 rows for 24 words: 3 runs of 8, then the strongest cut in 4 parts of 2 words."""
+    tokenizer, model = rule_scorer
+    rng = random.Random(11)
+    for _ in range(6):
+        words = rng.choices(FILLER, k=24)
+        words[rng.randrange(24)] = KEY
+        text = " ".join(words)
+        length = len(split_words(tokenizer, text, max_length=64).ids)
+        explanation = explain(model, tokenizer, text, max_length=64, max_tokens=8 * length)
+        assert KEY in [word.text for word in explanation.top(2)], explanation
+
+
+@pytest.mark.slow
 def test_onnx_and_torch_give_the_same_scores(rule_version, rule_scorer):
     from trainer.predict import load_scorer
 
