@@ -175,7 +175,7 @@ answers "http://127.0.0.1:$WEB_PORT/healthz" || fail "web did not answer /health
 volumes=$(docker volume ls -q --filter "name=${PROJECT}_" | wc -l)
 say "${#SERVICES[@]} containers up, each on its own volume ($volumes volumes), web answers"
 
-TOKEN=$(compose exec -T web python manage.py drf_create_token admin | awk '{print $3}')
+TOKEN=$(compose exec -T web python manage.py drf_create_token admin | awk '/^Generated token / {print $3}')
 STACK_URL="http://127.0.0.1:$WEB_PORT" STACK_TOKEN="$TOKEN" STACK_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
 STACK_COMPOSE="${COMPOSE[*]}" STACK_DATABASE_URL="$PG/$DATABASE" STACK_CHUNK_SIZE=$CHUNK_SIZE \
 STACK_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" STACK_S3_BUCKET=annotator \

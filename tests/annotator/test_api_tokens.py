@@ -45,6 +45,23 @@ def test_drf_create_token_prints_a_key_that_works_and_stores_only_its_hash(label
     assert "authtoken_token" not in connection.introspection.table_names()
 
 
+def test_the_stack_check_reads_the_key_out_of_the_commands_output(labeler, capsys):
+    """docker/stack_check.sh takes the key from drf_create_token's output with awk: the
+    second line ("It is shown only now: ...") once gave it a key with "shown" on a new line."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[2] / "docker" / "stack_check.sh").read_text()
+    program = re.search(r"^TOKEN=\$\(.*drf_create_token admin \| awk '([^']+)'\)$", script,
+                        re.MULTILINE).group(1)
+    call_command("drf_create_token", labeler.username)
+    output = capsys.readouterr().out
+    key = subprocess.run(["awk", program], input=output, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert _client(key).get(PROJECTS).status_code == 200
+
+
 def test_a_second_token_needs_reset_which_revokes_the_first(labeler, capsys):
     call_command("drf_create_token", labeler.username)
     first = _made(capsys)
