@@ -221,10 +221,15 @@ def main() -> None:
         page = admin.get(f"{URL}/projects/{pid}/people/", timeout=30).text
         link = html.unescape(re.search(r'class="invitation-link" readonly value="([^"]+)"',
                                        page).group(1))
+        # the token is after "#" (no access log sees it); the page's script posts it
+        # (static/annotator/invitation.js), with the passwords in the form it then shows
+        accept, _, fragment = link.partition("#")
+        uidb64, token = fragment.split("/", 1)
         labeler = browser()
-        labeler.get(link, timeout=30)
+        labeler.get(accept, timeout=30)
         password = f"{name}-{random.randrange(10**9)}-pw"
-        r = form_post(labeler, link, {"new_password1": password, "new_password2": password})
+        r = form_post(labeler, accept, {"uidb64": uidb64, "token": token,
+                                        "new_password1": password, "new_password2": password})
         check(r.status_code == 302, f"{name} could not accept the invitation: {r.status_code}")
         labelers[name] = labeler
     step("invite two labelers", "lena and ming set their passwords through their links")
