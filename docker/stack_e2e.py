@@ -283,8 +283,8 @@ def main() -> None:
          if v["active"] and v["number"] == 1), None), timeout=1200, every=3)
     step("retrain", f"run {run['run_id']} on the training worker: version 1 active, trained "
                     f"on {v1['label_count']} labels, stored in the object store")
-    ranked_by(v1["version_id"], "version 1", timeout=900)
-    step("queue ranked", "the scoring worker scored the pool with version 1 from the object store")
+    scored_by(v1["version_id"], "version 1", timeout=900)
+    step("pool scored", "the scoring worker scored the pool with version 1 from the object store")
 
     probe_rows = reviews(6, seed=3, product="C")
     answer = ok(s.post(f"{base}/predict", json={"texts": [r["text"] for r in probe_rows]},
@@ -345,7 +345,7 @@ def main() -> None:
                                        f"{killed['chunks']} chunks done, "
                                        f"{killed['predicted']} items predicted")
     compose("start", "worker-scoring")
-    ranked_by(v2["version_id"], "version 2", timeout=900)
+    scored_by(v2["version_id"], "version 2", timeout=900)
     planned = plan_ids(v2["version_id"])
     rows = sql("SELECT item_id, count(*) FROM annotator_prediction WHERE model_version_id = %s "
                "GROUP BY item_id", v2["version_id"])
@@ -354,7 +354,7 @@ def main() -> None:
     check(not twice and not missing, f"predictions of version 2: {len(missing)} planned items "
                                      f"missing, {len(twice)} predicted twice")
     step("scoring resumed", f"started again, the beat's sweep enqueued the chunks not done: "
-                            f"{len(planned)} planned items predicted once each, queue ranked")
+                            f"{len(planned)} planned items predicted once each")
 
     # --- roll back -------------------------------------------------------------------------------
     before = sql("SELECT count(*) FROM annotator_prediction WHERE model_version_id = %s",
@@ -372,6 +372,20 @@ def main() -> None:
     deliveries = sql("SELECT count(*) FROM annotator_webhookdelivery WHERE status_code = 204")
     check(deliveries == [(1,)], f"webhook deliveries: {deliveries}")
     step("stack check passed")
+
+
+def scored_by(version_id: int, what: str, timeout: float) -> None:
+    """Every item of the version's scoring plan has its prediction. (Which ranking the queue
+    then follows is not asked: once the pool's embeddings are in, the fast loop's head may
+    re-rank it right after the version did.)"""
+    def done():
+        if not any(key.endswith("/ids.npy") for key in _scoring_files(version_id)):
+            return None
+        got = {item for (item,) in sql("SELECT item_id FROM annotator_prediction "
+                                       "WHERE model_version_id = %s", version_id)}
+        return set(plan_ids(version_id)) <= got or None
+
+    wait_for(f"the pool to be scored by {what}", done, timeout=timeout, every=2)
 
 
 def ranked_by(version_id: int, what: str, timeout: float) -> None:
