@@ -81,17 +81,22 @@ def test_the_word_that_decides_the_label_ranks_first(rule_scorer):
         assert against.top(1, against=True)[0].text == KEY, against
 
 
+def _explained_with_key(tokenizer, model, rng, rows: int):
+    """24 filler words with KEY at a random place, explained within `rows` texts' tokens."""
+    words = rng.choices(FILLER, k=24)
+    words[rng.randrange(24)] = KEY
+    text = " ".join(words)
+    length = len(split_words(tokenizer, text, max_length=64).ids)
+    return explain(model, tokenizer, text, max_length=64, max_tokens=rows * length)
+
+
 @pytest.mark.slow
 def test_under_a_token_budget_the_deciding_word_still_ranks_first(rule_scorer):
     """Coarse to fine: runs of words first, then the strongest run word by word."""
     tokenizer, model = rule_scorer
     rng = random.Random(5)
     for _ in range(6):
-        words = rng.choices(FILLER, k=24)
-        words[rng.randrange(24)] = KEY
-        text = " ".join(words)
-        length = len(split_words(tokenizer, text, max_length=64).ids)
-        explanation = explain(model, tokenizer, text, max_length=64, max_tokens=12 * length)
+        explanation = _explained_with_key(tokenizer, model, rng, rows=12)
         assert len(explanation.words) == 24
         assert explanation.top(1)[0].text == KEY, explanation
 
@@ -102,11 +107,7 @@ def test_a_budget_too_small_for_a_whole_run_still_narrows_the_strongest_one(rule
     tokenizer, model = rule_scorer
     rng = random.Random(11)
     for _ in range(6):
-        words = rng.choices(FILLER, k=24)
-        words[rng.randrange(24)] = KEY
-        text = " ".join(words)
-        length = len(split_words(tokenizer, text, max_length=64).ids)
-        explanation = explain(model, tokenizer, text, max_length=64, max_tokens=8 * length)
+        explanation = _explained_with_key(tokenizer, model, rng, rows=8)
         assert KEY in [word.text for word in explanation.top(2)], explanation
 
 
