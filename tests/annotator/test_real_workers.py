@@ -6,8 +6,9 @@ Eager tasks and mocked `.delay` hide what only a real worker meets: cleanlab's p
 crashed every prefork child ("daemonic processes are not allowed to have children") while the
 suite stayed green. Here one admin retrain runs the chain that follows it in the worker, fine-
 tune, evaluation, activation, pool scoring, ranking, the label review; then pushed items are
-predicted, an upload is imported, embedded and re-ranked by the fast loop's head, and an alert
-fires and its webhook is delivered, with no task failing.
+predicted, an upload is imported, embedded and re-ranked by the fast loop's head, an alert
+fires and its webhook is delivered, and a student of the version is distilled, with no task
+failing.
 """
 
 import contextlib
@@ -30,9 +31,21 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import connection
 
-from annotator.models import (AlertRule, Annotation, BackgroundFailure, HeadFit, ImportJob, Item,
-                              LabelFlag, ModelVersion, Prediction, Project, WebhookDelivery)
+from annotator.models import (
+    AlertRule,
+    Annotation,
+    BackgroundFailure,
+    HeadFit,
+    ImportJob,
+    Item,
+    LabelFlag,
+    ModelVersion,
+    Prediction,
+    Project,
+    WebhookDelivery,
+)
 from annotator.services import training
+from annotator.services.distillation import model_version_distill_request
 from annotator.services.items import items_push
 from annotator.services.pool_embeddings import missing_ids
 from annotator.tasks import import_file_task
@@ -82,6 +95,8 @@ def _start_worker(queues: str, log: Path) -> subprocess.Popen:
            "DATABASE_URL": _worker_database_url(),
            "ANNOTATOR_TRAINING_OVERRIDES": json.dumps(
                {"max_steps": 6, "batch_size": 8, "num_threads": 1, "val_fraction": 0}),
+           "ANNOTATOR_DISTILL_OVERRIDES": json.dumps(
+               {"epochs": 1, "max_steps": 3, "num_threads": 1}),
            "ANNOTATOR_LABEL_REVIEW_MIN_LABELS": "20",
            "ANNOTATOR_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}  # the test's local receiver
     with log.open("w") as out:
@@ -235,6 +250,13 @@ def test_a_retrain_runs_its_whole_chain_in_a_prefork_worker(prefork_worker):
         items_push(project=project, rows=[{"text": "the seams split on day one"}])
         _wait_for("the alert's webhook arrived", lambda: received.bodies, log)
     assert WebhookDelivery.objects.filter(delivered=True).exists()
+
+    # a student of the active version, distilled by the training queue, kept inactive
+    layers = model_version_distill_request(version=version, layers=1)
+    _wait_for("the student is stored", lambda: ModelVersion.objects.filter(
+        distilled_from=version, distilled_layers=layers).exists(), log)
+    student = ModelVersion.objects.get(distilled_from=version)
+    assert not student.is_active and student.metrics.get("macro_f1") is not None, student.metrics
 
     assert proc.poll() is None, "the worker died"
     assert list(BackgroundFailure.objects.values_list("text", flat=True)) == []
