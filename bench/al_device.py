@@ -1,19 +1,20 @@
 """Carry the AL simulation to a GPU machine that has torch but not this venv.
 
-Here:   python bench/al_device.py pack      # -> .al_device/ (data + fp16 copy of MiniLM, ~50 MB)
-There:  python3 bench/al_device.py unpack   # -> /tmp/minilm (fp32 again)
+Here:   python -m bench.al_device pack      # -> .al_device/ (data + fp16 copy of MiniLM, ~50 MB)
+There:  python3 -m bench.al_device unpack   # -> /tmp/minilm (fp32 again)
 
 fp16 halves the weights so the working tree fits a 64 MiB transfer; unpacking casts them
 back to fp32, so training there starts from the same numbers up to fp16 rounding.
 """
 
+import argparse
 import shutil
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.support import ROOT, SHARED
+
 CARRY = ROOT / ".al_device"
-DATA = ROOT.parent / "shared" / "data" / "clothing_reviews"
+DATA = SHARED / "clothing_reviews"
 
 
 def pack() -> None:
@@ -43,5 +44,18 @@ def unpack(target: str = "/tmp/minilm") -> None:
     print(f"unpacked into {out}")
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("pack", help="here: data + fp16 MiniLM into .al_device/")
+    commands.add_parser("unpack", help="there: .al_device/minilm as fp32 into TARGET").add_argument(
+        "target", nargs="?", default="/tmp/minilm")
+    args = parser.parse_args()
+    if args.command == "pack":
+        pack()
+    else:
+        unpack(args.target)
+
+
 if __name__ == "__main__":
-    {"pack": pack, "unpack": unpack}[sys.argv[1]](*sys.argv[2:])
+    main()

@@ -1,14 +1,14 @@
 """Push N reviews over HTTP into PostgreSQL through POST /api/projects/<id>/items/.
 
 A real gunicorn server on a fresh database (created, migrated, dropped: the helpers of
-bench/labeling_load.py), token auth, batches of --batch items (JSON lines), --clients
+bench/support.py), token auth, batches of --batch items (JSON lines), --clients
 threads each sending batches one after the other. Every item goes through the API's full
 path: parsing, cleaning, dedupe against the project, the bulk writer (COPY). About 2% of the
 texts repeat an earlier one, so dedupe has work; a batch answered 409 (a concurrent
 batch wrote one of its texts first) is sent again, as a client should. Reports items/s over the whole push.
 
-    python bench/api_push.py                           # 100,000 items, batches of 500
-    python bench/api_push.py --items 20000 --clients 4
+    python -m bench.api_push                           # 100,000 items, batches of 500
+    python -m bench.api_push --items 20000 --clients 4
 """
 
 from __future__ import annotations
@@ -17,20 +17,13 @@ import argparse
 import json
 import os
 import random
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-import labeling_load as load  # noqa: E402
+from bench import support
 
 WORDS = ("great bad fine sole size colour delivery refund comfy cheap broke love arrived late "
          "box seller fits small large returned again quality price 质量 很好 物流 太慢").split()
@@ -76,30 +69,18 @@ def setup_project() -> tuple[int, str]:
 def main() -> None:
     args = parse_args()
     var_dir = tempfile.mkdtemp(prefix="bench-api-push-")
-    env = load.server_env(args, var_dir)
+    env = support.server_env(args, var_dir)
     os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    load.create_database(args.database_url)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=env, check=True)
-    import django
-
-    django.setup()
+    support.create_database(args.database_url)
+    support.migrate(env)
+    support.setup_django()
     project_id, token = setup_project()
     bodies = batches(args)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "annotator.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--threads", str(args.threads),
-         "--log-level", "warning"], cwd=ROOT, env=env)
     counts = {"created": 0, "existing": 0, "duplicates": 0, "rejected": 0, "errors": 0,
               "retries": 0}
     lock, queue = threading.Lock(), list(reversed(bodies))
 
-    def client() -> None:
+    def client(base: str) -> None:
         session = requests.Session()
         session.headers.update({"Authorization": f"Token {token}",
                                 "Content-Type": "application/x-ndjson"})
@@ -123,18 +104,14 @@ def main() -> None:
                 for key in ("created", "existing", "duplicates", "rejected"):
                     counts[key] += response.json()[key]
 
-    try:
-        load.wait_until_up(base, gunicorn)
+    with support.gunicorn(env, args.workers, args.threads) as (base, _):
         started = time.monotonic()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        threads = [threading.Thread(target=client, args=(base,)) for _ in range(args.clients)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         wall = time.monotonic() - started
-    finally:
-        gunicorn.terminate()
-        gunicorn.wait(timeout=30)
     from annotator.models import Item
 
     stored = Item.objects.filter(project_id=project_id).count()
@@ -147,7 +124,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        load.drop_database(args.database_url)
+        support.drop_database(args.database_url)
     if counts["errors"] or stored != counts["created"]:
         raise SystemExit("errors, or stored items differ from those reported created")
 

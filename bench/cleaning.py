@@ -1,6 +1,6 @@
 """Cleaning cost on hostile markup: the cleaner as it was (regexes, quadratic) against today's.
 
-    python bench/cleaning.py                    # 5,000 to 40,000 characters, 3 repeats
+    python -m bench.cleaning                    # 5,000 to 40,000 characters, 3 repeats
 
 For each hostile shape and length, the median seconds of the markup stage of cleaning (tags,
 comments, script blocks and entities; the other steps did not change), old and new, side by
@@ -12,13 +12,9 @@ import argparse
 import html
 import re
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from annotator.cleaning import strip_markup  # noqa: E402
+from annotator.lib.cleaning import strip_markup
 
 # the cleaner before the hardening issue, kept here to compare against
 _OLD_SCRIPT_STYLE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)

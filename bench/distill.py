@@ -1,6 +1,6 @@
 """Benchmark: distill a fine-tuned version into a shallower student; quality kept vs speed.
 
-    python bench/distill.py --threads 2 --plot docs/bench/distillation.png > bench/out/distill.jsonl
+    python -m bench.distill --threads 2 --plot docs/bench/distillation.png > bench/out/distill.jsonl
 
 For each data set: draws N labeled rows and a pool of --pool further rows (their labels
 unused) from train.csv, and --test-rows rows of test.csv (seed --seed). Fits TF-IDF + LR on
@@ -18,25 +18,17 @@ JSON line per run and a Markdown table (stderr: progress).
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.fine_tune import (  # noqa: E402
-    SHARED,
-    baseline_scores,
-    draw_rows,
-    folder_bytes,
-    log,
-)
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.distill import DistillConfig, distill  # noqa: E402
-from trainer.evaluate import classification_metrics  # noqa: E402
-from trainer.predict import load_scorer, predict_proba  # noqa: E402
-from trainer.train import train  # noqa: E402
+from bench.fine_tune import baseline_scores, draw_rows, folder_bytes, log
+from bench.support import SHARED
+from trainer.config import TrainConfig
+from trainer.distill import DistillConfig, distill
+from trainer.evaluate import classification_metrics
+from trainer.predict import load_scorer, predict_proba
+from trainer.train import train
 
 
 def _served(folder: Path, texts, max_length: int, threads: int):

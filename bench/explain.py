@@ -1,8 +1,8 @@
 """Benchmark: are the explanations faithful on real reviews, and how long does one take?
 
-    python bench/explain.py --data ../shared/data/clothing_reviews --plot docs/bench/explain.png
-    python bench/explain.py --data ../shared/data/zh_shopping_reviews
-    python bench/explain.py --model-dir <a saved version> ...   # explain an existing version
+    python -m bench.explain --data ../shared/data/clothing_reviews --plot docs/bench/explain.png
+    python -m bench.explain --data ../shared/data/zh_shopping_reviews
+    python -m bench.explain --model-dir <a saved version> ...   # explain an existing version
 
 Fine-tunes the default model on N random train.csv rows (or loads --model-dir), then explains
 --texts test.csv reviews (trainer.explain: occlusion on the ONNX scorer) and measures
@@ -19,16 +19,14 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.fine_tune import SHARED, labeled_sample, read_rows, review_text  # noqa: E402
+from bench.fine_tune import labeled_sample, read_rows, review_text
+from bench.support import SHARED
 
 
 def _without(text: str, spans: list[tuple[int, int]]) -> str:

@@ -1,7 +1,7 @@
 """Benchmark: does one project's big import hold another project's work? (issue 23, fair work)
 
-    python bench/fair_work.py                      # 100,000-row import, both queue layouts
-    python bench/fair_work.py --import-rows 20000 --window 240 --layouts after
+    python -m bench.fair_work                      # 100,000-row import, both queue layouts
+    python -m bench.fair_work --import-rows 20000 --window 240 --layouts after
 
 On the embedded default (SQLite, the filesystem broker) with the workers bin/up starts, real
 `celery worker` processes. Project A has a model and a pool of 2,000 reviews, and keeps
@@ -39,8 +39,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
+from bench.support import ROOT, SHARED, celery_worker, setup_django
 
 OLD_ROUTES = {
     "annotator.tasks.vocabulary_check_task": "scoring", "annotator.tasks.embed_pool_task": "scoring",
@@ -81,10 +80,10 @@ def main() -> None:
     for layout in args.layouts:
         with tempfile.TemporaryDirectory(prefix=f"fair-{layout}-") as var:
             env = layout_env(layout, Path(var))
-            command = [sys.executable, __file__, "--run-layout", layout, "--var-dir", var,
-                       "--import-rows", str(args.import_rows), "--quiet", str(args.quiet),
-                       "--window", str(args.window), "--push-every", str(args.push_every),
-                       "--label-every", str(args.label_every)]
+            command = [sys.executable, "-m", "bench.fair_work", "--run-layout", layout,
+                       "--var-dir", var, "--import-rows", str(args.import_rows),
+                       "--quiet", str(args.quiet), "--window", str(args.window),
+                       "--push-every", str(args.push_every), "--label-every", str(args.label_every)]
             print(f"== {layout}", file=sys.stderr, flush=True)
             done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
             sys.stderr.write(done.stderr[-3000:])
@@ -126,9 +125,7 @@ def reviews(n: int, seed: int) -> list[tuple[str, str]]:
 
 
 def run_layout(args) -> dict:
-    import django
-
-    django.setup()
+    setup_django()  # DJANGO_SETTINGS_MODULE: the layout's settings (layout_env)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -159,10 +156,7 @@ def start_workers(layout: dict, var: Path) -> dict:
     procs = {}
     for name, queues in layout.items():
         with (logs / f"{name}.log").open("w") as out:
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "annotator", "worker", "-Q", queues,
-                 "--concurrency", "1", "--hostname", f"{name}@%h", "--loglevel", "INFO"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            procs[name] = celery_worker(queues, f"{name}@%h", out, loglevel="INFO")
     return procs
 
 

@@ -3,7 +3,7 @@
 Issue target: <= 10 s at p95 on 2 CPU cores with a 100k-item pool.
 
 A database of its own (SQLite in a temp var dir, the embedded default; or --database-url
-postgres://.../<db>, created and dropped with bench/labeling_load.py's helpers), migrated.
+postgres://.../<db>, created and dropped with bench/support.py's helpers), migrated.
 A project with --items pool items and an embedding of each in the fast loop's store
 (annotator/services/pool_embeddings.py), --dim wide, float16, in the chunk files the
 embedding tasks write. The vectors are synthetic (a centre per class plus noise), because
@@ -21,9 +21,9 @@ after the last fit are not counted when fewer than fast_loop_every arrived after
 was due when the labelers stopped).
 Reports p50/p95/max, the fits' own seconds, and the worker's CPU seconds per fit, as JSON.
 
-    python bench/fast_loop_latency.py                       # 100k items, 20 labelers, 120 s
-    python bench/fast_loop_latency.py --items 20000 --seconds 60
-    python bench/fast_loop_latency.py --database-url postgres://postgres@127.0.0.1:5432/bench_fl
+    python -m bench.fast_loop_latency                       # 100k items, 20 labelers, 120 s
+    python -m bench.fast_loop_latency --items 20000 --seconds 60
+    python -m bench.fast_loop_latency --database-url postgres://postgres@127.0.0.1:5432/bench_fl
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,10 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-import labeling_load as load  # noqa: E402
+from bench import support
 
 LABELS = ["negative", "neutral", "positive"]
 SHARES = [0.1, 0.12, 0.78]  # the clothing reviews' class shares
@@ -63,9 +59,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--grace", type=float, default=30, help="wait for the last fits")
     p.add_argument("--json", type=Path)
     p.add_argument("--keep", action="store_true", help="keep the temp var dir")
-    a = p.parse_args()
-    a.workers, a.threads, a.port = 1, 1, 0  # labeling_load.server_env reads these
-    return a
+    return p.parse_args()
 
 
 def make_project(args, rng: np.random.Generator) -> tuple[int, np.ndarray, dict]:
@@ -145,17 +139,14 @@ def main() -> None:
     var_dir = tempfile.mkdtemp(prefix="bench-fast-loop-")
     postgres = bool(args.database_url)
     args.database_url = args.database_url or f"sqlite:///{var_dir}/bench.sqlite3"
-    env = load.server_env(args, var_dir)
+    env = support.server_env(args, var_dir)
     env.pop("ANNOTATOR_SERVER_TIMING", None)
-    env.update(TQDM_DISABLE="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    env.update(TQDM_DISABLE="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(support.ROOT))
     os.environ.update(env)
     if postgres:
-        load.create_database(args.database_url)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=env, check=True)
-    import django
-
-    django.setup()
+        support.create_database(args.database_url)
+    support.migrate(env)
+    support.setup_django()
     from django.contrib.auth import get_user_model
 
     from annotator.models import HeadFit
@@ -166,11 +157,7 @@ def main() -> None:
     project_id, oracle, made = make_project(args, rng)
     users = list(get_user_model().objects.filter(username__startswith="bench-labeler-"))
     log = open(Path(var_dir) / "worker.log", "w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "annotator", "worker", "-Q", "ranking",
-         "--concurrency", "1", "--loglevel", "info",
-         "--hostname", f"bench-ranking-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = support.celery_worker("ranking", f"bench-ranking-{os.getpid()}@%h", log, env)
     results: dict = {}
     try:
         ping.apply_async(args=["bench"], queue="ranking").get(timeout=180)
@@ -184,7 +171,7 @@ def main() -> None:
 
         crew = Labelers(project_id, oracle, users, args.think_ms / 1000)
         threads = [threading.Thread(target=crew.run, args=(u,), daemon=True) for u in users]
-        cpu_before = load.process_tree_cpu(worker.pid)
+        cpu_before = support.process_tree_cpu(worker.pid)
         fits_before = HeadFit.objects.filter(project_id=project_id).count()
         seen: dict[int, float] = {}  # fit id -> when it was first seen
         labels_of: dict[int, int] = {}
@@ -206,7 +193,7 @@ def main() -> None:
         crew.stop.set()
         for t in threads:
             t.join(timeout=10)
-        cpu = load.process_tree_cpu(worker.pid) - cpu_before
+        cpu = support.process_tree_cpu(worker.pid) - cpu_before
 
         submitted = crew.submitted
         latencies, unmet = [], 0
@@ -229,20 +216,20 @@ def main() -> None:
             "error_samples": crew.errors[:5],
             "fits": len(fits), "strategies": sorted({s for _, s, _ in fits}),
             "latency_s": {"n": len(latencies),
-                          "p50": round(load.percentile(latencies, 50), 2) if latencies else None,
-                          "p95": round(load.percentile(latencies, 95), 2) if latencies else None,
+                          "p50": round(support.percentile(latencies, 50), 2) if latencies else None,
+                          "p95": round(support.percentile(latencies, 95), 2) if latencies else None,
                           "max": round(max(latencies), 2) if latencies else None},
             "not_reranked_in_time": unmet,
-            "fit_seconds": {"p50": round(load.percentile(fit_s, 50), 2) if fit_s else None,
-                            "p95": round(load.percentile(fit_s, 95), 2) if fit_s else None},
+            "fit_seconds": {"p50": round(support.percentile(fit_s, 50), 2) if fit_s else None,
+                            "p95": round(support.percentile(fit_s, 95), 2) if fit_s else None},
             "worker_cpu_s_per_fit": round(cpu / max(1, len(fits)), 2),
             "target": "p95 <= 10 s",
             "met": bool(latencies) and not unmet and not crew.errors
-            and load.percentile(latencies, 95) <= 10,
-            "command": "python bench/fast_loop_latency.py " + " ".join(sys.argv[1:]),
+            and support.percentile(latencies, 95) <= 10,
+            "command": "python -m bench.fast_loop_latency " + " ".join(sys.argv[1:]),
         }
     finally:
-        load.stop_process(worker)
+        support.stop_process(worker)
         log.close()
     print(json.dumps(results, indent=2))
     if args.json:
@@ -251,7 +238,7 @@ def main() -> None:
 
     connections.close_all()
     if postgres:
-        load.drop_database(args.database_url)
+        support.drop_database(args.database_url)
     if args.keep:
         print(f"kept {var_dir}")
     else:

@@ -1,9 +1,9 @@
 """Benchmark: fine-tune on N random labels of a data set, against TF-IDF + LR on the same labels.
 
-    python bench/fine_tune.py --data ../shared/data/clothing_reviews --threads 2
-    python bench/fine_tune.py --data ../shared/data/zh_shopping_reviews --threads 2
-    python bench/fine_tune.py --model all-MiniLM-L6-v2 ...      # the English-only option
-    python bench/fine_tune.py --dev 1000 ...    # tune: evaluate on 1,000 other train.csv rows
+    python -m bench.fine_tune --data ../shared/data/clothing_reviews --threads 2
+    python -m bench.fine_tune --data ../shared/data/zh_shopping_reviews --threads 2
+    python -m bench.fine_tune --model all-MiniLM-L6-v2 ...      # the English-only option
+    python -m bench.fine_tune --dev 1000 ...    # tune: evaluate on 1,000 other train.csv rows
 
 Draws N rows of train.csv (seed --seed), fine-tunes with trainer.train.train and fits the
 TF-IDF + logistic-regression baseline (trainer.baseline) on exactly those rows, and
@@ -26,14 +26,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.support import SHARED
+from trainer.baseline import tfidf_logreg
+from trainer.config import TrainConfig
+from trainer.evaluate import classification_metrics
+from trainer.train import train
 
-from trainer.baseline import tfidf_logreg  # noqa: E402
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.evaluate import classification_metrics  # noqa: E402
-from trainer.train import train  # noqa: E402
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SENTIMENT_ORDER = ["negative", "neutral", "positive"]
 
 

@@ -1,6 +1,6 @@
 """Import / export benchmark on PostgreSQL.
 
-    python bench/import_export.py --rows 100000 1000000 --export-rows 100000
+    python -m bench.import_export --rows 100000 1000000 --export-rows 100000
 
 Creates (and at the end drops) its own database `bench_import` on the server of
 --database-url, migrates it, then for each size: writes a CSV of generated short
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.support import ROOT, create_database, drop_database, migrate, setup_django
 
 EN_OPENERS = ["Honestly", "Overall", "Well", "So far", "After a week", "To be fair", "Sadly", "Wow"]
 EN_PRODUCTS = [
@@ -117,14 +117,6 @@ def write_csv(path: Path, rows: int, seed: int = 0) -> None:
             )
 
 
-def setup_django() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
-    import django
-
-    django.setup()
-
-
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -210,7 +202,8 @@ def child_export(path: str, project_name: str) -> dict:
 
 def run_child(kind: str, path: Path, project_name: str, env: dict) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "_child", kind, str(path), project_name],
+        [sys.executable, "-m", "bench.import_export", "_child", kind, str(path), project_name],
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -237,13 +230,8 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    import psycopg
-
-    base = urlsplit(args.database_url)
-    bench_url = urlunsplit(base._replace(path=f"/{args.db_name}"))
-    with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.db_name}"')
-        conn.execute(f'CREATE DATABASE "{args.db_name}"')
+    bench_url = urlunsplit(urlsplit(args.database_url)._replace(path=f"/{args.db_name}"))
+    create_database(bench_url)
     tmp = Path(tempfile.mkdtemp(prefix="bench-import-"))
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     env = {
@@ -256,9 +244,7 @@ def main() -> None:
         "PYTHONPATH": str(ROOT),
     }
     try:
-        subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True
-        )
+        migrate(env)
 
         def bench_import(rows: int, seed: int, project_name: str) -> None:
             path = tmp / f"rows-{rows}.csv"
@@ -284,8 +270,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if not args.keep_db:
-            with psycopg.connect(args.database_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
+            drop_database(bench_url)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ run, so the figures compare side by side on a noisy machine:
 Reports, per phase, errors (any non-200 answer or exception) and client / server p50, p95,
 p99, max; the import's wall time and rows/s; and checks that no submit was lost.
 
-    python bench/import_while_labeling.py                     # SQLite, 250k rows, 20 labelers
-    python bench/import_while_labeling.py --import-rows 50000 --think-ms 0
+    python -m bench.import_while_labeling                     # SQLite, 250k rows, 20 labelers
+    python -m bench.import_while_labeling --import-rows 50000 --think-ms 0
 """
 
 from __future__ import annotations
@@ -27,10 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-import labeling_load as load  # noqa: E402
+from bench import labeling_load as load
+from bench import support
 
 WORDS = ("great bad fine sole size colour delivery refund comfy cheap broke love arrived late "
          "box seller fits small large returned again quality price 质量 很好 物流 太慢").split()
@@ -91,7 +89,7 @@ def run_phase(labelers: list[load.Labeler], until) -> dict:
     client = [ms for t in threads for ms in t.client_ms]
     server = [ms for t in threads for ms in t.server_ms]
     errors = [e for t in threads for e in t.errors]
-    quantiles = {q: round(load.percentile(client, q) or 0, 1) for q in (50, 95, 99)}
+    quantiles = {q: round(support.percentile(client, q) or 0, 1) for q in (50, 95, 99)}
     return {
         "seconds": round(time.monotonic() - started, 1),
         "requests": len(client),
@@ -99,36 +97,26 @@ def run_phase(labelers: list[load.Labeler], until) -> dict:
         "errors": len(errors),
         "first_errors": errors[:3],
         "client_ms": {**quantiles, "max": round(max(client, default=0), 1)},
-        "server_ms": {q: round(load.percentile(server, q) or 0, 1) for q in (50, 95, 99)},
+        "server_ms": {q: round(support.percentile(server, q) or 0, 1) for q in (50, 95, 99)},
     }
 
 
 def main() -> None:
     args = parse_args()
     var_dir = tempfile.mkdtemp(prefix="bench-import-")
-    env = load.server_env(args, var_dir)
+    env = support.server_env(args, var_dir)
     env["ANNOTATOR_SERVER_TIMING"] = "1"
     os.environ.update(env)
     csv_path = Path(var_dir) / "import.csv"
     size = write_csv(csv_path, args.import_rows)
     print(f"import file: {args.import_rows} rows, {size / 2**20:.1f} MB", flush=True)
 
-    load.create_database(args.database_url)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=env, check=True)
-    import django
-
-    django.setup()
+    support.create_database(args.database_url)
+    support.migrate(env)
+    support.setup_django()
     project_id, usernames = load.seed(args)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "annotator.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--threads", str(args.threads),
-         "--keep-alive", "30", "--log-level", "warning"],  # as bin/up
-        cwd=ROOT, env=env)
-    try:
-        load.wait_until_up(base, gunicorn)
+    with support.gunicorn(env, args.workers, args.threads,
+                          extra=("--keep-alive", "30")) as (base, _):  # as bin/up
         labelers = [load.Labeler(base, name, project_id, args) for name in usernames]
         for labeler in labelers:
             labeler.login()
@@ -143,14 +131,12 @@ def main() -> None:
         importer = subprocess.Popen(
             [sys.executable, "manage.py", "import_items", str(project_id), str(csv_path),
              "--id-column", "id", "--meta-column", "product", "--no-progress"],
-            cwd=ROOT, env=import_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=support.ROOT, env=import_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
         import_started = time.monotonic()
         during = run_phase(labelers, lambda elapsed: importer.poll() is not None)
         import_seconds = time.monotonic() - import_started
         out, err = importer.communicate()
-    finally:
-        gunicorn.terminate()
-        gunicorn.wait(timeout=30)
     invariants = load.check_invariants(project_id)
     submitted = baseline["submits_counted"] + during["submits_counted"]
     results = {
@@ -175,15 +161,7 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    load.drop_database(args.database_url)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    support.drop_database(args.database_url)
 
 
 if __name__ == "__main__":

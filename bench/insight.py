@@ -1,7 +1,7 @@
 """Dashboard and analytics timing on a large project.
 
-    python bench/insight.py --items 100000 --annotations 20000 --predictions 10000
-    python bench/insight.py ... --database-url postgres://postgres@127.0.0.1:5432/postgres
+    python -m bench.insight --items 100000 --annotations 20000 --predictions 10000
+    python -m bench.insight ... --database-url postgres://postgres@127.0.0.1:5432/postgres
 
 Builds a throwaway database (SQLite in a temp dir, or a database `bench_insight` created
 and dropped on the server of --database-url), fills one project with items (five kinds,
@@ -19,26 +19,11 @@ import os
 import random
 import secrets
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def _server_db(url: str, create: bool) -> str:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS bench_insight WITH (FORCE)")
-        if create:
-            conn.execute("CREATE DATABASE bench_insight")
-    return urlunsplit(parts._replace(path="/bench_insight"))
+from bench.support import create_database, drop_database, setup_django
 
 
 def fill(n_items: int, n_annotations: int, n_predictions: int):
@@ -120,14 +105,14 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-insight-")
     os.environ["ANNOTATOR_VAR_DIR"] = tmp
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    server_db = ""  # created on the server of --database-url, dropped at the end
     if args.database_url:
-        os.environ["DATABASE_URL"] = _server_db(args.database_url, create=True)
+        server_db = urlunsplit(urlsplit(args.database_url)._replace(path="/bench_insight"))
+        create_database(server_db)
+        os.environ["DATABASE_URL"] = server_db
     else:
         os.environ.pop("DATABASE_URL", None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "annotator.settings"
-    import django
-
-    django.setup()
+    setup_django()
     from django.contrib.auth import get_user_model
     from django.core.cache import caches
     from django.core.management import call_command
@@ -135,8 +120,10 @@ def main() -> None:
     from django.test import RequestFactory
     from django.utils import timezone
 
-    from annotator import charts, selectors_insight, tasks
+    from annotator import tasks
+    from annotator.lib import charts
     from annotator.models import Annotation, Item
+    from annotator.selectors import insight as selectors_insight
     from annotator.services import insight_snapshots
     from annotator.views import insight as views
 
@@ -211,8 +198,8 @@ def main() -> None:
             print(f"{name:44s} {timed(fn, args.repeat, setup):8.0f} ms", flush=True)
     finally:
         connection.close()
-        if args.database_url:
-            _server_db(args.database_url, create=False)
+        if server_db:
+            drop_database(server_db)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Benchmark: how many of the labels flipped at random do the suspicious-label flags find?
 
-    python bench/label_noise.py --data ../shared/data/clothing_reviews --n 1000 --flip 0.05
-    python bench/label_noise.py --data ../shared/data/zh_shopping_reviews --n 1000 --flip 0.05
-    python bench/label_noise.py ... --no-fine-tune     # only the features that need no training
+    python -m bench.label_noise --data ../shared/data/clothing_reviews --n 1000 --flip 0.05
+    python -m bench.label_noise --data ../shared/data/zh_shopping_reviews --n 1000 --flip 0.05
+    python -m bench.label_noise ... --no-fine-tune     # only the features that need no training
 
 Draws N rows of train.csv, flips `--flip` of their labels to another class at random (the
 "wrong" labels), and ranks the labels with each source of out-of-fold probabilities
@@ -21,17 +21,15 @@ Prints one JSON line; --plot writes a precision-recall-at-k figure.
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.fine_tune import SHARED, labeled_sample  # noqa: E402
-from trainer import noise  # noqa: E402
+from bench.fine_tune import labeled_sample
+from bench.support import SHARED
+from trainer import noise
 
 
 def flip_labels(y: list[int], n_classes: int, share: float, seed: int) -> tuple[list[int], set]:

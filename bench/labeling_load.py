@@ -8,8 +8,8 @@ next item. Reports p50/p95/p99 of the time measured in the client and of the
 view's own time (Server-Timing header), the error count, and checks afterwards
 that no item got more labels than it needed and no submit was lost.
 
-    python bench/labeling_load.py                       # PostgreSQL bench_labeling
-    python bench/labeling_load.py --database-url sqlite:////tmp/bench_labeling.sqlite3
+    python -m bench.labeling_load                       # PostgreSQL bench_labeling
+    python -m bench.labeling_load --database-url sqlite:////tmp/bench_labeling.sqlite3
 
 Loopback only; the database is dropped at the end unless --keep-db.
 """
@@ -22,11 +22,7 @@ import json
 import os
 import random
 import re
-import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,7 +31,17 @@ from urllib.parse import urlparse
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.support import (
+    admin_url,
+    create_database,
+    drop_database,
+    gunicorn,
+    migrate,
+    percentile,
+    server_env,
+    setup_django,
+)
+
 PASSWORD = "bench-password-123"
 LABELS = ["negative", "neutral", "positive"]
 
@@ -63,56 +69,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args()
-
-
-# --- database ---------------------------------------------------------------
-
-
-def create_database(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme.startswith("sqlite"):
-        path = Path(parsed.path)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    import psycopg
-
-    name = parsed.path.lstrip("/")
-    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
-        raise SystemExit(f"refusing odd database name {name!r}")
-    admin = parsed._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme.startswith("sqlite"):
-        create_database(url)  # removes the files
-        return
-    import psycopg
-
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def server_env(args: argparse.Namespace, var_dir: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=args.database_url,
-        DJANGO_SETTINGS_MODULE="annotator.settings",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        DEBUG="0",
-        ANNOTATOR_VAR_DIR=var_dir,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        LOG_LEVEL="WARNING",
-        CONN_MAX_AGE="3600",  # persistent connections for the whole run
-        ANNOTATOR_SERVER_TIMING="1",  # the view's own time, read from each answer
-    )
-    return env
 
 
 def seed(args: argparse.Namespace) -> tuple[int, list[str]]:
@@ -161,49 +117,6 @@ def seed(args: argparse.Namespace) -> tuple[int, list[str]]:
 
 
 # --- load -------------------------------------------------------------------
-
-
-def process_tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of pid and its live descendants (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    tree, total = {pid}, 0.0
-    changed = True
-    while changed:
-        changed = False
-        for child, (ppid, _) in parents.items():
-            if ppid in tree and child not in tree:
-                tree.add(child)
-                changed = True
-    for p in tree:
-        total += parents.get(p, (0, 0.0))[1]
-    return total
-
-
-def stop_process(proc, timeout: float = 30) -> None:
-    """SIGTERM (a Celery worker finishes its task and exits), then SIGKILL after timeout."""
-    import signal
-
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 class Labeler(threading.Thread):
@@ -295,28 +208,12 @@ def server_pids(gunicorn_pid: int, database_url: str) -> dict[str, list[int]]:
     if parsed.scheme.startswith("postgres"):
         import psycopg
 
-        admin = (
-            parsed._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
-        )
-        with psycopg.connect(admin) as conn:
+        with psycopg.connect(admin_url(parsed)) as conn:
             rows = conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s", [parsed.path.lstrip("/")]
             ).fetchall()
         return {"app": pids, "db": [pid for (pid,) in rows]}
     return {"app": pids, "db": []}
-
-
-def wait_until_up(base: str, process: subprocess.Popen) -> None:
-    for _ in range(120):
-        if process.poll() is not None:
-            raise SystemExit("gunicorn exited early")
-        try:
-            if requests.get(f"{base}/healthz", timeout=10).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("gunicorn did not come up")
 
 
 def check_invariants(project_id: int) -> dict:
@@ -344,19 +241,11 @@ def main() -> None:
     var_dir = tempfile.mkdtemp(prefix="bench-labeling-")
     env = server_env(args, var_dir)
     os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
 
     print(f"database: {args.database_url}", flush=True)
     create_database(args.database_url)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    import django
-
-    django.setup()
+    migrate(env)
+    setup_django()
     started = time.monotonic()
     project_id, usernames = seed(args)
     print(
@@ -365,28 +254,11 @@ def main() -> None:
         flush=True,
     )
 
-    if not args.port:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            args.port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{args.port}"
-    gunicorn = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "annotator.wsgi",
-            "--bind", f"127.0.0.1:{args.port}",
-            "--workers", str(args.workers),
-            "--threads", str(args.threads),
-            "--log-level", "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    try:
-        wait_until_up(base, gunicorn)
+    with gunicorn(env, args.workers, args.threads, port=args.port) as (base, process):
         labelers = [Labeler(base, name, project_id, args) for name in usernames]
         for labeler in labelers:
             labeler.login()  # password hashing is not what we measure
-        pids = server_pids(gunicorn.pid, args.database_url)
+        pids = server_pids(process.pid, args.database_url)
         cpu_before = {pid: _cpu_seconds(pid) for group in pids.values() for pid in group}
         load_before = os.getloadavg()[0]
         load_started = time.monotonic()
@@ -401,9 +273,6 @@ def main() -> None:
             for name, group in pids.items()
         }
         load_after = os.getloadavg()[0]
-    finally:
-        gunicorn.terminate()
-        gunicorn.wait(timeout=30)
 
     client = [ms for lab in labelers for ms in lab.client_ms]
     server = [ms for lab in labelers for ms in lab.server_ms]

@@ -1,6 +1,6 @@
 """Benchmark: full fine-tune vs LoRA on N random labels, with TF-IDF + LR on the same labels.
 
-    python bench/lora.py --threads 2 > bench/out/lora.jsonl
+    python -m bench.lora --threads 2 > bench/out/lora.jsonl
 
 For each data set: draws N rows of train.csv (seed --seed) and --test-rows rows of test.csv;
 fits the TF-IDF + logistic-regression baseline (trainer.baseline) on the N rows; fine-tunes
@@ -13,25 +13,17 @@ run and a Markdown table at the end (stderr: progress).
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.fine_tune import (  # noqa: E402
-    SHARED,
-    baseline_scores,
-    draw_rows,
-    folder_bytes,
-    log,
-)
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.evaluate import classification_metrics  # noqa: E402
-from trainer.models import load_classifier  # noqa: E402
-from trainer.predict import predict_proba  # noqa: E402
-from trainer.train import train  # noqa: E402
+from bench.fine_tune import baseline_scores, draw_rows, folder_bytes, log
+from bench.support import SHARED
+from trainer.config import TrainConfig
+from trainer.evaluate import classification_metrics
+from trainer.models import load_classifier
+from trainer.predict import predict_proba
+from trainer.train import train
 
 
 def _run(texts, labels, names, config: TrainConfig, out: Path) -> dict:

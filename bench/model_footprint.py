@@ -1,7 +1,7 @@
 """Size of each built-in model: parameters, a saved version on disk, memory once loaded.
 
-    python bench/model_footprint.py                       # both built-in models
-    python bench/model_footprint.py --models multilingual-e5-small
+    python -m bench.model_footprint                       # both built-in models
+    python -m bench.model_footprint --models multilingual-e5-small
 
 Each model is measured in a fresh subprocess: the resident memory (RSS) a scoring process
 gains by loading a version of it (fp32, and int8 as ANNOTATOR_SCORING_INT8 loads it), the
@@ -12,14 +12,12 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.support import ROOT
 
 PROBE = """
-import json, sys, tempfile
+import json, tempfile
 from pathlib import Path
-sys.path.insert(0, {root!r})
 def rss_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
@@ -51,9 +49,9 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.models.split(","):
         for quantize in (False, True):
-            code = PROBE.format(root=str(ROOT), name=name, quantize=quantize)
+            code = PROBE.format(name=name, quantize=quantize)
             out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                 text=True).stdout
+                                 text=True, cwd=ROOT).stdout
             print(json.dumps(json.loads(out.strip().splitlines()[-1])))
 
 

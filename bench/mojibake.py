@@ -1,7 +1,7 @@
 """How often the mojibake test (trainer.mojibake) fires on real reviews, and on the same
 reviews read with the wrong encoding.
 
-    python bench/mojibake.py --data ../shared/data
+    python -m bench.mojibake --data ../shared/data
 
 For each data set: the texts flagged as read (raw) and once cleaned (what the readability
 check sees when it has no raw text), then the same texts as UTF-8 bytes read as Latin-1 and
@@ -10,17 +10,13 @@ as Windows-1252 (where those decode), raw and cleaned.
 
 import argparse
 import csv
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from annotator.lib.cleaning import clean_text
+from bench.support import SHARED
+from trainer.mojibake import looks_garbled
 
-from annotator.cleaning import clean_text  # noqa: E402
-from trainer.mojibake import looks_garbled  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
 SETS = {"zh_shopping_reviews/train.csv": "text", "clothing_reviews/train.csv": "text"}
 
 

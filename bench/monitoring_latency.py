@@ -3,7 +3,7 @@
 Issue target: ≤ 5 s p95 on 2 CPU cores with the default model at 20 items/s arriving.
 
 A database of its own (SQLite in a temp var dir, the embedded default; or --database-url
-postgres://.../<db>, created and dropped with the helpers of bench/labeling_load.py),
+postgres://.../<db>, created and dropped with the helpers of bench/support.py),
 migrated. A project gets a real ACTIVE version of the default model (multilingual-e5-small):
 `training_request` + `training_run_execute` in this process on ~60 invented labeled
 reviews, 1 epoch, --train-steps optimizer steps (the platform's own training path: version
@@ -20,10 +20,10 @@ queue. Latency per item = the Prediction row's created_at - the moment its push 
 Reports p50/p95/max, items predicted, items missing after --grace seconds, the worker's
 CPU seconds per item, as JSON.
 
-    python bench/monitoring_latency.py                          # 20 items/s for 60 s
-    python bench/monitoring_latency.py --batch 20               # one push of 20 a second
-    python bench/monitoring_latency.py --int8 --threads 2
-    python bench/monitoring_latency.py --database-url postgres://postgres@127.0.0.1:5432/bench_mon
+    python -m bench.monitoring_latency                          # 20 items/s for 60 s
+    python -m bench.monitoring_latency --batch 20               # one push of 20 a second
+    python -m bench.monitoring_latency --int8 --threads 2
+    python -m bench.monitoring_latency --database-url postgres://postgres@127.0.0.1:5432/bench_mon
 
 The converted default model is read from ANNOTATOR_MODEL_DIR (default
 ~/.cache/sentiment-annotator/models), so nothing is converted or downloaded.
@@ -36,16 +36,12 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-import labeling_load as load  # noqa: E402
+from bench import support
 
 EN_WORDS = ("great bad fine sole size colour delivery refund comfy cheap broke love arrived "
             "late box seller fits small large returned again quality price strap zipper "
@@ -160,7 +156,7 @@ def main() -> None:
     var_dir = tempfile.mkdtemp(prefix="bench-monitoring-")
     postgres = bool(args.database_url)
     args.database_url = args.database_url or f"sqlite:///{var_dir}/bench.sqlite3"
-    env = load.server_env(args, var_dir)
+    env = support.server_env(args, var_dir)
     env.pop("ANNOTATOR_SERVER_TIMING", None)
     env.update(
         ANNOTATOR_MODEL_DIR=os.environ.get("ANNOTATOR_MODEL_DIR")
@@ -168,16 +164,13 @@ def main() -> None:
         ANNOTATOR_SERVE_INT8="1" if args.int8 else "0",
         ANNOTATOR_SERVE_RUNTIME=args.runtime,
         ANNOTATOR_SERVE_THREADS=str(args.threads),
-        TQDM_DISABLE="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT),
+        TQDM_DISABLE="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(support.ROOT),
     )
     os.environ.update(env)
     if postgres:
-        load.create_database(args.database_url)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=env, check=True)
-    import django
-
-    django.setup()
+        support.create_database(args.database_url)
+    support.migrate(env)
+    support.setup_django()
     from annotator.models import Prediction, Project, VocabularyCheck
     from annotator.services.items import items_push
     from annotator.tasks import ping
@@ -192,11 +185,8 @@ def main() -> None:
     print(made["how_made"], flush=True)
 
     log = open(Path(var_dir) / "worker.log", "w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "annotator", "worker", "-Q", "scoring",
-         "--concurrency", "1", "--pool", args.pool, "--loglevel", "warning",
-         "--hostname", f"bench-monitoring-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = support.celery_worker("scoring", f"bench-monitoring-{os.getpid()}@%h", log, env,
+                                   loglevel="warning", pool=args.pool)
     rng = random.Random(5)
     results: dict = {}
     try:
@@ -212,7 +202,7 @@ def main() -> None:
         print(f"warm-up item predicted in {warm_s:.1f} s (model load included)", flush=True)
         time.sleep(2)  # let the warm-up push's readability check finish
 
-        cpu_before = load.process_tree_cpu(worker.pid)
+        cpu_before = support.process_tree_cpu(worker.pid)
         pushed: dict[int, float] = {}  # item id -> when its push returned (epoch s)
         arrived: dict[int, float] = {}  # item id -> when it arrived at the client (epoch s)
         push_ms, lags = [], []
@@ -250,7 +240,7 @@ def main() -> None:
                 break
             time.sleep(0.5)
         drained = time.monotonic() - t0
-        cpu = load.process_tree_cpu(worker.pid) - cpu_before
+        cpu = support.process_tree_cpu(worker.pid) - cpu_before
         stored = dict(Prediction.objects.filter(item_id__in=ids)
                       .values_list("item_id", "created_at"))
         latency = sorted(stored[i].timestamp() - pushed[i] for i in ids if i in stored)
@@ -267,8 +257,8 @@ def main() -> None:
                        "up_s": round(worker_up, 1), "warm_up_prediction_s": round(warm_s, 1)},
             "arrival": {"rate_per_s": args.rate, "seconds": args.seconds,
                         "items_per_push": args.batch, "pushes": pushes,
-                        "push_ms_p50": round(load.percentile(push_ms, 50), 1),
-                        "push_ms_p95": round(load.percentile(push_ms, 95), 1),
+                        "push_ms_p50": round(support.percentile(push_ms, 50), 1),
+                        "push_ms_p95": round(support.percentile(push_ms, 95), 1),
                         "schedule_lag_ms_max": round(max(lags) * 1000, 1),
                         "achieved_rate_per_s": round(len(pushed) / push_seconds, 2)},
             "items_pushed": len(ids),
@@ -276,15 +266,15 @@ def main() -> None:
             "items_missing_after_grace": len(ids) - len(stored),
             "grace_s": args.grace,
             "latency_s": {
-                "p50": round(load.percentile(latency, 50) or 0, 2),
-                "p95": round(load.percentile(latency, 95) or 0, 2),
+                "p50": round(support.percentile(latency, 50) or 0, 2),
+                "p95": round(support.percentile(latency, 95) or 0, 2),
                 "max": round(latency[-1], 2) if latency else None,
                 "min": round(latency[0], 2) if latency else None,
             },
             "latency_from_arrival_s": {
                 "note": "includes the wait in the client for its batch to fill",
-                "p50": round(load.percentile(from_arrival, 50) or 0, 2),
-                "p95": round(load.percentile(from_arrival, 95) or 0, 2),
+                "p50": round(support.percentile(from_arrival, 50) or 0, 2),
+                "p95": round(support.percentile(from_arrival, 95) or 0, 2),
                 "max": round(from_arrival[-1], 2) if from_arrival else None,
             },
             "readability_check_per_push": not args.skip_readability_check,
@@ -296,11 +286,11 @@ def main() -> None:
             "wall_s_until_drained": round(drained, 1),
             "target": "p95 <= 5 s",
             "met": bool(latency) and len(stored) == len(ids)
-            and load.percentile(latency, 95) <= 5,
-            "command": "python bench/monitoring_latency.py " + " ".join(sys.argv[1:]),
+            and support.percentile(latency, 95) <= 5,
+            "command": "python -m bench.monitoring_latency " + " ".join(sys.argv[1:]),
         }
     finally:
-        load.stop_process(worker)
+        support.stop_process(worker)
         log.close()
     print(json.dumps(results, indent=2, ensure_ascii=False))
     if args.json:
@@ -309,7 +299,7 @@ def main() -> None:
 
     connections.close_all()
     if postgres:
-        load.drop_database(args.database_url)
+        support.drop_database(args.database_url)
     if args.keep:
         print(f"kept {var_dir}")
     else:

@@ -13,8 +13,8 @@ Both runs happen side by side in one invocation, so the ratio compares like with
 Reports items/s per worker count, the ratio, the projected time for a 1,000,000-item pool
 (items/s scaled by the number of workers), and the load average, as JSON.
 
-    python bench/scoring_scaleout.py                       # 4,000 items, chunks of 500
-    python bench/scoring_scaleout.py --items 2000 --chunk 250
+    python -m bench.scoring_scaleout                       # 4,000 items, chunks of 500
+    python -m bench.scoring_scaleout --items 2000 --chunk 250
 """
 
 from __future__ import annotations
@@ -29,11 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-import labeling_load as load  # noqa: E402
-import monitoring_latency as mon  # noqa: E402
+from bench import monitoring_latency as mon
+from bench import support
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,11 +51,8 @@ def start_workers(n: int, env: dict, var_dir: str) -> list[tuple[subprocess.Pope
     workers = []
     for k in range(n):
         log = Path(var_dir) / f"worker-{n}-{k}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "annotator", "worker", "-Q", "scoring",
-             "--concurrency", "1", "--pool", "solo", "--loglevel", "info",
-             "--hostname", f"bench-scaleout-{n}-{k}-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        process = support.celery_worker("scoring", f"bench-scaleout-{n}-{k}-{os.getpid()}@%h",
+                                        open(log, "w"), env, pool="solo")
         workers.append((process, log))
     deadline = time.monotonic() + 300
     while not all(" ready." in log.read_text() for _, log in workers):
@@ -82,21 +76,18 @@ def main() -> None:
     args = parse_args()
     var_dir = tempfile.mkdtemp(prefix="bench-scaleout-")
     args.database_url = f"sqlite:///{var_dir}/bench.sqlite3"
-    env = load.server_env(args, var_dir)
+    env = support.server_env(args, var_dir)
     env.pop("ANNOTATOR_SERVER_TIMING", None)
     env.update(
         ANNOTATOR_MODEL_DIR=os.environ.get("ANNOTATOR_MODEL_DIR")
         or str(Path.home() / ".cache" / "sentiment-annotator" / "models"),
         ANNOTATOR_SCORING_CHUNK_SIZE=str(args.chunk),
         OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-        TQDM_DISABLE="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT),
+        TQDM_DISABLE="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(support.ROOT),
     )
     os.environ.update(env)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=env, check=True)
-    import django
-
-    django.setup()
+    support.migrate(env)
+    support.setup_django()
     from annotator.models import Item, ModelVersion, Project
     from annotator.tasks import score_pool_task
 
@@ -154,7 +145,7 @@ def main() -> None:
                                 for r in runs},
         "note": "time = score_pool_task enqueued -> ranking written, model loads included; "
                 "1M projection = 1,000,000 / measured items/s for that worker count",
-        "command": "python bench/scoring_scaleout.py " + " ".join(sys.argv[1:]),
+        "command": "python -m bench.scoring_scaleout " + " ".join(sys.argv[1:]),
     }
     print(json.dumps(results, indent=2))
     if args.json:

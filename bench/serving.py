@@ -4,7 +4,7 @@ Requests of 32 reviews, texts truncated to 128 tokens, 2 threads; the same texts
 
   pipeline     transformers.pipeline("text-classification", model=folder, batch_size=32,
                truncation=True, max_length=128, top_k=None) on the same saved folder
-  torch-fp32   annotator.serving.ServedModel.predict with ANNOTATOR_INFERENCE=torch (the
+  torch-fp32   annotator.ml.serving.ServedModel.predict with ANNOTATOR_INFERENCE=torch (the
                PyTorch model, length-sorted batches, torch.inference_mode)
   onnx-fp32    the same with the default path: trainer.predict.load_scorer on CPU, the
                version exported once to ONNX (trainer.onnx_runtime), run by ONNX Runtime
@@ -21,8 +21,8 @@ name, default the platform default, multilingual-e5-small) saved with a new, unt
 3-class head (enough for a throughput figure; the accuracy of int8 against fp32 is measured
 with a trained head in docs/bench/serving.md).
 
-    python bench/serving.py --texts 128 --repeats 1
-    python bench/serving.py --model-dir var/artifacts/projects/1/v3 --repeats 7
+    python -m bench.serving --texts 128 --repeats 1
+    python -m bench.serving --model-dir var/artifacts/projects/1/v3 --repeats 7
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ import csv
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "clothing_reviews" / "test.csv"
+from bench.support import SHARED, setup_django
+
+DATA = SHARED / "clothing_reviews" / "test.csv"
 LABELS = ["negative", "neutral", "positive"]
 
 
@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def load_texts(path: str, n: int) -> tuple[list[str], str]:
-    from annotator.cleaning import clean_text
+    from annotator.lib.cleaning import clean_text
 
     if Path(path).exists():
         with open(path, newline="", encoding="utf-8") as fh:
@@ -84,19 +84,15 @@ def untrained_model_dir(name: str) -> str:
 
 def main() -> None:
     args = parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("ANNOTATOR_VAR_DIR", tempfile.mkdtemp(prefix="bench-serving-"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    setup_django()
     import numpy as np
     import torch
     import transformers
 
-    from annotator.serving import ServedModel
+    from annotator.ml.serving import ServedModel
     from trainer.predict import load_scorer, predict_and_embed
 
     torch.set_num_threads(args.threads)
