@@ -6,7 +6,7 @@ selection functions turn scores (and optionally embeddings) into item indices.
 `query()` puts them together for one batch, with a random control share.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +41,8 @@ def margin(proba: np.ndarray) -> np.ndarray:
 
 
 def entropy(proba: np.ndarray) -> np.ndarray:
-    """Shannon entropy in nats, 0 log 0 = 0 (modAL classifier_entropy, small-text PredictionEntropy)."""
+    """Shannon entropy in nats, 0 log 0 = 0 (modAL classifier_entropy, small-text
+    PredictionEntropy)."""
     proba = np.asarray(proba, dtype=float)
     logs = np.log(proba, out=np.zeros_like(proba), where=proba > 0)
     return -(proba * logs).sum(axis=1)
@@ -141,6 +142,24 @@ class Pick:
     score: float  # uncertainty score (0 for random picks)
 
 
+def control_count(n: int, random_share: float) -> int:
+    """How many of a batch of n are the random control (none in a batch of one)."""
+    return int(round(n * random_share)) if n > 1 else 0
+
+
+def insert_random_control(picks: list[Pick], rest: np.ndarray, n: int, n_control: int,
+                          rng: np.random.Generator, score: Callable[[int], float]) -> list[Pick]:
+    """picks plus n_control items drawn at random from `rest` (an unbiased control), spread
+    evenly through the batch of n so each labeler meets some; score(i): item i's score."""
+    if not n_control or not len(rest):
+        return picks
+    control = rng.choice(rest, size=min(n_control, len(rest)), replace=False)
+    slots = np.linspace(0, n - 1, num=len(control) + 2)[1:-1].round().astype(int)
+    for slot, i in zip(slots, control, strict=True):
+        picks.insert(int(slot), Pick(int(i), RANDOM_CONTROL, score(int(i))))
+    return picks
+
+
 def query(strategy: str, proba: np.ndarray, n: int, *, random_share: float = 0.1,
           embeddings: np.ndarray | None = None, diverse: bool = False,
           seed: int = 0) -> list[Pick]:
@@ -158,7 +177,7 @@ def query(strategy: str, proba: np.ndarray, n: int, *, random_share: float = 0.1
         return [Pick(int(i), RANDOM, 0.0) for i in select_random(len(proba), n, rng)]
     diverse = diverse or strategy.endswith("_diverse")
     scores = uncertainty(strategy, proba)
-    n_control = int(round(n * random_share)) if n > 1 else 0
+    n_control = control_count(n, random_share)
     n_uncertain = n - n_control
     if diverse and embeddings is not None and n_uncertain > 1:
         chosen = select_diverse(scores, embeddings, n_uncertain, seed=seed)
@@ -166,12 +185,7 @@ def query(strategy: str, proba: np.ndarray, n: int, *, random_share: float = 0.1
         chosen = select_top(scores, n_uncertain)
     picks = [Pick(int(i), UNCERTAINTY, float(scores[i])) for i in chosen]
     rest = np.setdiff1d(np.arange(len(proba)), chosen)
-    if n_control and len(rest):
-        control = rng.choice(rest, size=min(n_control, len(rest)), replace=False)
-        slots = np.linspace(0, n - 1, num=len(control) + 2)[1:-1].round().astype(int)
-        for slot, i in zip(slots, control, strict=True):
-            picks.insert(int(slot), Pick(int(i), RANDOM_CONTROL, float(scores[i])))
-    return picks
+    return insert_random_control(picks, rest, n, n_control, rng, lambda i: float(scores[i]))
 
 
 # --- stopping -----------------------------------------------------------------------------
@@ -232,8 +246,14 @@ DIVERSITY = "diversity"  # reason of a pick made by an embedding-diversity strat
 def _small_text(name: str):
     import warnings
 
-    from small_text import (BreakingTies, ContrastiveActiveLearning, EmbeddingKMeans,
-                            GreedyCoreset, LeastConfidence, PredictionEntropy)
+    from small_text import (
+        BreakingTies,
+        ContrastiveActiveLearning,
+        EmbeddingKMeans,
+        GreedyCoreset,
+        LeastConfidence,
+        PredictionEntropy,
+    )
 
     class VectorizedBreakingTies(BreakingTies):
         """small-text's BreakingTies, its score computed for all rows at once: the library
@@ -262,13 +282,15 @@ def _small_text(name: str):
                 members = np.flatnonzero(predicted == c)
                 chosen += members[np.argsort(gap[members], kind="stable")][:share].tolist()
             taken = set(chosen)
-            chosen += [i for i in np.argsort(gap, kind="stable") if i not in taken][:n - len(chosen)]
+            rest = [i for i in np.argsort(gap, kind="stable") if i not in taken]
+            chosen += rest[:n - len(chosen)]
             return indices_unlabeled[np.asarray(chosen[:n], dtype=int)]
 
     with warnings.catch_warnings():  # GreedyCoreset warns its default metric changed in 1.2
         warnings.simplefilter("ignore")
-        return {"breaking_ties": VectorizedBreakingTies, "balanced_ties": BalancedBreakingTies, "least_confidence": LeastConfidence,
-                "entropy": PredictionEntropy, "embedding_kmeans": EmbeddingKMeans,
+        return {"breaking_ties": VectorizedBreakingTies, "balanced_ties": BalancedBreakingTies,
+                "least_confidence": LeastConfidence, "entropy": PredictionEntropy,
+                "embedding_kmeans": EmbeddingKMeans,
                 "greedy_coreset": lambda: GreedyCoreset(distance_metric="euclidean"),
                 "contrastive": lambda: ContrastiveActiveLearning(k=10, pbar=None)}[name]()
 
@@ -364,7 +386,7 @@ def head_query(strategy: str, head, embeddings: np.ndarray, labeled: np.ndarray,
     if strategy == "random":
         return [Pick(int(unlabeled[i]), RANDOM, 0.0)
                 for i in select_random(len(unlabeled), n, rng)]
-    n_control = int(round(n * random_share)) if n > 1 else 0
+    n_control = control_count(n, random_share)
     n_chosen = n - n_control
     scores = margin(head.predict_proba(embeddings[unlabeled]))
     score_of = dict(zip(unlabeled.tolist(), scores.tolist(), strict=True))
@@ -387,12 +409,7 @@ def head_query(strategy: str, head, embeddings: np.ndarray, labeled: np.ndarray,
     picks = sorted((Pick(int(i), reason, score_of[int(i)]) for i in chosen),
                    key=lambda p: -p.score)
     rest = np.setdiff1d(unlabeled, chosen)
-    if n_control and len(rest):
-        control = rng.choice(rest, size=min(n_control, len(rest)), replace=False)
-        slots = np.linspace(0, n - 1, num=len(control) + 2)[1:-1].round().astype(int)
-        for slot, i in zip(slots, control, strict=True):
-            picks.insert(int(slot), Pick(int(i), RANDOM_CONTROL, score_of[int(i)]))
-    return picks
+    return insert_random_control(picks, rest, n, n_control, rng, score_of.__getitem__)
 
 
 def predictions_stable(previous: np.ndarray | None, current: np.ndarray, num_classes: int,

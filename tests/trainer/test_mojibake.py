@@ -2,7 +2,7 @@
 
 import pytest
 
-from annotator.cleaning import clean_text
+from annotator.lib.cleaning import clean_text
 from tests.trainer.test_vocabulary import CHINESE, ENGLISH
 from trainer.mojibake import garbled_count, looks_garbled, misread_utf8
 

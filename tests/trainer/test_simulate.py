@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from trainer.simulate import labels_to_reach, labels_to_stay_above, main, read_rows, summarize
+from trainer.simulate import main
+from trainer.simulation.report import labels_to_reach, labels_to_stay_above, read_rows, summarize
 
 WORDS = {"positive": ["great", "love", "perfect"], "negative": ["awful", "hate", "broken"],
          "neutral": ["okay", "fine", "average"]}

@@ -79,7 +79,7 @@ def test_chinese_read_as_latin1_has_no_unknown_token_but_is_unreadable():
 
 
 def test_the_garbled_share_is_read_from_the_raw_texts_when_given():
-    from annotator.cleaning import clean_text
+    from annotator.lib.cleaning import clean_text
 
     raw = [text.encode("utf-8").decode("latin-1") for text in ENGLISH[:5]] + [
         "Très bien ça".encode().decode("latin-1")]

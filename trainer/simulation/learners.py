@@ -1,0 +1,238 @@
+"""One learning curve per (strategy, seed): run_finetune trains a fresh model every round,
+run_head refits the fast loop's embedding head after every batch. Each writes its rows to
+out_dir/runs/<strategy>-<seed>.csv (report.FIELDS)."""
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trainer.data import MAX_LENGTH_CAP
+from trainer.simulation.inputs import (
+    SimConfig,
+    embeddings_of,
+    load_data,
+    quiet_transformers,
+    round_count,
+)
+from trainer.simulation.report import FIELDS
+from trainer.strategies import HEAD_STRATEGIES, query, select_seed
+
+BASELINE_AT = (100, 200, 500, 1000)  # head learner: TF-IDF + LR on the same labels here
+
+
+def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
+    """The same seed set for every strategy of one seed (a fair comparison)."""
+    rng = np.random.default_rng(seed)
+    if cfg.seed_selection == "cluster":
+        from trainer.predict import embed_with_base
+
+        sample = rng.choice(len(pool_x), min(len(pool_x), cfg.pool_subsample), replace=False)
+        emb = embed_with_base([pool_x[i] for i in sample], model_name=cfg.model,
+                              max_length=cfg.max_length or MAX_LENGTH_CAP, device=cfg.device)
+        return [int(sample[i]) for i in select_seed(emb, cfg.seed_size, seed=seed)]
+    return [int(i) for i in rng.choice(len(pool_x), cfg.seed_size, replace=False)]
+
+
+def run_finetune(cfg: SimConfig, strategy: str, seed: int) -> Path:
+    """One (strategy, seed) learning curve; resumes from out_dir/runs/<strategy>-<seed>.*"""
+    from trainer.config import TrainConfig
+    from trainer.models import load_classifier
+    from trainer.predict import predict_and_embed
+    from trainer.train import train
+
+    quiet_transformers()
+    runs = Path(cfg.out_dir) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    rows_path, state_path = runs / f"{strategy}-{seed}.csv", runs / f"{strategy}-{seed}.json"
+    pool_x, pool_y, eval_x, eval_y, label_names = load_data(cfg)
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+    else:
+        state = {"round": 0, "labeled": _initial_labels(cfg, pool_x, seed)}
+        rows_path.write_text(",".join(FIELDS) + "\n")
+    threads = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1) // max(1, cfg.jobs))
+    n_rounds = round_count(cfg)
+    workdir = Path(tempfile.mkdtemp(prefix=f"al-{strategy}-{seed}-"))
+    try:
+        while state["round"] <= n_rounds:
+            r, labeled = state["round"], state["labeled"]
+            started = time.perf_counter()
+            config = TrainConfig(model_name=cfg.model, max_length=cfg.max_length,
+                                 epochs=cfg.epochs, batch_size=cfg.train_batch_size,
+                                 learning_rate=cfg.learning_rate, seed=seed,
+                                 max_steps=cfg.max_steps, device=cfg.device,
+                                 num_threads=threads)
+            out = workdir / f"round-{r}"
+            result = train(texts=[pool_x[i] for i in labeled],
+                           labels=[pool_y[i] for i in labeled], label_names=label_names,
+                           config=config, output_dir=out, eval_texts=eval_x,
+                           eval_labels=eval_y)
+            taken = set(labeled)
+            unlabeled = np.array([i for i in range(len(pool_x)) if i not in taken])
+            if r < n_rounds and len(unlabeled):
+                rng = np.random.default_rng([seed, r])
+                cand = rng.choice(unlabeled, min(len(unlabeled), cfg.pool_subsample),
+                                  replace=False)
+                proba = emb = np.zeros((len(cand), len(label_names)))
+                if strategy != "random":
+                    tokenizer, model = load_classifier(str(out), device=cfg.device)
+                    proba, emb = predict_and_embed(model, tokenizer, [pool_x[i] for i in cand],
+                                                   max_length=result.config["max_length"],
+                                                   batch_size=128, device=cfg.device)
+                    del model
+                picks = query(strategy, proba, cfg.batch_size, random_share=cfg.random_share,
+                              embeddings=emb, seed=seed * 1000 + r)
+                labeled = labeled + [int(cand[p.index]) for p in picks]
+            shutil.rmtree(out, ignore_errors=True)
+            row = {"strategy": strategy, "seed": seed, "round": r, "labels": len(state["labeled"]),
+                   "macro_f1": round(result.metrics["macro_f1"], 5),
+                   "accuracy": round(result.metrics["accuracy"], 5),
+                   "seconds": round(time.perf_counter() - started, 2)}
+            with rows_path.open("a", newline="") as f:
+                csv.DictWriter(f, FIELDS).writerow(row)
+            state = {"round": r + 1, "labeled": labeled}
+            state_path.write_text(json.dumps(state))
+            print(f"[{strategy} seed {seed}] round {r}: {row['labels']} labels, "
+                  f"macro-F1 {row['macro_f1']:.4f} ({row['seconds']} s)", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows_path
+
+
+def head_variant(strategy: str) -> tuple[str, bool, bool, str]:
+    """"auto+bal+st" -> ("auto", self-training, anchor subsampling, the uncertainty strategy
+    "auto" switches to). Modifiers: st = self-training, anchor = AnchorAL subsampling,
+    bal = balanced_ties instead of breaking_ties after the cold start."""
+    base, *mods = strategy.split("+")
+    unknown = set(mods) - {"st", "anchor", "bal"}
+    if base not in HEAD_STRATEGIES or unknown:
+        raise ValueError(f"unknown head strategy {strategy!r}")
+    return base, "st" in mods, "anchor" in mods, \
+        "balanced_ties" if "bal" in mods else "breaking_ties"
+
+
+def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
+    """One learning curve of the fast loop: the embedding head refit after every batch.
+
+    Every round costs a logistic regression on base-encoder embeddings (cached), so a
+    curve with a point every 20 labels takes seconds. "auto" is the product's cold start:
+    k-means (small-text EmbeddingKMeans) batches until two consecutive heads agree on a
+    fixed sample with kappa >= trust_kappa, then breaking ties. Rows at finetune_at label
+    counts also fine-tune the real model on the same labels ("<strategy>:finetune"), and
+    rows at BASELINE_AT fit TF-IDF + logistic regression on them ("<strategy>:tfidf").
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from trainer.head import SelfTraining, fit_head
+    from trainer.strategies import head_query, predictions_stable
+
+    base, self_train, anchor, after = head_variant(strategy)
+    runs = Path(cfg.out_dir) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    rows_path = runs / f"{strategy}-{seed}.csv"
+    pool_x, pool_y, eval_x, eval_y, names = load_data(cfg)
+    x_pool = embeddings_of(cfg, pool_x, cfg.pool)
+    x_eval = embeddings_of(cfg, eval_x, cfg.eval)
+    y_pool = np.array([names.index(v) for v in pool_y])
+    y_eval = np.array([names.index(v) for v in eval_y])
+    rng = np.random.default_rng(seed)
+    stop_sample = np.random.default_rng(99).choice(len(pool_x), min(500, len(pool_x)),
+                                                   replace=False)
+    st = SelfTraining() if self_train else None
+    phase = "diversity" if base == "auto" else base
+    if base == "auto":
+        cand = rng.choice(len(pool_x), min(len(pool_x), 5000), replace=False)
+        labeled = [int(cand[i]) for i in select_seed(x_pool[cand], cfg.seed_size, seed=seed)]
+    else:
+        labeled = [int(i) for i in rng.choice(len(pool_x), cfg.seed_size, replace=False)]
+    previous, rows = None, []
+    for r in range(round_count(cfg) + 1):
+        started = time.perf_counter()
+        lab = np.asarray(labeled)
+        unl = np.setdiff1d(np.arange(len(pool_x)), lab)
+        head = fit_head(x_pool[lab], y_pool[lab], len(names), seed=seed,
+                        x_unlabeled=x_pool[unl] if st else None, self_training=st)
+        pred = head.predict_proba(x_eval).argmax(axis=1)
+        row = {"strategy": strategy, "seed": seed, "round": r, "labels": len(labeled),
+               "macro_f1": round(float(f1_score(y_eval, pred, average="macro",
+                                                labels=list(range(len(names))),
+                                                zero_division=0)), 5),
+               "accuracy": round(float(accuracy_score(y_eval, pred)), 5)}
+        if phase == "diversity":
+            current = head.predict_proba(x_pool[stop_sample]).argmax(axis=1)
+            trusted, _ = predictions_stable(previous, current, len(names), cfg.trust_kappa)
+            previous, phase = current, (after if trusted else phase)
+        if r < round_count(cfg):
+            name = "embedding_kmeans" if phase == "diversity" else phase
+            picks = head_query(name, head, x_pool, lab, y_pool[lab], cfg.batch_size,
+                               random_share=cfg.random_share, seed=seed * 1000 + r,
+                               candidates=500 if anchor else cfg.head_candidates,
+                               subsampling="anchor" if anchor else "random")
+            labeled = labeled + [p.index for p in picks]
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        rows.append(row)
+        if row["labels"] in BASELINE_AT:  # the simple baseline on the very same labels
+            rows.append(_tfidf_row(f"{strategy}:tfidf", seed, r, [pool_x[i] for i in lab],
+                                   [pool_y[i] for i in lab], eval_x, eval_y, names))
+        if row["labels"] in cfg.finetune_at:
+            rows.append(_finetune_row(cfg, f"{strategy}:finetune", seed, r,
+                                      [pool_x[i] for i in lab], [pool_y[i] for i in lab],
+                                      eval_x, eval_y, names))
+    with rows_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"[{strategy} seed {seed}] {rows[-1]['labels']} labels, macro-F1 "
+          f"{rows[-1]['macro_f1']:.4f}", flush=True)
+    return rows_path
+
+
+def _tfidf_row(strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from trainer.baseline import tfidf_logreg
+
+    started = time.perf_counter()
+    pred = tfidf_logreg(texts, labels).predict(eval_x) if len(set(labels)) > 1 \
+        else [labels[0]] * len(eval_x)
+    return {"strategy": strategy, "seed": seed, "round": r, "labels": len(texts),
+            "macro_f1": round(float(f1_score(eval_y, pred, average="macro", labels=names,
+                                             zero_division=0)), 5),
+            "accuracy": round(float(accuracy_score(eval_y, pred)), 5),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _finetune_row(cfg, strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
+    from trainer.config import TrainConfig
+    from trainer.train import train
+
+    quiet_transformers()
+    started = time.perf_counter()
+    out = Path(tempfile.mkdtemp(prefix="al-ft-"))
+    try:
+        config = TrainConfig(model_name=cfg.model, max_length=cfg.max_length, epochs=cfg.epochs,
+                             batch_size=cfg.train_batch_size, learning_rate=cfg.learning_rate,
+                             seed=seed, device=cfg.device)
+        result = train(texts=texts, labels=labels, label_names=names, config=config,
+                       output_dir=out, eval_texts=eval_x, eval_labels=eval_y)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"[{strategy} seed {seed}] {len(texts)} labels: fine-tune macro-F1 "
+          f"{result.metrics['macro_f1']:.4f}", flush=True)
+    return {"strategy": strategy, "seed": seed, "round": r, "labels": len(texts),
+            "macro_f1": round(result.metrics["macro_f1"], 5),
+            "accuracy": round(result.metrics["accuracy"], 5),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def run_curve(job: tuple[SimConfig, str, int]) -> str:
+    """The (cfg, strategy, seed) job's curve by cfg.learner; the path of its rows."""
+    cfg = job[0]
+    return str((run_head if cfg.learner == "head" else run_finetune)(*job))
