@@ -4,9 +4,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from annotator import webhook_targets
 from annotator.forms.projects import ModelNameInput, clean_model_name
-from annotator.labelsets import validate_label_set
+from annotator.lib import webhook_targets
+from annotator.lib.labelsets import validate_label_set
 from annotator.models import (
     Alert,
     AlertRule,
@@ -25,7 +25,7 @@ from annotator.models import (
     VocabularyCheck,
     WebhookDelivery,
 )
-from annotator.selectors_projects import label_usage
+from annotator.selectors.projects import label_usage
 from annotator.services.projects import project_settings_applied
 from annotator.services.tokens import api_token_create
 
@@ -84,15 +84,15 @@ class ProjectAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export labeled items (CSV for Excel)")
     def export_labeled_csv(self, request, queryset):
+        from annotator.lib.downloads import attachment
         from annotator.services.exporting import export_rows
-        from annotator.views.data import export_response
 
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one project to export.", messages.ERROR)
             return None
         project = queryset.get()
         rows = export_rows(project=project, fmt="csv", labeled_only=True, bom=True)
-        return export_response(rows, fmt="csv", name=f"{project.name}-labeled")
+        return attachment(rows, fmt="csv", name=f"{project.name}-labeled")
 
 
 @admin.register(Item)

@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from annotator.labelsets import stored_label_set, validate_label_set
+from annotator.lib.labelsets import stored_label_set, validate_label_set
+from trainer.strategy_names import STRATEGY_CHOICES
 
 
 def default_labels() -> list[dict]:
@@ -32,22 +33,16 @@ class TextKind(models.TextChoices):
     SOCIAL = "social", "Social post"
 
 
-class Strategy(models.TextChoices):
-    RANDOM = "random", "Random"
-    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
-    MARGIN = "margin", "Margin (breaking ties)"
-    BALANCED_TIES = "balanced_ties", "Margin, an equal share per predicted class"
-    ENTROPY = "entropy", "Entropy"
-    EMBEDDING_KMEANS = "embedding_kmeans", "Diversity: k-means over embeddings"
-    GREEDY_CORESET = "greedy_coreset", "Diversity: greedy coreset"
-    CONTRASTIVE = "contrastive", "Contrastive (CAL)"
+# values and labels: trainer/strategy_names.py (the one registry); members RANDOM, MARGIN, ...
+Strategy = models.TextChoices(
+    "Strategy", [(value.upper(), (value, label)) for value, label in STRATEGY_CHOICES])
 
 
 class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     # Ordered label set: [{"name": "negative", "key": "1", "color": "#d62728"}, ...]
-    # (annotator/labelsets.py says what is valid; read it through label_set)
+    # (annotator/lib/labelsets.py says what is valid; read it through label_set)
     labels = models.JSONField(default=default_labels)
     text_kind = models.CharField(max_length=20, choices=TextKind.choices, default=TextKind.REVIEW)
     members = models.ManyToManyField(

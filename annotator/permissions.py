@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
 from annotator.models import Membership, Project
-from annotator.selectors import projects_for_user
+from annotator.selectors.projects import projects_for_user
 
 
 def can_manage(user, project: Project) -> bool:

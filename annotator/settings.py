@@ -140,7 +140,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "annotator.context_processors.background_failures",
+                "annotator.views.context_processors.background_failures",
             ],
         },
     },
@@ -201,12 +201,12 @@ CACHE_URL = env("CACHE_URL", default="") or (env("CELERY_BROKER_URL") if _redis_
 
 def _shared_cache(name: str, max_entries: int) -> dict:
     if not CACHE_URL:
-        return {"BACKEND": "annotator.cache_backends.SharedFileCache",
+        return {"BACKEND": "annotator.lib.cache_backends.SharedFileCache",
                 "LOCATION": str(VAR_DIR / "cache" / name),
                 "OPTIONS": {"MAX_ENTRIES": max_entries}}
     config = env.cache_url_config(CACHE_URL)
     if config["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-        config["BACKEND"] = "annotator.cache_backends.SharedRedisCache"
+        config["BACKEND"] = "annotator.lib.cache_backends.SharedRedisCache"
     config.setdefault("KEY_PREFIX", "annotator" if name == "default" else f"annotator-{name}")
     return config
 
@@ -345,7 +345,7 @@ CELERY_TASK_ROUTES = {
 WEBHOOK_MAX_ATTEMPTS = env.int("ANNOTATOR_WEBHOOK_MAX_ATTEMPTS", default=5)
 WEBHOOK_RETRY_SECONDS = env.int("ANNOTATOR_WEBHOOK_RETRY_SECONDS", default=30)
 WEBHOOK_TIMEOUT_SECONDS = env.float("ANNOTATOR_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
-# Webhooks go to public addresses only (annotator/webhook_targets.py); host names and networks
+# Webhooks go to public addresses only (annotator/lib/webhook_targets.py); host names and networks
 # listed here may be reached all the same, e.g. "hooks.internal,10.8.0.0/16" for an internal
 # receiver. A CA file for receivers whose certificate a private CA signed.
 WEBHOOK_ALLOWED_HOSTS = env.list("ANNOTATOR_WEBHOOK_ALLOWED_HOSTS", default=[])
@@ -408,7 +408,7 @@ LABEL_REVIEW_MIN_LABELS = env.int("ANNOTATOR_LABEL_REVIEW_MIN_LABELS", default=3
 DISTILL_LAYERS = env.int("ANNOTATOR_DISTILL_LAYERS", default=4)
 DISTILL_POOL_MAX = env.int("ANNOTATOR_DISTILL_POOL_MAX", default=20_000)
 DISTILL_OVERRIDES = env.json("ANNOTATOR_DISTILL_OVERRIDES", default={})
-# Prediction API (annotator/serving.py). Inference runtime on CPU: "" = ANNOTATOR_INFERENCE
+# Prediction API (annotator/ml/serving.py). Inference runtime on CPU: "" = ANNOTATOR_INFERENCE
 # (itself "onnx" by default: the version exported once, ONNX Runtime), or "onnx" / "torch"
 # for the API only; SERVE_INT8: int8 (faster, but costs accuracy on e5); threads per serving
 # process (0 = the runtime's default); texts per request.
@@ -452,12 +452,12 @@ SERVER_TIMING = env.bool("ANNOTATOR_SERVER_TIMING", default=False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "annotator.views.api_auth.HashedTokenAuthentication",
+        "annotator.api.auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Prediction requests per user (annotator.views.api.PredictThrottle), N/second|minute|hour|day;
+    # Prediction requests per user (annotator.api.predict.PredictThrottle), N/second|minute|hour|day;
     # empty = no limit.
     "DEFAULT_THROTTLE_RATES": {"predict": env("ANNOTATOR_API_RATE", default="120/minute") or None},
 }

@@ -17,7 +17,7 @@ def empty_cache():
     test, where the same ids come back."""
     from django.core.cache import caches
 
-    from annotator import serving
+    from annotator.ml import serving
 
     for alias in caches:
         caches[alias].clear()

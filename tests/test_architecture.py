@@ -112,9 +112,9 @@ def _selectors() -> list[str]:
 
 
 def test_the_graph_reads_every_module():
-    assert {"annotator.selectors", "annotator.services.labeling", "annotator.tasks",
+    assert {"annotator.selectors.queue", "annotator.services.labeling", "annotator.tasks",
             "trainer.predict"} <= set(GRAPH)
-    assert "annotator.selectors" in GRAPH["annotator.services.labeling"]  # it does see edges
+    assert "annotator.selectors.queue" in GRAPH["annotator.services.labeling"]  # it sees edges
 
 
 def test_no_import_circle_counting_function_level_imports():
@@ -143,7 +143,7 @@ def test_the_app_and_the_trainer_import_no_bench_and_no_tests():
 def test_selectors_import_no_services_views_tasks_or_queueing():
     assert _edges(tuple(_selectors()), ("annotator.services", "annotator.views",
                                         "annotator.tasks", "annotator.queueing",
-                                        "annotator.serving")) == []
+                                        "annotator.ml.serving")) == []
 
 
 def test_selectors_do_not_write():
@@ -168,8 +168,95 @@ def test_only_the_celery_worker_imports_tasks():
 
 
 def test_services_import_no_views():
-    assert _edges(("annotator.services", "annotator.serving", "annotator.queueing"),
-                  ("annotator.views", "annotator.urls", "annotator.admin")) == []
+    assert _edges(("annotator.services", "annotator.ml", "annotator.queueing"),
+                  ("annotator.views", "annotator.api", "annotator.urls", "annotator.forms",
+                   "annotator.admin")) == []
+
+
+# the Django entry points and the modules every layer shares; everything else has a package
+TOP_LEVEL = {"annotator.models", "annotator.permissions", "annotator.queueing", "annotator.tasks",
+             "annotator.admin", "annotator.settings", "annotator.wsgi", "annotator.celery",
+             "annotator.apps"}
+
+
+def test_the_top_level_holds_only_entry_points_and_cross_cutting_modules():
+    loose = sorted(module for module, path in MODULES.items() if _in(module, "annotator")
+                   and module.count(".") == 1
+                   and path.name != "__init__.py" and module not in TOP_LEVEL)
+    assert loose == []
+
+
+def test_pure_helpers_and_the_model_store_import_no_service_selector_view_or_api():
+    assert _edges(("annotator.lib",), ("annotator.models", "annotator.permissions",
+                                      "annotator.ml", "annotator.queueing")) == []
+    assert _edges(("annotator.lib", "annotator.ml"),
+                  ("annotator.selectors", "annotator.services", "annotator.views",
+                   "annotator.api", "annotator.urls", "annotator.forms", "annotator.tasks",
+                   "annotator.admin")) == []
+
+
+def test_the_api_imports_no_html_view():
+    """(It may share a form's field rules: forms hold validation, not pages.)"""
+    assert _edges(("annotator.api",), ("annotator.views", "annotator.urls", "annotator.admin")) == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    private = [f"{module} imports {name}" for module, path in MODULES.items()
+               for name in _imported_names(module, path)
+               if _own(name) not in (None, module) and _own(name) != name
+               and name.rpartition(".")[2].startswith("_")]
+    assert private == []
+
+
+def test_the_rule_above_sees_a_private_import():
+    tree_text = "from annotator.ml.artifacts import _hidden\n"
+    path = ROOT / "tests" / "_private_import_probe.py"
+    try:
+        path.write_text(tree_text, encoding="utf-8")
+        names = _imported_names("annotator.views.probe", path)
+    finally:
+        path.unlink()
+    assert "annotator.ml.artifacts._hidden" in names and _own(names[0]) == "annotator.ml.artifacts"
+
+
+def test_the_api_has_one_access_check():
+    """api.access.api_project: every other API module gets its project through it."""
+    found = []
+    for module, path in MODULES.items():
+        if _in(module, "annotator.api") and module != "annotator.api.access":
+            text = path.read_text(encoding="utf-8")
+            if "get_object_or_404(Project" in text or "PermissionDenied(\"you are not" in text:
+                found.append(module)
+    assert found == []
+
+
+def test_every_route_names_a_project_project_id():
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def routes(resolver, prefix=""):
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                yield from routes(entry, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                yield prefix + str(entry.pattern)
+
+    found = [route for route in routes(get_resolver()) if "projects/<" in route
+             and not route.split("projects/<", 1)[1].startswith("int:project_id>")]
+    assert found == []
+    assert not [route for route in routes(get_resolver()) if "_pk>" in route]
+
+
+def test_no_file_is_over_500_lines():
+    """models.py (one cohesive file of tables) and migrations aside."""
+    long = []
+    for package in ("annotator", "trainer", "bench"):
+        for path in (ROOT / package).rglob("*.py"):
+            if "migrations" in path.parts or path.name == "models.py":
+                continue
+            lines = len(path.read_text(encoding="utf-8").splitlines())
+            if lines > 500:
+                long.append(f"{path.relative_to(ROOT)}: {lines}")
+    assert long == []
 
 
 def test_views_import_no_private_name_of_another_view():

@@ -4,7 +4,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.html import format_html, format_html_join
 
-from annotator.labelsets import MAX_LABELS, PALETTE, validate_label_set
+from annotator.lib.labelsets import MAX_LABELS, PALETTE, validate_label_set
 from annotator.models import Project
 from annotator.services.encoders import encoder_choices, encoder_name_problem
 

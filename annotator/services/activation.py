@@ -17,9 +17,9 @@ import logging
 
 from django.conf import settings
 
+from annotator.ml.artifacts import model_version_local_path
 from annotator.models import ModelVersion, Project
-from annotator.selectors import gold_labels, version_training_labels
-from annotator.services.artifacts import model_version_local_path
+from annotator.selectors.training import gold_labels, version_training_labels
 from trainer.compare import CONFIDENCE, MIN_ITEMS, RESAMPLES, SEED, TOLERANCE, compare_predictions
 
 logger = logging.getLogger(__name__)

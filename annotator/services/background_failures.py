@@ -4,7 +4,7 @@ Every task that raises in a worker is recorded by a `task_failure` signal handle
 (annotator/celery.py) as one plain sentence on its project: what was being done, and the kind
 of cause, never the exception's text (it may carry server paths) nor the traceback (the
 worker's log has both). The project's pages show the open ones to its managers
-(annotator/context_processors.py) until one dismisses them. Training runs are not recorded
+(annotator/views/context_processors.py) until one dismisses them. Training runs are not recorded
 here: their failures are on the runs table already.
 """
 

@@ -22,14 +22,15 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from annotator.models import Item, ModelVersion, Prediction, Project
-from annotator.queueing import enqueue_on_commit
-from annotator.selectors import values_by_id, version_training_labels
-from annotator.services.artifacts import (
+from annotator.lib.db import values_by_id
+from annotator.ml.artifacts import (
     model_version_config,
     model_version_local_path,
     model_version_store,
 )
+from annotator.models import Item, ModelVersion, Prediction, Project
+from annotator.queueing import enqueue_on_commit
+from annotator.selectors.training import version_training_labels
 
 logger = logging.getLogger(__name__)
 

@@ -18,16 +18,16 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from django.core.files.storage import storages
 from django.db import transaction
 from django.utils import timezone
 
-from annotator.models import Project, RegisteredModel
-from annotator.services.artifacts import (
+from annotator.ml.artifacts import (
+    artifacts_storage,
     model_version_store,
     stored_folder_download,
     stored_folder_files,
 )
+from annotator.models import Project, RegisteredModel
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -192,7 +192,7 @@ STORED = "encoders"  # the artifacts storage's folder of registered models
 def _stored_delete(prefix: str) -> None:
     if Path(prefix).is_absolute():  # registered before models were stored: a local folder
         return
-    storage = storages["artifacts"]
+    storage = artifacts_storage()
     try:
         for rel in stored_folder_files(prefix):
             storage.delete(f"{prefix}/{rel}")
@@ -208,7 +208,7 @@ def encoder_fetch(name: str) -> None:
 
     if not NAME.match(name):
         return
-    storage = storages["artifacts"]
+    storage = artifacts_storage()
     try:
         registrations, _ = storage.listdir(f"{STORED}/{name}")
     except FileNotFoundError:

@@ -13,13 +13,13 @@ and predicted_confidence / seconds_spent (float) are null when absent.
 
 CSV cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a
 carriage return, after any apostrophes) get one more leading apostrophe (OWASP's advice
-against CSV injection); the importer takes exactly one off again, so export -> import gives
-back the same texts. `bom=True` starts a CSV with a UTF-8 BOM, so Excel reads Chinese.
+against CSV injection; annotator.lib.csv_safe); the importer takes exactly one off again, so
+export -> import gives back the same texts. `bom=True` starts a CSV with a UTF-8 BOM, so
+Excel reads Chinese.
 """
 
 import csv
 import json
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
@@ -28,6 +28,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from annotator.lib.csv_safe import Echo, neutralize_formula
 from annotator.models import Annotation, Item, Project
 from trainer.agreement import consensus
 
@@ -55,17 +56,6 @@ COLUMNS = [
     "turns",
 ]  # JSONL rows add "annotations": every annotation with its own provenance
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
-FORMULA_START = re.compile(r"'*[=+\-@\t\r]")  # a cell a spreadsheet would evaluate
-
-
-def neutralize_formula(cell):
-    """"=HYPERLINK(...)" -> "'=HYPERLINK(...)": a spreadsheet shows it as text."""
-    return "'" + cell if isinstance(cell, str) and FORMULA_START.match(cell) else cell
-
-
-def restore_formula(cell: str) -> str:
-    """The inverse, for imports: one apostrophe off a neutralized cell."""
-    return cell[1:] if cell.startswith("'") and FORMULA_START.match(cell, 1) else cell
 
 _ITEM_FIELDS = [
     "id",
@@ -146,7 +136,7 @@ def export_rows(
             Q(Exists(Annotation.objects.filter(item=OuterRef("pk")))) | ~Q(final_label="")
         )
 
-    writer = csv.writer(_Echo())  # writerow() returns the formatted line
+    writer = csv.writer(Echo())  # writerow() returns the formatted line
     if fmt == "csv":
         yield ("\ufeff" if bom else "") + writer.writerow(COLUMNS)
     last = 0
@@ -211,11 +201,6 @@ def _record(item: dict, anns: list[dict]) -> dict:
 
 def _float(value) -> float | None:
     return None if value is None else float(value)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 def _csv_values(record: dict) -> list:

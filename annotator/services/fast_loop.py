@@ -29,17 +29,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from annotator.models import Annotation, HeadFit, Item, Project, Strategy
+from annotator.models import Annotation, HeadFit, Item, Project
 from annotator.queueing import enqueue_on_commit
+from trainer.strategy_names import head_strategy_for
 
 logger = logging.getLogger(__name__)
 
-# project strategy -> small-text strategy of the head
-HEAD_STRATEGY = {Strategy.MARGIN: "breaking_ties", Strategy.BALANCED_TIES: "balanced_ties",
-                 Strategy.LEAST_CONFIDENCE: "least_confidence",
-                 Strategy.ENTROPY: "entropy", Strategy.RANDOM: "random",
-                 Strategy.EMBEDDING_KMEANS: "embedding_kmeans",
-                 Strategy.GREEDY_CORESET: "greedy_coreset", Strategy.CONTRASTIVE: "contrastive"}
 COLD_START = "embedding_kmeans"
 SELF_TRAINING_SAMPLE = 20_000  # unlabeled items the head may draw pseudo-labels from
 
@@ -189,7 +184,7 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
     if head is not None:
         stop_predictions = head.predict_proba(x[_stop_rows(project, ids)]).argmax(axis=1)
         trusted, kappa = _trust(project, last, stop_predictions)
-    strategy = HEAD_STRATEGY.get(project.strategy, "breaking_ties")
+    strategy = head_strategy_for(project.strategy)
     if head is None or (project.cold_start_diversity and not trusted):
         strategy = COLD_START
     picks = head_query(

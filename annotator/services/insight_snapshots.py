@@ -25,9 +25,10 @@ from django.core.cache import caches
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from annotator import charts, selectors_insight
+from annotator.lib import charts
 from annotator.models import ModelVersion, Project
 from annotator.queueing import enqueue
+from annotator.selectors import insight as selectors_insight
 
 PAGES = ("dashboard", "analytics")
 LIVE_SECONDS = 30  # queue counts, runs and scoring move without a label: at most this old

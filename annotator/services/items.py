@@ -1,8 +1,8 @@
 """Items pushed through the API (POST /api/projects/<id>/items/).
 
 A push follows the file importer's rules, by calling its code: the same cleaning, label-set,
-kind, turns and meta checks and the same dedupe by the clean text's sha256 (`_Importer.add`),
-the same bulk writer (`_Writer`: COPY on PostgreSQL), the same follow-ups (overlap,
+kind, turns and meta checks and the same dedupe by the clean text's sha256 (`Importer.add`),
+the same bulk writer (`BulkWriter`: COPY on PostgreSQL), the same follow-ups (overlap,
 readability check, cold-start seeding). Unlike a file, a push is small (settings.
 API_MAX_PUSH_ITEMS rows), so it is written in one short transaction without staging, and a
 bad row is rejected on its own (with its reason) instead of failing the whole request.
@@ -19,14 +19,14 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from annotator.models import ImportIssue, ImportJob, Item, Project
-from annotator.services.importing import (
-    ImportRejected,
-    _Bytes,
-    _enqueue_embedding,
-    _enqueue_seeding,
-    _Importer,
+from annotator.services.importing.errors import ImportRejected
+from annotator.services.importing.formats import ByteCounter
+from annotator.services.importing.jobs import (
+    enqueue_embedding,
+    enqueue_seeding,
     import_jobs_clear_dead,
 )
+from annotator.services.importing.rows import Importer
 from annotator.services.labeling import project_apply_overlap
 from annotator.services.monitoring import items_arrived
 from annotator.services.readability import vocabulary_check_request
@@ -47,14 +47,14 @@ class PushResult:
     rows: list[dict] = field(default_factory=list)  # one per pushed row, in order
 
 
-class _RowChecker(_Importer):
+class _RowChecker(Importer):
     """The importer's row rules without an import job: its notes become row results."""
 
     def __init__(self, project: Project) -> None:
         super().__init__(
             project=project, text_column="text", label_column="label", id_column="external_id",
             meta_columns=["meta"], kind_column="kind", turns_column="turns",
-            split=Item.Split.POOL, skip_invalid=True, job=ImportJob(), counter=_Bytes(),
+            split=Item.Split.POOL, skip_invalid=True, job=ImportJob(), counter=ByteCounter(),
         )
         self.notes: dict[int, tuple[str, str]] = {}
 
@@ -164,8 +164,8 @@ def _items_created(*, project: Project, item_ids: list[int]) -> None:
                  timeout=settings.PUSH_READABILITY_EVERY_SECONDS):
         vocabulary_check_request(project=project)
     if not project.model_versions.filter(is_active=True).exists():
-        transaction.on_commit(lambda: _enqueue_seeding(project.pk))
+        transaction.on_commit(lambda: enqueue_seeding(project.pk))
     if project.fast_loop_every and cache.add(f"embedding-requested:{project.pk}", True,
                                              timeout=settings.PUSH_EMBED_EVERY_SECONDS):
-        transaction.on_commit(lambda: _enqueue_embedding(project.pk))
+        transaction.on_commit(lambda: enqueue_embedding(project.pk))
     transaction.on_commit(lambda: items_arrived(project_id=project.pk, item_ids=item_ids))

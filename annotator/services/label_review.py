@@ -17,14 +17,15 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from annotator.lib.db import values_by_id
 from annotator.models import Item, LabelFlag, ModelVersion, Project
-from annotator.selectors import values_by_id, version_training_labels
+from annotator.selectors.training import version_training_labels
 
 logger = logging.getLogger(__name__)
 
 
 def _embeddings(version: ModelVersion, texts: list[str]) -> np.ndarray:
-    from annotator.services.artifacts import model_version_local_path
+    from annotator.ml.artifacts import model_version_local_path
     from trainer.predict import embed, load_scorer
 
     device = settings.TRAINING_DEVICE

@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from annotator.models import Annotation, Item, LabelFlag, Prediction, Project
 from annotator.permissions import can_label, can_manage
-from annotator.selectors import queue_for
-from annotator.selectors_provenance import annotation_provenance
+from annotator.selectors.provenance import annotation_provenance
+from annotator.selectors.queue import queue_for
 from annotator.services import fast_loop
 
 # A labeler who leaves a tab open for an hour did not spend an hour on one item.

@@ -19,7 +19,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from annotator import webhook_targets
+from annotator.lib import webhook_targets
 from annotator.models import Alert, AlertRule, Item, Prediction, WebhookDelivery
 from annotator.queueing import enqueue_on_commit
 
@@ -42,7 +42,7 @@ def items_predict(*, project_id: int, item_ids: list[int]) -> dict:
     Items that already have a prediction of the active version are skipped, so a re-run is
     a no-op. Afterwards the project's alert rules are evaluated.
     """
-    from annotator import serving
+    from annotator.ml import serving
     from trainer.strategies import margin
 
     try:
@@ -193,7 +193,7 @@ def webhook_deliver(*, alert_id: int, attempt: int) -> int | None:
     """POST the alert to its rule's URL once and log the attempt.
 
     The URL's host is resolved and checked now and the POST goes to that checked address
-    (annotator/webhook_targets.py); a refused target is logged and not tried again. Only the
+    (annotator/lib/webhook_targets.py); a refused target is logged and not tried again. Only the
     status code and a short reason are kept, never what the receiver answered.
     Returns the seconds to wait before the next attempt, or None when there is nothing more
     to do (delivered, delivered before, no URL, refused, or the last attempt failed).

@@ -21,8 +21,8 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
-from django.core.files.storage import storages
 
+from annotator.ml.artifacts import artifacts_storage
 from annotator.models import Item, Project
 from annotator.queueing import enqueue_on_commit
 
@@ -49,7 +49,7 @@ def _chunk_files(project: Project, key: str) -> list[str]:
     folder = _folder(project, key)
     # no exists(folder) first: an object store has no folders, exists() says False there
     try:
-        _, files = storages["artifacts"].listdir(folder)
+        _, files = artifacts_storage().listdir(folder)
     except FileNotFoundError:  # a folder storage before the first chunk
         return []
     return sorted(f"{folder}/{name}" for name in files if name.endswith(".npz"))
@@ -58,7 +58,7 @@ def _chunk_files(project: Project, key: str) -> list[str]:
 def _read_chunk(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(ids, emb) of a chunk file; None when it is unreadable (a write cut short)."""
     try:
-        with storages["artifacts"].open(name, "rb") as f:
+        with artifacts_storage().open(name, "rb") as f:
             data = np.load(io.BytesIO(f.read()), allow_pickle=False)
             return data["ids"], data["emb"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
@@ -117,7 +117,7 @@ def embeddings_write(project: Project, key: str, ids: list[int], emb: np.ndarray
     np.savez(buffer, ids=np.asarray(ids, dtype=np.int64),
              emb=np.asarray(emb, dtype=np.float16).reshape(len(ids), -1))
     name = f"{_folder(project, key)}/{ids[0]}.npz"
-    return storages["artifacts"].save(name, ContentFile(buffer.getvalue()))
+    return artifacts_storage().save(name, ContentFile(buffer.getvalue()))
 
 
 def pool_embed_chunk(*, project_id: int, key: str, item_ids: list[int]) -> dict:
@@ -129,7 +129,7 @@ def pool_embed_chunk(*, project_id: int, key: str, item_ids: list[int]) -> dict:
     if project is None or key != encoder_key(project) or not item_ids:
         return {"skipped": "no project, or its encoder changed"}
     name = f"{_folder(project, key)}/{item_ids[0]}.npz"
-    storage = storages["artifacts"]
+    storage = artifacts_storage()
     if storage.exists(name):
         if _read_chunk(name) is not None:
             return {"skipped": "chunk already embedded"}

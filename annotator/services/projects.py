@@ -1,14 +1,14 @@
 """Writes of the project pages: create a project, change its settings and its label set,
-archive it. The label set's rules live in annotator/labelsets.py."""
+archive it. The label set's rules live in annotator/lib/labelsets.py."""
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from annotator.labelsets import label_name_normalized, validate_label_set
+from annotator.lib.labelsets import label_name_normalized, validate_label_set
 from annotator.models import Project
-from annotator.selectors_projects import LABEL_COLUMNS, label_usage
+from annotator.selectors.projects import LABEL_COLUMNS, label_usage
 
 
 def project_create(*, fields: dict, labels: list[dict]) -> Project:

@@ -44,14 +44,14 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
-from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from annotator.ml.artifacts import artifacts_storage
 from annotator.models import Item, ModelVersion, Prediction, Project, Strategy
 from annotator.queueing import enqueue, enqueue_on_commit
-from annotator.selectors_provenance import version_strategy
+from annotator.selectors.provenance import version_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _folder(version: ModelVersion) -> str:
 
 
 def _write(name: str, data: bytes) -> None:
-    storage = storages["artifacts"]
+    storage = artifacts_storage()
     if storage.exists(name):  # Storage.save never overwrites: it would pick another name
         storage.delete(name)
     storage.save(name, ContentFile(data))
@@ -173,13 +173,13 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 def _read_npy(name: str) -> np.ndarray:
-    with storages["artifacts"].open(name, "rb") as f:
+    with artifacts_storage().open(name, "rb") as f:
         return np.load(io.BytesIO(f.read()), allow_pickle=False)
 
 
 def _plan_load(version: ModelVersion) -> tuple[np.ndarray, int, int] | None:
     """(ids, candidates, chunk_size), or None when the version has no plan."""
-    storage, folder = storages["artifacts"], _folder(version)
+    storage, folder = artifacts_storage(), _folder(version)
     if not storage.exists(f"{folder}/plan.json"):
         return None
     with storage.open(f"{folder}/plan.json", "rb") as f:
@@ -206,7 +206,7 @@ def _plan_make(version: ModelVersion) -> tuple[np.ndarray, int, int]:
 
 
 def _missing_chunks(version: ModelVersion, ids, chunk_size: int) -> list[list[int]]:
-    storage, folder = storages["artifacts"], _folder(version)
+    storage, folder = artifacts_storage(), _folder(version)
     _, files = storage.listdir(folder)
     done = set(files)
     return [chunk for chunk in _chunks(ids, chunk_size) if f"done-{chunk[0]}" not in done]
@@ -219,11 +219,11 @@ def _chunk_predict(version: ModelVersion, item_ids: list[int], quantize: bool | 
     re-run, a rollback to a version scored before scoring was chunked), runs no model and
     stores nothing new, unless a diverse-batch project lacks the chunk's embeddings.
     """
-    from annotator.services.artifacts import model_version_local_path
+    from annotator.ml.artifacts import model_version_local_path
     from trainer.predict import load_scorer, predict_and_embed
     from trainer.strategies import margin, uncertainty
 
-    storage, folder = storages["artifacts"], _folder(version)
+    storage, folder = artifacts_storage(), _folder(version)
     done, emb_name = f"{folder}/done-{item_ids[0]}", f"{folder}/emb-{item_ids[0]}.npy"
     if storage.exists(done):
         return {"skipped": "chunk already scored"}
@@ -341,7 +341,7 @@ def _scoring_stalled(version: ModelVersion) -> bool:
     written whenever the count moved (or on the first look), and again when a resume is
     asked for, so a slow scoring is re-enqueued at most once per period, not on every beat.
     """
-    storage, folder = storages["artifacts"], _folder(version)
+    storage, folder = artifacts_storage(), _folder(version)
     try:
         _, files = storage.listdir(folder)
     except FileNotFoundError:  # a folder storage before the plan

@@ -28,18 +28,18 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from annotator.ml.artifacts import model_version_local_path, model_version_store
 from annotator.models import Annotation, Item, ModelVersion, Project, TrainingRun
 from annotator.queueing import enqueue, enqueue_on_commit
-from annotator.services.background_failures import plain_cause
-from annotator.selectors import (
+from annotator.selectors.readability import readability_blocks_schedule
+from annotator.selectors.training import (
     gold_labels,
     latest_version_if_nothing_new,
-    readability_blocks_schedule,
     training_label_counts,
     training_labels,
 )
 from annotator.services.activation import activation_decide
-from annotator.services.artifacts import model_version_local_path, model_version_store
+from annotator.services.background_failures import plain_cause
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 from django import template
 
-from annotator.guidelines import guidelines_html
+from annotator.lib.guidelines import guidelines_html
 
 register = template.Library()
 register.filter("markdown", guidelines_html)

@@ -22,11 +22,9 @@ urlpatterns = [
     path("", include("annotator.urls.labeling")),
     path("", include("annotator.urls.training")),
     path("", include("annotator.urls.insight")),
-    path("", include("annotator.urls.api")),
+    path("", include("annotator.urls.monitoring")),
     path("", include("annotator.urls.projects")),
     path("", include("annotator.urls.people")),
     path("", include("annotator.urls.history")),
-    path("", include("annotator.urls.api_projects")),
-    path("", include("annotator.urls.api_annotations")),
-    path("", include("annotator.urls.api_monitoring")),
+    path("", include("annotator.api.urls")),
 ]

@@ -17,5 +17,5 @@ urlpatterns = [
          name="vocabulary_check_now"),
     path("projects/<int:project_id>/models/confirm-model", training.vocabulary_confirm,
          name="vocabulary_confirm"),
-    # the API's retrain is in annotator/urls/api_annotations.py, with the rest of the workflow API
+    # the API's retrain is in annotator/api/urls.py, with the rest of the REST API
 ]

@@ -9,7 +9,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from annotator import selectors
+from annotator.selectors.projects import projects_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def project_list(request: HttpRequest) -> HttpResponse:
-    projects = selectors.projects_for_user(request.user)
+    projects = projects_for_user(request.user)
     return render(request, "annotator/project_list.html", {"projects": projects})
 
 

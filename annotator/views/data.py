@@ -4,7 +4,6 @@ Labelers get 403, anonymous users the login page."""
 
 from pathlib import Path
 
-from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
@@ -14,7 +13,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotator.models import ImportIssue, ImportJob, Item, Project
+from annotator.forms.importing import MappingForm, UploadForm
+from annotator.lib.downloads import attachment
+from annotator.models import ImportIssue, ImportJob, Project
 from annotator.permissions import project_admin_required
 from annotator.services.exporting import CONTENT_TYPES, export_rows, parse_when
 from annotator.services.importing import (
@@ -30,59 +31,10 @@ from annotator.services.importing import (
 from annotator.views.limits import allows_upload
 
 ISSUES_PER_PAGE = 50
-TEXT_COLUMNS = ("text", "review", "content", "body")  # preselected as the text column, in order
 
 
-class UploadForm(forms.Form):
-    file = forms.FileField(help_text="CSV, TSV, JSON (array of objects) or JSONL")
-    fmt = forms.ChoiceField(
-        label="Format",
-        required=False,
-        choices=[("", "from the extension")] + [(f, f) for f in FORMATS],
-    )
-    encoding = forms.CharField(
-        required=False, help_text="empty: detected (UTF-8, GB18030 or Windows-1252)"
-    )
 
 
-class MappingForm(forms.Form):
-    """Which column of the file goes where; every choice is one of the file's columns."""
-
-    text_column = forms.ChoiceField(label="Text")
-    label_column = forms.ChoiceField(
-        label="Label", required=False, help_text="gold label (split gold) or pre-label"
-    )
-    id_column = forms.ChoiceField(label="External id", required=False)
-    meta_columns = forms.MultipleChoiceField(
-        label="Meta", required=False, help_text="kept in the item's meta (Ctrl or ⌘ for several)"
-    )
-    kind_column = forms.ChoiceField(label="Kind", required=False)
-    turns_column = forms.ChoiceField(
-        label="Dialogue turns", required=False, help_text="a JSON list of {speaker, text}"
-    )
-    split = forms.ChoiceField(choices=Item.Split.choices, initial=Item.Split.POOL)
-    skip_invalid = forms.BooleanField(
-        label="Skip invalid rows",
-        required=False,
-        help_text="list empty or too long texts as rejected instead of failing the import",
-    )
-
-    def __init__(self, *args, columns: list[str], **kwargs):
-        super().__init__(*args, **kwargs)
-        choices = [(column, column[:60]) for column in columns]
-        by_name = {column.lower(): column for column in reversed(columns)}  # the first wins
-        text = next((by_name[name] for name in TEXT_COLUMNS if name in by_name), "")
-        for name, field in self.fields.items():
-            if name.endswith("_column"):
-                field.choices = [("", "none")] + choices
-            elif name.endswith("_columns"):
-                field.choices = choices
-            else:
-                continue
-            field.error_messages["invalid_choice"] = "no column %(value)s in this file"
-        self.fields["text_column"].choices = [("", "choose a column")] + choices
-        self.fields["text_column"].initial = text
-        self.fields["turns_column"].initial = by_name.get("turns", "")
 
 
 @allows_upload
@@ -192,7 +144,7 @@ def import_rejected_download(
     """The rejected rows as CSV, to fix and import again."""
     job = _job(project_id, job_id)
     name = f"{Path(job.filename).stem}-rejected"
-    return export_response(import_rejected_csv(job=job), fmt="csv", name=name)
+    return attachment(import_rejected_csv(job=job), fmt="csv", name=name)
 
 
 @project_admin_required
@@ -229,11 +181,5 @@ def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
     what += "-gold" if params.get("gold_only") in ("1", "true", "on") else ""
     what += "-excel" if params.get("bom") in ("1", "true", "on") else ""
     name = f"{slugify(project.name) or f'project{project.pk}'}-{what}-{timezone.localdate()}"
-    return export_response(rows, fmt=fmt, name=name)
+    return attachment(rows, fmt=fmt, name=name)
 
-
-def export_response(rows, *, fmt: str, name: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(rows, content_type=CONTENT_TYPES[fmt])
-    filename = f"{slugify(name) or 'project'}.{fmt}"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response

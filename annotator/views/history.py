@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from annotator import selectors
 from annotator.models import Annotation
 from annotator.permissions import can_manage, labeled_project
+from annotator.selectors.annotations import annotations_of
 from annotator.services import labeling
 
 PER_PAGE = 50
@@ -25,7 +25,7 @@ PER_PAGE = 50
 def my_labels(request: HttpRequest, project_id: int) -> HttpResponse:
     project = labeled_project(request.user, project_id)
     text, label = request.GET.get("q", "").strip(), request.GET.get("label", "")
-    annotations = selectors.annotations_of(request.user, project, text=text, label=label)
+    annotations = annotations_of(request.user, project, text=text, label=label)
     page = Paginator(annotations, PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "annotator/labeling/my_labels.html", {
         "project": project, "page": page, "q": text, "label": label,

@@ -6,9 +6,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from annotator import selectors_insight
 from annotator.models import Project
 from annotator.permissions import project_admin_required
+from annotator.selectors import insight as selectors_insight
 from annotator.services import insight_snapshots
 
 

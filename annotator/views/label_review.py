@@ -8,16 +8,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from annotator import serving
+from annotator.ml import serving
 from annotator.models import Item, LabelFlag
 from annotator.permissions import can_manage, visible_project
-from annotator.selectors_label_review import label_review_queue, label_review_report
+from annotator.selectors.label_review import label_review_queue, label_review_report
 
 
 @login_required
 @require_GET
-def label_review_page(request: HttpRequest, pk: int) -> HttpResponse:
-    project = visible_project(request.user, pk, admin=True)
+def label_review_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = visible_project(request.user, project_id, admin=True)
     return render(request, "annotator/labeling/label_review.html", {
         "project": project,
         "queue": label_review_queue(project),
@@ -28,9 +28,9 @@ def label_review_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def item_review(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
-    project = visible_project(request.user, pk, admin=True)
-    item = get_object_or_404(Item, pk=item_pk, project=project)
+def item_review(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+    project = visible_project(request.user, project_id, admin=True)
+    item = get_object_or_404(Item, pk=item_id, project=project)
     return render(request, "annotator/labeling/item_review.html", {
         "project": project,
         "item": item,
@@ -43,17 +43,17 @@ def item_review(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def item_explanation(request: HttpRequest, pk: int, item_pk: int) -> JsonResponse:
+def item_explanation(request: HttpRequest, project_id: int, item_id: int) -> JsonResponse:
     """The active model's label for the item and the words that pushed it (JSON). Admins
     always; labelers where the project shows suggestions (it explains a suggestion), never
     on a gold item (404: held out from them)."""
-    project = visible_project(request.user, pk)
+    project = visible_project(request.user, project_id)
     manager = can_manage(request.user, project)
     if not (manager or project.show_suggestions):
         raise PermissionDenied
     items = Item.objects.filter(project=project)
     item = get_object_or_404(items if manager else items.exclude(split=Item.Split.GOLD),
-                             pk=item_pk)
+                             pk=item_id)
     try:
         explanation = serving.explain_item(project_id=project.pk, item_id=item.pk, text=item.text)
     except serving.NoActiveModel:

@@ -14,9 +14,13 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from annotator import selectors, selectors_agreement
 from annotator.models import Item, Project
 from annotator.permissions import visible_project
+from annotator.selectors import agreement as selectors_agreement
+from annotator.selectors import queue as queue_selectors
+from annotator.selectors.annotations import last_annotation_of
+from annotator.selectors.progress import labeling_progress
+from annotator.selectors.queue import item_to_submit
 from annotator.services import labeling
 
 SKIPPED_KEPT = 500  # how many skipped ids a session remembers per project
@@ -104,7 +108,7 @@ def _no_explanation(item: Item, turns: list) -> str:
 
 
 def _suggestion(item: Item) -> dict | None:
-    suggestion = selectors.suggestion_for(item)
+    suggestion = queue_selectors.suggestion_for(item)
     if suggestion is None:
         return None
     label, confidence = suggestion
@@ -121,15 +125,15 @@ def _next_payload(request: HttpRequest, project: Project, **extra) -> dict:
         item.project = project  # already loaded: the suggestion check needs no query
     return {
         "item": _item_payload(item) if item else None,
-        "progress": selectors.labeling_progress(request.user, project),
+        "progress": labeling_progress(request.user, project),
         **extra,
     }
 
 
 @login_required
 @require_GET
-def label_page(request: HttpRequest, pk: int) -> HttpResponse:
-    project = visible_project(request.user, pk)
+def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = visible_project(request.user, project_id)
     if project.archived_at:
         return render(request, "annotator/labeling/archived.html", {"project": project},
                       status=410)
@@ -147,17 +151,17 @@ def label_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 @_server_timing
-def label_next(request: HttpRequest, pk: int) -> JsonResponse:
-    project = visible_project(request.user, pk)
+def label_next(request: HttpRequest, project_id: int) -> JsonResponse:
+    project = visible_project(request.user, project_id)
     return JsonResponse(_next_payload(request, project))
 
 
 @login_required
 @require_POST
 @_server_timing
-def label_submit(request: HttpRequest, pk: int) -> JsonResponse:
-    item = selectors.item_to_submit(
-        request.user, project_id=pk, item_id=_int_or_none(request.POST.get("item"))
+def label_submit(request: HttpRequest, project_id: int) -> JsonResponse:
+    item = item_to_submit(
+        request.user, project_id=project_id, item_id=_int_or_none(request.POST.get("item"))
     )
     if item is None:
         raise Http404("no such item in your projects")
@@ -188,8 +192,8 @@ def label_submit(request: HttpRequest, pk: int) -> JsonResponse:
 @login_required
 @require_POST
 @_server_timing
-def label_skip(request: HttpRequest, pk: int) -> JsonResponse:
-    project = visible_project(request.user, pk)
+def label_skip(request: HttpRequest, project_id: int) -> JsonResponse:
+    project = visible_project(request.user, project_id)
     item_id = _int_or_none(request.POST.get("item"))
     if item_id is None:
         return JsonResponse({"error": "which item?"}, status=400)
@@ -201,24 +205,24 @@ def label_skip(request: HttpRequest, pk: int) -> JsonResponse:
 
 @login_required
 @require_GET
-def label_undo(request: HttpRequest, pk: int) -> JsonResponse:
+def label_undo(request: HttpRequest, project_id: int) -> JsonResponse:
     """The item of my last label, to label again (submitting it changes the label)."""
-    project = visible_project(request.user, pk)
-    last = selectors.last_annotation_of(request.user, project)
+    project = visible_project(request.user, project_id)
+    last = last_annotation_of(request.user, project)
     if last is None:
         return JsonResponse({"item": None, "notice": "Nothing to undo yet."}, status=404)
     return JsonResponse(
         {
             "item": _item_payload(last.item, current_label=last.label),
-            "progress": selectors.labeling_progress(request.user, project),
+            "progress": labeling_progress(request.user, project),
         }
     )
 
 
 @login_required
 @require_GET
-def agreement_page(request: HttpRequest, pk: int) -> HttpResponse:
-    project = visible_project(request.user, pk, admin=True)
+def agreement_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = visible_project(request.user, project_id, admin=True)
     report = selectors_agreement.project_agreement(project)
     return render(
         request, "annotator/labeling/agreement.html", {"project": project, "report": report}
@@ -227,9 +231,9 @@ def agreement_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def adjudicate(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
-    project = visible_project(request.user, pk, admin=True)
-    item = get_object_or_404(Item, pk=item_pk, project=project)
+def adjudicate(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+    project = visible_project(request.user, project_id, admin=True)
+    item = get_object_or_404(Item, pk=item_id, project=project)
     try:
         labeling.item_adjudicate(admin=request.user, item=item, label=request.POST.get("label", ""))
         messages.success(request, f"Item #{item.pk}: final label {item.final_label}.")

@@ -4,9 +4,9 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
-from annotator import selectors_monitoring
 from annotator.models import Alert, Project
 from annotator.permissions import project_admin_required
+from annotator.selectors import monitoring as selectors_monitoring
 from annotator.services import monitoring
 
 

@@ -14,27 +14,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotator import selectors_people
+from annotator.forms.people import AddMemberForm, InviteForm, RoleForm
 from annotator.models import Membership, Project
 from annotator.permissions import can_manage, managed_project
+from annotator.selectors import people as selectors_people
 from annotator.services import people
 
 INVITATION_KEY = "people:invitation"  # the link to show once, on the next people page
 
 
-class AddMemberForm(forms.Form):
-    who = forms.CharField(label="Username or e-mail", max_length=254)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.LABELER)
 
 
-class InviteForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    email = forms.EmailField(label="E-mail (optional)", required=False)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.LABELER)
 
 
-class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Membership.Role.choices)
 
 
 def _errors(error: ValidationError) -> str:

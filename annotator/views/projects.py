@@ -9,10 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotator.forms.projects import LabelFormSet, ProjectSettingsForm, label_rows
-from annotator.guidelines import guidelines_html
+from annotator.lib.guidelines import guidelines_html
 from annotator.models import Project
 from annotator.permissions import project_admin_required
-from annotator.selectors_projects import label_usage
+from annotator.selectors.projects import label_usage
 from annotator.services import projects
 from annotator.services.background_failures import failures_dismiss
 

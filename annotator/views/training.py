@@ -4,18 +4,16 @@ project's admins)."""
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from annotator.lib.downloads import attachment
+from annotator.ml.artifacts import model_version_zip_stream
 from annotator.models import ModelVersion, Project, TrainingRun
 from annotator.permissions import project_admin_required
-from annotator.selectors import (
-    latest_version_if_nothing_new,
-    readability_for,
-    stopping_signal_for,
-)
-from annotator.services.artifacts import model_version_zip_stream
+from annotator.selectors.readability import readability_for
+from annotator.selectors.training import latest_version_if_nothing_new, stopping_signal_for
 from annotator.services.distillation import model_version_distill_request
 from annotator.services.readability import readability_confirm, vocabulary_check_request
 from annotator.services.training import (
@@ -131,9 +129,6 @@ def training_progress(request: HttpRequest, project_id: int) -> JsonResponse:
 @project_admin_required
 def version_download(request: HttpRequest, project_id: int, version_id: int):
     version = get_object_or_404(ModelVersion, id=version_id, project_id=project_id)
-    response = StreamingHttpResponse(model_version_zip_stream(version),
-                                     content_type="application/zip")
-    name = f"project{project_id}-v{version.version}.zip"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return attachment(model_version_zip_stream(version), fmt="zip",
+                      name=f"project{project_id}-v{version.version}")
 

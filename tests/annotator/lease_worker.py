@@ -21,7 +21,7 @@ def run(database_url: str, labeler_ids: list[int], project_id: int) -> list[tupl
     from django.db import connection
 
     from annotator.models import Project
-    from annotator.selectors import queue_for
+    from annotator.selectors.queue import queue_for
     from annotator.services.labeling import ItemAlreadyComplete, annotation_submit, item_next_claim
 
     submitted: list[tuple[int, int]] = []

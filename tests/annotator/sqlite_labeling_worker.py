@@ -27,7 +27,7 @@ def run(
     from django.db import OperationalError, connection
 
     from annotator.models import Project
-    from annotator.selectors import queue_for
+    from annotator.selectors.queue import queue_for
     from annotator.services.labeling import (
         ItemAlreadyComplete,
         annotation_submit,

@@ -12,13 +12,10 @@ from django.core.files.storage import storages
 from django.db import connection
 
 from annotator.models import Annotation, Item, Membership, ModelVersion, Prediction
-from annotator.selectors import (
-    stale_ranked_count,
-    stopping_signal_for,
-    suggestion_for,
-)
-from annotator.services.labeling import annotation_submit, item_lease_claim, item_next_claim
+from annotator.selectors.queue import suggestion_for
+from annotator.selectors.training import stale_ranked_count, stopping_signal_for
 from annotator.services import ranking
+from annotator.services.labeling import annotation_submit, item_lease_claim, item_next_claim
 from annotator.services.ranking import pool_score, pool_seed
 from annotator.services.training import model_version_activate
 from tests.annotator.labeling_factories import make_item, make_items

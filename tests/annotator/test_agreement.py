@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from annotator.selectors_agreement import project_agreement
+from annotator.selectors.agreement import project_agreement
 from tests.annotator.labeling_factories import label_as, make_item
 from trainer.agreement import cohen_kappa
 

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from annotator import selectors_insight
+from annotator.selectors import insight as selectors_insight
 from tests.annotator.insight_data import XSS, build
 from tests.annotator.labeling_factories import make_item
 

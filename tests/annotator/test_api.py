@@ -4,7 +4,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from annotator import serving
+from annotator.ml import serving
 from tests.annotator.serving_helpers import add_version, token_client
 from tests.trainer.tiny import LABELS
 

@@ -22,8 +22,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from annotator import serving
-from annotator.cleaning import clean_text
+from annotator.lib.cleaning import clean_text
+from annotator.ml import serving
 from annotator.models import Annotation, Prediction
 from tests.annotator.serving_helpers import add_version, token_client
 from tests.annotator.training_helpers import add_labeled_items

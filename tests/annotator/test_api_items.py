@@ -158,7 +158,7 @@ def test_a_push_requests_the_imports_follow_ups_and_the_monitoring_hook(
     monkeypatch.setattr(item_services, "items_arrived",
                         lambda **kw: arrived.append(kw))
     monkeypatch.setattr(item_services, "vocabulary_check_request", lambda **kw: None)
-    monkeypatch.setattr(item_services, "_enqueue_seeding", lambda pk: arrived.append(pk))
+    monkeypatch.setattr(item_services, "enqueue_seeding", lambda pk: arrived.append(pk))
     with django_capture_on_commit_callbacks(execute=True):
         body = _push(manager, project, [{"text": "one"}, {"text": "two"}]).json()
     ids = sorted(row["item_id"] for row in body["rows"])

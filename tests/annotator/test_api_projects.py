@@ -29,6 +29,18 @@ def test_a_labeler_lists_only_their_projects(project, other_project, labeler):
     assert [row["name"] for row in response.json()] == ["Shoes"]
 
 
+def test_the_api_lists_the_projects_the_pages_list(project, other_project, labeler):
+    """One answer to "which projects may this user see": an archived project leaves a
+    labeler's list on the API as on the projects page; its admin still sees it."""
+    from django.utils import timezone
+
+    project.archived_at = timezone.now()
+    project.save(update_fields=["archived_at"])
+    assert token_client(labeler).get("/api/projects/").json() == []
+    lead = _project_admin(project)
+    assert [row["name"] for row in token_client(lead).get("/api/projects/").json()] == ["Shoes"]
+
+
 def test_staff_list_every_project(project, other_project, admin_user):
     names = [row["name"] for row in token_client(admin_user).get("/api/projects/").json()]
     assert sorted(names) == ["Phones", "Shoes"]

@@ -6,9 +6,9 @@ import time
 import pytest
 from django.db import connection
 
-from annotator import serving
+from annotator.api.predict import PredictThrottle
+from annotator.ml import serving
 from annotator.services.training import model_version_activate
-from annotator.views.api import PredictThrottle
 from tests.annotator.serving_helpers import add_version, token_client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

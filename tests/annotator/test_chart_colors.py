@@ -5,7 +5,7 @@ import base64
 import pytest
 from django.urls import reverse
 
-from annotator import charts
+from annotator.lib import charts
 from tests.annotator.insight_data import build
 
 pytestmark = pytest.mark.django_db

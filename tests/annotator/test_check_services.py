@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from annotator import readiness
+from annotator.lib import readiness
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOSED = "127.0.0.1:9"  # the discard port: nothing listens there
@@ -54,7 +54,7 @@ def test_a_process_without_one_of_them_stops_with_one_line_naming_it(tmp_path, e
 
 
 def test_settings_that_do_not_load_stop_the_container_with_one_line_too(tmp_path):
-    entrypoint = ("-m", "annotator.readiness")  # what docker/entrypoint.sh runs
+    entrypoint = ("-m", "annotator.lib.readiness")  # what docker/entrypoint.sh runs
     assert _check(tmp_path, entrypoint).returncode == 0
     result = _check(tmp_path, entrypoint, SECRET_KEY=None)
     assert result.returncode == 1

@@ -1,4 +1,4 @@
-from annotator.cleaning import clean_text, content_hash
+from annotator.lib.cleaning import clean_text, content_hash
 
 
 def test_it_strips_html_tags_and_unescapes_entities():

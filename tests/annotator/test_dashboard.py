@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator import selectors_insight
+from annotator.selectors import insight as selectors_insight
 from tests.annotator.insight_data import XSS, build
 
 pytestmark = pytest.mark.django_db

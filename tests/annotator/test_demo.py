@@ -1,8 +1,8 @@
 from django.core.management import call_command
 
-from annotator.demo import demo_rows
-from annotator.models import Item, Project
 from annotator.management.commands.load_demo import DEMO_PROJECT
+from annotator.models import Item, Project
+from annotator.services.demo import demo_rows
 
 
 def test_demo_rows_are_unique_bilingual_and_labeled():

@@ -13,8 +13,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
 
+from annotator.ml.artifacts import model_version_local_path
 from annotator.models import Annotation, Item, ModelVersion, Prediction
-from annotator.services.artifacts import model_version_local_path
 from annotator.services.distillation import _stored_scores, model_version_distill
 from tests.annotator.labeling_factories import make_item
 from tests.trainer.tiny import LABELS, TEXTS
@@ -169,10 +169,10 @@ def test_the_api_names_a_students_teacher(admin_client, teacher):
 
 def test_texts_are_read_a_chunk_of_ids_at_a_time(teacher, monkeypatch,
                                                  django_assert_num_queries):
-    from annotator import selectors
+    from annotator.lib import db
 
-    monkeypatch.setattr(selectors, "IDS_PER_QUERY", 4)
+    monkeypatch.setattr(db, "IDS_PER_QUERY", 4)
     items = list(Item.objects.filter(project=teacher.project).order_by("id")[:10])
     with django_assert_num_queries(3):  # 4 + 4 + 2 ids
-        found = selectors.values_by_id(Item.objects, "id", [i.pk for i in items], "text")
+        found = db.values_by_id(Item.objects, "id", [i.pk for i in items], "text")
     assert found == {i.pk: i.text for i in items}

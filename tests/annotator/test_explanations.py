@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotator.cleaning import clean_text
+from annotator.lib.cleaning import clean_text
 from tests.annotator.labeling_factories import make_item
 from tests.annotator.serving_helpers import add_version, token_client
 
@@ -40,7 +40,7 @@ def test_the_api_explains_each_prediction_on_request(project, admin_user):
 def test_explanations_are_limited_per_request(project, admin_user, settings):
     add_version(project, 1, active=True)
     settings.API_MAX_EXPLAIN_TEXTS = 2  # read when validating
-    from annotator import serializers
+    from annotator.api.serializers import predict as serializers
 
     body = serializers.PredictRequestSerializer(data={"texts": ["a", "b", "c"], "explain": True})
     assert not body.is_valid()
@@ -79,7 +79,7 @@ def test_the_labeling_page_gets_an_explanation_address_with_a_suggestion(labeler
                                                                         review, monkeypatch):
     url = reverse("label_next", args=[project.pk])
     assert labeler_client.get(url).json()["item"]["explain_url"] == ""
-    monkeypatch.setattr("annotator.selectors.suggestion_for", lambda item: ("positive", 0.8))
+    monkeypatch.setattr("annotator.selectors.queue.suggestion_for", lambda item: ("positive", 0.8))
     item = labeler_client.get(url).json()["item"]
     assert item["explain_url"] == reverse("item_explanation", args=[project.pk, review.pk])
 
@@ -94,7 +94,7 @@ def test_without_an_explanation_the_item_says_why_not(labeler_client, project, r
     project.save()
     item = labeler_client.get(url).json()["item"]
     assert "no suggestion for this item" in item["no_explanation"]
-    monkeypatch.setattr("annotator.selectors.suggestion_for", lambda item: ("positive", 0.8))
+    monkeypatch.setattr("annotator.selectors.queue.suggestion_for", lambda item: ("positive", 0.8))
     item = labeler_client.get(url).json()["item"]
     assert item["explain_url"] and item["no_explanation"] == ""
     review.turns = [{"speaker": "customer", "text": "is it warm?"}]

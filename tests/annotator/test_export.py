@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from annotator.cleaning import content_hash
+from annotator.lib.cleaning import content_hash
 from annotator.models import Annotation, Item, ModelVersion, Project
 from annotator.services.exporting import COLUMNS, export_rows, parse_when
 from annotator.services.importing import import_file

@@ -10,7 +10,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator.cleaning import content_hash
+from annotator.lib.cleaning import content_hash
 from annotator.models import Annotation, Item
 from annotator.services.exporting import COLUMNS
 

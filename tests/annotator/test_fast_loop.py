@@ -234,7 +234,7 @@ def test_chunks_waiting_in_the_queue_are_not_enqueued_again(
 
 def test_the_head_suggests_for_the_items_it_ranked_and_provenance_records_it(
         project, pool, labeler, django_capture_on_commit_callbacks):
-    from annotator.selectors import suggestion_for
+    from annotator.selectors.queue import suggestion_for
 
     project.show_suggestions = True
     project.cold_start_diversity = False

@@ -2,7 +2,7 @@
 
 import pytest
 
-from annotator.guidelines import guidelines_html
+from annotator.lib.guidelines import guidelines_html
 
 
 def test_markdown_becomes_html():

@@ -64,7 +64,7 @@ def test_it_imports_jsonl(project, tmp_path):
 
 
 def test_it_streams_a_json_array_across_chunk_boundaries(project, tmp_path, monkeypatch):
-    monkeypatch.setattr(importing, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(importing.formats, "CHUNK_BYTES", 7)
     rows = [{"text": f"review number {i} 好", "id": i} for i in range(30)]
     path = write(tmp_path, "reviews.json", json.dumps(rows, indent=2, ensure_ascii=False))
     job = import_file(project=project, path=path, id_column="id")
@@ -221,7 +221,7 @@ def test_skip_invalid_rejects_empty_and_too_long_rows_into_the_report(project, t
 
 
 def test_the_report_is_capped_but_counts_stay_exact(project, tmp_path, monkeypatch):
-    monkeypatch.setattr(importing, "REPORT_LIMIT", 3)
+    monkeypatch.setattr(importing.rows, "REPORT_LIMIT", 3)
     job = import_file(project=project, path=write(tmp_path, "d.csv", "text\n" + "same\n" * 10))
     assert (job.imported, job.duplicates, len(job.report)) == (1, 9, 3)
 
@@ -252,7 +252,7 @@ def test_a_minified_json_array_cut_inside_a_character_is_still_utf8(project, tmp
     for pad in range(3):  # one of three paddings puts byte 65,536 inside a character
         data = json.dumps([{"text": "x" * pad}, *rows], ensure_ascii=False).encode()
         try:
-            data[: importing.SAMPLE_BYTES].decode("utf-8")
+            data[: importing.formats.SAMPLE_BYTES].decode("utf-8")
         except UnicodeDecodeError:
             break
     path = write(tmp_path, "min.json", data)
@@ -279,7 +279,7 @@ def test_it_reads_an_excel_style_csv_with_bom_and_crlf(project, tmp_path):
 def test_a_big_import_refreshes_planner_statistics_on_postgresql(project, tmp_path, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only")
-    monkeypatch.setattr(importing, "ANALYZE_AFTER_ROWS", 2)
+    monkeypatch.setattr(importing.jobs, "ANALYZE_AFTER_ROWS", 2)
     with CaptureQueriesContext(connection) as queries:
         import_file(project=project, path=write(tmp_path, "a.csv", "text\none\ntwo\n"))
     assert any(query["sql"].startswith("ANALYZE") for query in queries)

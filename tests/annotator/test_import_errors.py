@@ -250,7 +250,7 @@ def test_a_jsonl_line_that_is_not_an_object_names_the_line(project, tmp_path):
 
 
 def test_invalid_json_array_names_the_line(project, tmp_path, monkeypatch, small_batches):
-    monkeypatch.setattr(importing, "CHUNK_BYTES", 5)
+    monkeypatch.setattr(importing.formats, "CHUNK_BYTES", 5)
     body = '[\n  {"text": "a"},\n  {"text": "b"},\n  {"text": "c"},\n  {"text": "d" "e"}\n]'
     path = write(tmp_path, "j.json", body)
     assert rejected(project, path) == "line 5: invalid JSON: Expecting ',' delimiter"
@@ -292,7 +292,7 @@ def test_a_text_added_by_a_concurrent_import_fails_cleanly(project, tmp_path, mo
     """The project was empty at the start, so the importer skips the lookup; the unique
     constraint still catches a text another import committed meanwhile."""
     path = write(tmp_path, "r.csv", "text\nfirst\nsecond\n")
-    original = importing._Writer.write
+    original = importing.writer.BulkWriter.write
 
     def write_after_a_rival(writer, prepared):
         digest = hashlib.sha256(b"second").hexdigest()
@@ -300,7 +300,7 @@ def test_a_text_added_by_a_concurrent_import_fails_cleanly(project, tmp_path, mo
                             content_hash=digest)
         original(writer, prepared)
 
-    monkeypatch.setattr(importing._Writer, "write", write_after_a_rival)
+    monkeypatch.setattr(importing.writer.BulkWriter, "write", write_after_a_rival)
     with pytest.raises(ImportRejected, match="line 2: another import added some of these texts"):
         import_file(project=project, path=path)
     assert Item.objects.count() == 0

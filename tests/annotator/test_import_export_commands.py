@@ -5,7 +5,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotator.cleaning import content_hash
+from annotator.lib.cleaning import content_hash
 from annotator.models import Annotation, Item
 
 

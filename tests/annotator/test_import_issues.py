@@ -8,7 +8,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from annotator.cleaning import content_hash
+from annotator.lib.cleaning import content_hash
 from annotator.models import ImportIssue, ImportJob, Item
 from annotator.services import importing
 from annotator.services.importing import ImportRejected, import_file, import_jobs_sweep
@@ -50,7 +50,7 @@ def test_every_duplicate_and_rejected_row_is_kept_with_its_row(project, tmp_path
 
 
 def test_a_json_row_is_kept_as_read_with_very_long_values_cut(project, tmp_path, monkeypatch):
-    monkeypatch.setattr(importing, "ISSUE_VALUE_CHARS", 20)
+    monkeypatch.setattr(importing.rows, "ISSUE_VALUE_CHARS", 20)
     row = {"text": "same", "stars": 5, "tags": ["a"], "note": "n" * 50, "shop": {"x": "y" * 50},
            "score": float("nan"), "none": None}
     path = write(tmp_path, "r.jsonl", json.dumps({"text": "same"}) + "\n" + json.dumps(row))
@@ -63,7 +63,7 @@ def test_a_json_row_is_kept_as_read_with_very_long_values_cut(project, tmp_path,
 def test_issues_are_written_with_their_batch_and_more_than_the_report_keeps(
     project, tmp_path, small_batches, monkeypatch
 ):
-    monkeypatch.setattr(importing, "REPORT_LIMIT", 3)
+    monkeypatch.setattr(importing.rows, "REPORT_LIMIT", 3)
     written = []
 
     def progress(done):

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotator.models import ImportJob, VocabularyCheck
-from annotator.selectors import readability_blocks_schedule
+from annotator.selectors.readability import readability_blocks_schedule
 from annotator.services.importing import file_preview
 from tests.annotator.test_readability import run_checks_inline
 from tests.trainer.test_vocabulary import CHINESE, ENGLISH

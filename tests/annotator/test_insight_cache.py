@@ -5,8 +5,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from annotator import charts, selectors_insight
-from annotator.models import Annotation, Item, Membership, Prediction
+from annotator.lib import charts
+from annotator.models import Annotation, Membership, Prediction
+from annotator.selectors import insight as selectors_insight
 from annotator.services.labeling import annotation_change, item_adjudicate
 from tests.annotator.insight_data import build
 from tests.annotator.labeling_factories import make_item

@@ -7,7 +7,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from annotator.models import Annotation, Item, LabelFlag, ModelVersion, TrainingRun
-from annotator.selectors_label_review import label_review_queue, label_review_report
+from annotator.selectors.label_review import label_review_queue, label_review_report
 from annotator.services.label_review import label_issues_find
 from annotator.services.labeling import item_adjudicate
 from tests.annotator.labeling_factories import make_item

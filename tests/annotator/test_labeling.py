@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from annotator.models import Annotation, Item
-from annotator.selectors import training_labels
+from annotator.selectors.training import training_labels
 from annotator.services.labeling import (
     MAX_SECONDS_PER_ITEM,
     annotation_submit,

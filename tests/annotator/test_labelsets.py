@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from annotator.admin import ProjectForm
-from annotator.labelsets import (
+from annotator.lib.labelsets import (
     NAME_MAX_LENGTH,
     PALETTE,
     RESERVED_KEYS,

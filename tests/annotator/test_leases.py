@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from annotator.models import Annotation, Item, Membership
-from annotator.selectors import queue_for
+from annotator.selectors.queue import queue_for
 from annotator.services.labeling import (
     ItemAlreadyComplete,
     ItemNotLeased,

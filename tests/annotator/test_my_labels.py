@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
-from annotator import selectors
 from annotator.models import Annotation, Membership
+from annotator.selectors.training import training_labels
 from annotator.services.exporting import export_rows
 from annotator.services.labeling import annotation_change
 from annotator.views.history import PER_PAGE
@@ -131,7 +131,7 @@ def test_a_change_of_an_old_label_reaches_the_export_and_the_training_labels(
     annotation_change(labeler=labeler, annotation=oldest, label="neutral")
     rows = [json.loads(line) for line in export_rows(project=project, labeled_only=True)]
     assert {row["item_id"]: row["label"] for row in rows}[oldest.item_id] == "neutral"
-    assert dict((pk, label) for pk, _, label in selectors.training_labels(project))[
+    assert dict((pk, label) for pk, _, label in training_labels(project))[
         oldest.item_id] == "neutral"
 
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from annotator import selectors_people
 from annotator.models import Annotation, Item, Membership
+from annotator.selectors import people as selectors_people
 from annotator.services import people
 from annotator.services.labeling import item_next_claim
 from tests.annotator.labeling_factories import label_as, make_items

@@ -14,7 +14,6 @@ from tests.annotator.labeling_factories import make_item
 from tests.annotator.training_helpers import add_labeled_items
 
 
-
 @pytest.fixture
 def item(project):
     return make_item(project, "a review")

@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotator.models import ImportJob, TrainingRun, VocabularyCheck
-from annotator.selectors import readability_blocks_schedule, readability_for
+from annotator.selectors.readability import readability_blocks_schedule, readability_for
 from annotator.services.readability import vocabulary_check_run
 from annotator.services.training import retrain_due_projects
 from tests.annotator.training_helpers import add_labeled_items

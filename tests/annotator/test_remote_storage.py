@@ -11,8 +11,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from annotator.ml.artifacts import model_version_local_path, model_version_store
 from annotator.models import ImportJob, Item, ModelVersion, Prediction
-from annotator.services.artifacts import model_version_local_path, model_version_store
 from annotator.services.importing import (
     import_job_cancel,
     import_job_run,

@@ -16,8 +16,9 @@ from django.core.files.storage import storages
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from annotator import cache_backends, serving
-from annotator.views.api import PredictThrottle
+from annotator.api.predict import PredictThrottle
+from annotator.lib import cache_backends
+from annotator.ml import serving
 from tests.annotator.serving_helpers import add_version, token_client
 from tests.conftest import PASSWORD
 
@@ -29,7 +30,7 @@ def clock(monkeypatch, settings, tmp_path):
     """The embedded default's cache (files) with its clock in our hands (expiry set in base,
     checked in filebased and cache_backends), to step past a lockout window without waiting.
     Redis keeps its own clock; its counts expire by Redis's TTL."""
-    settings.CACHES = {"default": {"BACKEND": "annotator.cache_backends.SharedFileCache",
+    settings.CACHES = {"default": {"BACKEND": "annotator.lib.cache_backends.SharedFileCache",
                                    "LOCATION": str(tmp_path / "cache")}}
     now = [time.time()]
     fake = types.SimpleNamespace(time=lambda: now[0])

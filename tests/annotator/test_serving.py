@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from django.test import override_settings
 
-from annotator import serving
+from annotator.ml import serving
+from annotator.ml.artifacts import model_version_local_path
 from annotator.models import ModelVersion
-from annotator.services.artifacts import model_version_local_path
 from annotator.services.training import model_version_activate
 from tests.annotator.serving_helpers import add_version
 
@@ -44,8 +44,8 @@ def _version(project, number, *, active=False, path=""):
 
 
 def test_importing_the_web_app_loads_no_model_and_no_torch():
-    code = ("import django, sys; django.setup(); import annotator.urls, annotator.views.api, "
-            "annotator.serving; print('torch' in sys.modules)")
+    code = ("import django, sys; django.setup(); import annotator.urls, annotator.api.predict, "
+            "annotator.ml.serving; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"DJANGO_SETTINGS_MODULE": "tests.settings", "PATH": ""})
     assert out.stdout.strip() == "False"

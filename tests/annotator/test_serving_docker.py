@@ -124,7 +124,7 @@ def test_the_dockerfile_takes_its_base_and_index_from_arguments_and_runs_as_a_us
     assert re.search(r"^HEALTHCHECK .*", code, re.M)
     assert 'ENTRYPOINT ["docker/entrypoint.sh"]' in code
     entrypoint = (DOCKER / "entrypoint.sh").read_text()
-    assert "python -m annotator.readiness ${ANNOTATOR_CREATE_BUCKET:+--create-bucket}" in entrypoint
+    assert "python -m annotator.lib.readiness ${ANNOTATOR_CREATE_BUCKET:+--create-bucket}" in entrypoint
 
 
 def test_the_build_context_is_only_what_the_image_needs():

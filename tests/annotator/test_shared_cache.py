@@ -1,4 +1,4 @@
-"""The one cache every process shares (settings.CACHES, annotator/cache_backends.py): where it
+"""The one cache every process shares (settings.CACHES, annotator/lib/cache_backends.py): where it
 lives for each configuration, and the two backends' promises (atomic counts across processes,
 a count's window kept; clearing the cache never empties Celery's queues).
 
@@ -20,8 +20,8 @@ import pytest
 from django.conf import settings
 from django.core.cache.backends import base, filebased
 
-from annotator import cache_backends
-from annotator.cache_backends import SharedFileCache, SharedRedisCache
+from annotator.lib import cache_backends
+from annotator.lib.cache_backends import SharedFileCache, SharedRedisCache
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES, INCREMENTS = 4, 150
@@ -45,14 +45,14 @@ def _cache_setting(tmp_path, **env: str) -> dict:
 
 def test_the_embedded_default_caches_in_files_beside_the_database(tmp_path):
     caches = _cache_setting(tmp_path)
-    assert caches["default"]["BACKEND"] == "annotator.cache_backends.SharedFileCache"
+    assert caches["default"]["BACKEND"] == "annotator.lib.cache_backends.SharedFileCache"
     assert caches["default"]["LOCATION"] == str(tmp_path / "cache" / "default")
     assert caches["insight"]["LOCATION"] == str(tmp_path / "cache" / "insight")
 
 
 def test_a_redis_broker_is_the_cache_too_under_its_own_key_prefix(tmp_path):
     caches = _cache_setting(tmp_path, CELERY_BROKER_URL="redis://broker:6379/3")
-    assert caches["default"] == {"BACKEND": "annotator.cache_backends.SharedRedisCache",
+    assert caches["default"] == {"BACKEND": "annotator.lib.cache_backends.SharedRedisCache",
                                  "LOCATION": "redis://broker:6379/3", "KEY_PREFIX": "annotator"}
     assert caches["insight"]["KEY_PREFIX"] == "annotator-insight"
 
@@ -61,13 +61,13 @@ def test_cache_url_wins_over_the_broker(tmp_path):
     caches = _cache_setting(tmp_path, CELERY_BROKER_URL="redis://broker:6379/3",
                             CACHE_URL="redis://cache:6379/0")
     assert caches["default"]["LOCATION"] == "redis://cache:6379/0"
-    assert caches["default"]["BACKEND"] == "annotator.cache_backends.SharedRedisCache"
+    assert caches["default"]["BACKEND"] == "annotator.lib.cache_backends.SharedRedisCache"
 
 
 def test_the_sessions_are_read_from_the_shared_cache_and_kept_in_the_database():
     assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.cached_db"
     assert settings.CACHES["default"]["BACKEND"] in (
-        "annotator.cache_backends.SharedFileCache", "annotator.cache_backends.SharedRedisCache")
+        "annotator.lib.cache_backends.SharedFileCache", "annotator.lib.cache_backends.SharedRedisCache")
 
 
 # --- the file cache: counts across processes, a count's window ---------------------------

@@ -3,9 +3,8 @@
 import pytest
 from django.core.management import call_command
 
-from annotator import serving
+from annotator.ml import artifacts, serving
 from annotator.models import ModelVersion
-from annotator.services import artifacts
 from annotator.services import training as svc
 from tests.annotator.training_helpers import add_labeled_items
 from trainer.models import resolve_model_name

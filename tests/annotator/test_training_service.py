@@ -11,8 +11,8 @@ from django.core.files.storage import storages
 from django.core.management import call_command
 from django.utils import timezone
 
+from annotator.ml import artifacts
 from annotator.models import Annotation, ModelVersion, TrainingRun
-from annotator.services import artifacts
 from annotator.services import training as svc
 from tests.annotator.training_helpers import add_labeled_items
 from tests.trainer.tiny import fake_train_copying

@@ -1,4 +1,4 @@
-"""Webhooks reach public addresses only (annotator/webhook_targets.py): loopback, private,
+"""Webhooks reach public addresses only (annotator/lib/webhook_targets.py): loopback, private,
 link-local, multicast, reserved and unspecified targets are refused however spelled, when a
 rule is saved (API, admin) and again at delivery on the address the host resolves to then,
 and the POST goes to that checked address. An allow-list lets an internal receiver through;
@@ -11,7 +11,8 @@ import subprocess
 import pytest
 from django.urls import reverse
 
-from annotator import tasks, webhook_targets
+from annotator import tasks
+from annotator.lib import webhook_targets
 from annotator.models import Alert, AlertRule, WebhookDelivery
 from annotator.services.monitoring import webhook_deliver
 from tests.annotator.monitoring_helpers import Receiver, project_admin

@@ -16,11 +16,29 @@ import urllib.request
 import pytest
 from django.contrib.auth import get_user_model
 
-from annotator.models import (Annotation, BackgroundFailure, ImportJob, Item, LabelFlag, Membership,
-                              ModelVersion, Project, TrainingRun)
+from annotator.models import (
+    Annotation,
+    BackgroundFailure,
+    ImportJob,
+    Item,
+    LabelFlag,
+    Membership,
+    ModelVersion,
+    Project,
+    TrainingRun,
+)
 from annotator.services.tokens import api_token_create
-from tests.annotator.test_real_workers import (NEGATIVE, PLANTED, POSITIVE, _item, _queues,
-                                               _start_worker, _stop, _wait_for, purged_broker)
+from tests.annotator.test_real_workers import (
+    NEGATIVE,
+    PLANTED,
+    POSITIVE,
+    _item,
+    _queues,
+    _start_worker,
+    _stop,
+    _wait_for,
+    purged_broker,
+)
 from tests.browser.conftest import ARTIFACTS, closes_its_db_connection, needs_chromium
 from tests.browser.test_team_lead_flow import _log_in
 from tests.conftest import PASSWORD

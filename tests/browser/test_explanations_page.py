@@ -4,7 +4,7 @@ and the admin's item review shows them without a key."""
 import pytest
 from django.contrib.auth import get_user_model
 
-from annotator import serving
+from annotator.ml import serving
 from annotator.models import Membership
 from tests.annotator.labeling_factories import make_item
 from tests.annotator.serving_helpers import add_version
@@ -35,7 +35,7 @@ def test_w_shows_and_hides_why_the_model_suggests_its_label(live_server, browser
     Membership.objects.create(project=project, user=user)
     item = make_item(project, REVIEW)
     add_version(project, 1, active=True)
-    monkeypatch.setattr("annotator.selectors.suggestion_for", lambda item: ("negative", 0.7))
+    monkeypatch.setattr("annotator.selectors.queue.suggestion_for", lambda item: ("negative", 0.7))
 
     page = browser_page
     _login(page, live_server.url, "lena", f"/projects/{project.pk}/label/")

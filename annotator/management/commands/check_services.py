@@ -5,10 +5,10 @@ exit status 1; one line on stdout when all three answer."""
 import sys
 
 from django.conf import settings
-from django.core.files.storage import storages
 from django.core.management.base import BaseCommand
 
-from annotator import readiness
+from annotator.lib import readiness
+from annotator.ml.artifacts import artifacts_storage
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
                                  "missing (the one-shot init of a deployment)")
 
     def handle(self, *args, create_bucket: bool, **options):
-        storage = storages["artifacts"]
+        storage = artifacts_storage()
         problem = readiness.database_problem() or readiness.broker_problem(
             settings.CELERY_BROKER_URL)
         if not problem and create_bucket and hasattr(storage, "bucket_name"):

@@ -5,7 +5,7 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.management.commands.import_items import _project
+from annotator.management.projects import project_named
 from annotator.services.exporting import FORMATS, export_rows, parse_when
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
                             help="CSV: start with a UTF-8 byte order mark, so Excel shows Chinese")
 
     def handle(self, *args, **opts):
-        project = _project(opts["project"])
+        project = project_named(opts["project"])
         labeler = None
         if opts["labeler"]:
             try:

@@ -7,7 +7,8 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotator.models import Item, Project
+from annotator.management.projects import project_named
+from annotator.models import Item
 from annotator.services.importing import (
     FORMATS,
     OPTIONS,
@@ -53,7 +54,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
-        project = _project(opts["project"])
+        project = project_named(opts["project"])
         path = opts["path"]
         if not os.path.isfile(path):
             raise CommandError(f"no such file: {path}")
@@ -108,10 +109,3 @@ class Command(BaseCommand):
         listed = len(job.report)
         if listed < job.duplicates + job.rejected:
             self.stdout.write(f"  ... {job.duplicates + job.rejected - listed} more not listed")
-
-
-def _project(ref: str) -> Project:
-    try:
-        return Project.objects.get(pk=int(ref)) if ref.isdigit() else Project.objects.get(name=ref)
-    except Project.DoesNotExist:
-        raise CommandError(f"no project {ref!r}") from None

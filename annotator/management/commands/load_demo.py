@@ -5,8 +5,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from annotator.demo import demo_rows
 from annotator.models import Item, Membership, Project
+from annotator.services.demo import demo_rows
 from annotator.services.importing import import_file
 
 DEMO_PROJECT = "Demo: shop reviews"

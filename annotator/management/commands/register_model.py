@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.models import Project
+from annotator.management.projects import project_named
 from annotator.services.encoders import EncoderRejected, encoder_register
 from annotator.services.readability import vocabulary_check_run
 
@@ -27,10 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, name, source, project, select, description, replace, **options):
         target = None
         if project:
-            found = Project.objects.filter(pk=int(project)) if project.isdigit() else None
-            target = (found or Project.objects.filter(name=project)).first()
-            if target is None:
-                raise CommandError(f"no project {project!r}")
+            target = project_named(project)
         elif select:
             raise CommandError("--select needs --project")
         try:

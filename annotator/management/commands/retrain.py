@@ -4,7 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from annotator.management.progress import step_bar
-from annotator.models import Project, TrainingRun
+from annotator.management.projects import project_named
+from annotator.models import TrainingRun
 from annotator.services.training import (
     NothingNewToLearn,
     TooFewClasses,
@@ -25,11 +26,7 @@ class Command(BaseCommand):
                             help="train even if no label changed since the active version")
 
     def handle(self, *args, project: str, enqueue: bool, force: bool, **options):
-        found = Project.objects.filter(id=int(project)) if project.isdigit() else None
-        found = found or Project.objects.filter(name=project)
-        if not found:
-            raise CommandError(f"no project {project!r}")
-        project = found.get()
+        project = project_named(project)
         try:
             with transaction.atomic():
                 run = training_request(project=project, trigger=TrainingRun.Trigger.COMMAND,

@@ -1,0 +1,231 @@
+"""Projects and items API (DRF): the same access rules as the app's pages.
+
+Members (and staff) read a project and its items; staff create projects; staff and the
+project's admin change it and push items. A project that does not exist is 404, one the
+user has no part in is 403, as for the prediction endpoint.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.exceptions import APIException, NotFound, ParseError, PermissionDenied
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator.api.access import NO_AUTH, api_project, error
+from annotator.api.serializers.projects import (
+    ItemDetailSerializer,
+    ItemPageSerializer,
+    ItemSerializer,
+    ProjectSerializer,
+    ProjectWriteSerializer,
+    PushItemSerializer,
+    PushResponseSerializer,
+    item_filters,
+    push_rows,
+)
+from annotator.models import Item
+from annotator.permissions import can_manage
+from annotator.selectors.items import item_detail, items_filtered
+from annotator.selectors.projects import projects_for_user
+from annotator.services import projects as project_services
+from annotator.services.importing import ImportRejected, jsonl_rows
+from annotator.services.items import PushConflict, items_push
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class NDJSONParser(BaseParser):
+    """JSON lines: one item object per line (blank lines skipped)."""
+
+    media_type = "application/x-ndjson"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> list[dict]:
+        try:
+            lines = stream.read().decode("utf-8").splitlines() if stream else []
+            return [row for _, row in jsonl_rows(lines)]
+        except UnicodeDecodeError:
+            raise ParseError("the body is not UTF-8") from None
+        except ImportRejected as exc:
+            raise ParseError(f"JSON lines: {exc}") from None
+
+
+class ItemCursor(CursorPagination):
+    ordering = "pk"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+AUTH_ERRORS = {
+    401: NO_AUTH,
+    403: error("not allowed in this project"),
+    404: error("no such project (or item)"),
+}
+LABELS = [{"name": "negative"}, {"name": "neutral"}, {"name": "positive"}]
+
+
+
+@extend_schema(
+    methods=["GET"], operation_id="projects_list",
+    summary="The projects you may label or manage (staff: all)",
+    responses={200: ProjectSerializer(many=True), 401: AUTH_ERRORS[401]},
+)
+@extend_schema(
+    methods=["POST"], operation_id="project_create", summary="Create a project (staff only)",
+    request=ProjectWriteSerializer,
+    responses={201: ProjectSerializer, 400: OpenApiResponse(
+        description="invalid settings or label set; the body names each problem by field"),
+        401: AUTH_ERRORS[401], 403: error("only staff create projects")},
+    examples=[OpenApiExample("shoe reviews", request_only=True, value={
+        "name": "Shoe reviews", "text_kind": "review", "labels": LABELS})],
+)
+@api_view(["GET", "POST"])
+@parser_classes([JSONParser])
+def projects(request: Request) -> Response:
+    if request.method == "GET":
+        visible = projects_for_user(request.user).order_by("pk")
+        return Response(ProjectSerializer(visible, many=True).data)
+    if not request.user.is_staff:
+        raise PermissionDenied("only staff create projects")
+    body = ProjectWriteSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    project = project_services.project_create(fields=body.validated_data["fields"],
+                                              labels=body.validated_data["labels"])
+    return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    methods=["GET"], operation_id="project_detail", summary="One project (members)",
+    responses={200: ProjectSerializer, **AUTH_ERRORS},
+)
+@extend_schema(
+    methods=["PATCH"], operation_id="project_update",
+    summary="Change a project's settings or label set (staff or the project's admin)",
+    request=ProjectWriteSerializer,
+    responses={200: ProjectSerializer, 400: OpenApiResponse(
+        description="invalid settings or label set (e.g. deleting a label in use)"),
+        **AUTH_ERRORS},
+    examples=[OpenApiExample("rename a label", request_only=True, value={
+        "labels": [{"name": "negative"}, {"name": "mixed"}, {"name": "positive"}],
+        "renamed": {"neutral": "mixed"}})],
+)
+@api_view(["GET", "PATCH"])
+@parser_classes([JSONParser])
+def project(request: Request, project_id: int) -> Response:
+    if request.method == "GET":
+        return Response(ProjectSerializer(api_project(request.user, project_id)).data)
+    project = api_project(request.user, project_id, manage=True)
+    body = ProjectWriteSerializer(project, data=request.data, partial=True)
+    body.is_valid(raise_exception=True)
+    try:
+        with transaction.atomic():
+            if body.validated_data["fields"]:
+                project_services.project_update(project=project,
+                                                fields=body.validated_data["fields"])
+            if body.validated_data["labels"] is not None:
+                project_services.label_set_update(project=project,
+                                                  labels=body.validated_data["labels"],
+                                                  renamed=body.validated_data["renamed"])
+    except DjangoValidationError as error:  # a label in use, a concurrent change
+        return Response({"labels": error.messages}, status=status.HTTP_400_BAD_REQUEST)
+    project.refresh_from_db()
+    return Response(ProjectSerializer(project).data)
+
+
+FILTERS = [
+    OpenApiParameter("split", str, enum=Item.Split.values),
+    OpenApiParameter("labeled", bool, description="true: at least one annotation"),
+    OpenApiParameter("kind", str),
+    OpenApiParameter("meta__<field>", str, description=(
+        "meta field equals the value, e.g. meta__store=tmall (numbers match too)")),
+    OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+    OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+    OpenApiParameter("cursor", str, description="from `next` / `previous`"),
+    OpenApiParameter("page_size", int, description="1 to 1000, default 100"),
+]
+
+
+@extend_schema(
+    methods=["GET"], operation_id="items_list",
+    summary="The project's items, oldest first, filtered and paginated by cursor (members)",
+    description=(
+        "Managers see every item with its imported, gold and final labels. A labeler sees the "
+        "pool only (no gold items; `split=gold` answers 403) and none of those labels."),
+    parameters=FILTERS,
+    responses={200: ItemPageSerializer, 400: OpenApiResponse(description="a malformed filter"),
+               **AUTH_ERRORS},
+)
+@extend_schema(
+    methods=["POST"], operation_id="items_push",
+    summary="Push up to ANNOTATOR_API_MAX_PUSH_ITEMS (5,000) items (staff or project admin)",
+    description=(
+        "A JSON array of items, or JSON lines (`Content-Type: application/x-ndjson`). Each item "
+        "is cleaned and deduplicated as a file import is. Idempotent by `external_id`: a retry "
+        "creates nothing new. Each row answers created / exists / duplicate / rejected."),
+    request={"application/json": PushItemSerializer(many=True),
+             "application/x-ndjson": PushItemSerializer(many=True)},
+    responses={200: PushResponseSerializer, 400: error(
+        "not an array, no items, too many items, or malformed JSON"), **AUTH_ERRORS,
+        409: error("a concurrent push or import wrote some of these texts; send it again")},
+    examples=[
+        OpenApiExample("two reviews", request_only=True, value=[
+            {"external_id": "A-1001", "text": "Love the fit, runs true to size.",
+             "meta": {"store": "tmall"}},
+            {"external_id": "A-1002", "text": "鞋子质量很差，穿了一周就坏了。", "label": "negative"}]),
+        OpenApiExample("answer", response_only=True, value={
+            "created": 1, "existing": 1, "duplicates": 0, "rejected": 0, "rows": [
+                {"index": 0, "status": "exists", "item_id": 17},
+                {"index": 1, "status": "created", "item_id": 18}]}),
+    ],
+)
+@api_view(["GET", "POST"])
+@parser_classes([JSONParser, NDJSONParser])
+def items(request: Request, project_id: int) -> Response:
+    if request.method == "GET":
+        project = api_project(request.user, project_id)
+        manager = can_manage(request.user, project)
+        filters = item_filters(request.query_params)
+        if filters.get("split") == Item.Split.GOLD and not manager:
+            raise PermissionDenied("the gold items are held out: only managers see them")
+        page = ItemCursor()
+        rows = page.paginate_queryset(
+            items_filtered(project=project, include_gold=manager, **filters), request)
+        return page.get_paginated_response(
+            ItemSerializer(rows, many=True, context={"manager": manager}).data)
+    project = api_project(request.user, project_id, manage=True)
+    try:
+        result = items_push(project=project, rows=push_rows(request.data))
+    except PushConflict as exc:
+        raise Conflict(str(exc)) from None
+    return Response(PushResponseSerializer(result).data)
+
+
+@extend_schema(
+    operation_id="item_detail", summary="One item with its annotations and latest prediction",
+    description=(
+        "Managers see every annotation and the latest prediction. A labeler sees only their "
+        "own annotation, no gold item (404), and the prediction only where the project shows "
+        "suggestions to labelers."),
+    responses={200: ItemDetailSerializer, **AUTH_ERRORS},
+)
+@api_view(["GET"])
+def item(request: Request, project_id: int, item_id: int) -> Response:
+    project = api_project(request.user, project_id)
+    manager = can_manage(request.user, project)
+    try:
+        found, annotations, prediction = item_detail(
+            project=project, item_id=item_id, viewer=None if manager else request.user)
+    except Item.DoesNotExist:
+        raise NotFound("no such item in this project") from None
+    found.annotations_list, found.latest = annotations, prediction
+    return Response(ItemDetailSerializer(found, context={"manager": manager}).data)
+
