@@ -12,10 +12,11 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import status
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.exceptions import APIException, NotFound, ParseError, PermissionDenied
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import BasePagination, CursorPagination
 from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from annotator.api.access import NO_AUTH, api_project, error
 from annotator.api.serializers.projects import (
@@ -27,12 +28,14 @@ from annotator.api.serializers.projects import (
     PushItemSerializer,
     PushResponseSerializer,
     item_filters,
+    item_search,
     push_rows,
 )
 from annotator.models import Item
 from annotator.permissions import can_manage
 from annotator.selectors.items import item_detail, items_filtered
 from annotator.selectors.projects import projects_for_user
+from annotator.selectors.search import SORTS, SearchForbidden, SearchRejected, items_search
 from annotator.services import projects as project_services
 from annotator.services.importing import ImportRejected, jsonl_rows
 from annotator.services.items import PushConflict, items_push
@@ -59,10 +62,57 @@ class NDJSONParser(BaseParser):
 
 
 class ItemCursor(CursorPagination):
+    """The list in id order (oldest or newest first): a cursor, stable while items arrive."""
+
     ordering = "pk"
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+class ItemPages(BasePagination):
+    """Orders a cursor cannot hold (relevance, when a labeler labeled): `page` 1, 2, ...
+    by offset, without a count; `next` is null on the last page."""
+
+    page_size_query_param = "page_size"
+
+    def paginate_queryset(self, queryset, request, view=None) -> list:
+        self.request = request
+        self.size = ItemCursor().get_page_size(request)
+        self.number = _page_number(request.query_params.get("page", "1"))
+        start = (self.number - 1) * self.size
+        rows = list(queryset[start:start + self.size + 1])
+        self.has_next = len(rows) > self.size
+        return rows[:self.size]
+
+    def get_paginated_response(self, data) -> Response:
+        url = self.request.build_absolute_uri()
+        previous = None
+        if self.number == 2:
+            previous = remove_query_param(url, "page")
+        elif self.number > 2:
+            previous = replace_query_param(url, "page", self.number - 1)
+        following = replace_query_param(url, "page", self.number + 1) if self.has_next else None
+        return Response({"next": following, "previous": previous, "results": data})
+
+
+MAX_PAGE = 1000  # deeper pages by offset cost more than they are worth: narrow the search
+
+
+def _page_number(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise ParseError(f"page: a number from 1 to {MAX_PAGE}")
+    return int(value)
+
+
+def items_page(queryset) -> BasePagination:
+    """A cursor where the order is the item id's, pages by number otherwise."""
+    ordering = tuple(queryset.query.order_by)
+    if ordering in (("pk",), ("-pk",)):
+        cursor = ItemCursor()
+        cursor.ordering = ordering[0]
+        return cursor
+    return ItemPages()
 
 
 AUTH_ERRORS = {
@@ -142,6 +192,25 @@ def project(request: Request, project_id: int) -> Response:
 
 
 FILTERS = [
+    OpenApiParameter("q", str, description=(
+        "text contains this (case-insensitive, any script, 1 to 500 characters; no word "
+        "splitting needed for Chinese). 3+ characters use the trigram index; 1-2 characters "
+        "scan the project's items newest first (docs/search.md)")),
+    OpenApiParameter("sort", str, enum=list(SORTS), description=(
+        "relevance (best text match first; without `q` of 3+ characters: newest), newest or "
+        "oldest (by arrival; with `labeler`: by when they labeled). Default: relevance with "
+        "`q`, else oldest")),
+    OpenApiParameter("label", str, description=(
+        "an annotation with this label (a labeler: their own annotations only)")),
+    OpenApiParameter("labeler", str, description=(
+        "annotated by this username, on the same annotation as `label`; a labeler may only "
+        "name themselves (403 otherwise)")),
+    OpenApiParameter("predicted_label", str, description=(
+        "the active version's prediction (a labeler: only where the project shows "
+        "suggestions, 403 otherwise)")),
+    OpenApiParameter("confidence_min", float, description=(
+        "the prediction's top probability is at least this (0 to 1); as predicted_label")),
+    OpenApiParameter("confidence_max", float, description="at most this (0 to 1)"),
     OpenApiParameter("split", str, enum=Item.Split.values),
     OpenApiParameter("labeled", bool, description="true: at least one annotation"),
     OpenApiParameter("kind", str),
@@ -149,19 +218,24 @@ FILTERS = [
         "meta field equals the value, e.g. meta__store=tmall (numbers match too)")),
     OpenApiParameter("created_after", OpenApiTypes.DATETIME),
     OpenApiParameter("created_before", OpenApiTypes.DATETIME),
-    OpenApiParameter("cursor", str, description="from `next` / `previous`"),
+    OpenApiParameter("cursor", str, description=(
+        "from `next` / `previous` (oldest or newest first without `labeler`)")),
+    OpenApiParameter("page", int, description=(
+        f"from `next` / `previous` (relevance, or `labeler` with a date order); 1 to {MAX_PAGE}")),
     OpenApiParameter("page_size", int, description="1 to 1000, default 100"),
 ]
 
 
 @extend_schema(
     methods=["GET"], operation_id="items_list",
-    summary="The project's items, oldest first, filtered and paginated by cursor (members)",
+    summary="The project's items, searched and filtered, paginated (members)",
     description=(
-        "Managers see every item with its imported, gold and final labels. A labeler sees the "
-        "pool only (no gold items; `split=gold` answers 403) and none of those labels."),
+        "Managers see every item with its imported, gold and final labels, and filter by "
+        "anyone's labels. A labeler sees the pool only (no gold items; `split=gold` answers "
+        "403) and none of those labels; `label` reads their own annotations. Follow `next`: "
+        "a cursor in id order, page numbers for relevance and labeling-time orders."),
     parameters=FILTERS,
-    responses={200: ItemPageSerializer, 400: OpenApiResponse(description="a malformed filter"),
+    responses={200: ItemPageSerializer, 400: error("a malformed filter or search"),
                **AUTH_ERRORS},
 )
 @extend_schema(
@@ -196,9 +270,16 @@ def items(request: Request, project_id: int) -> Response:
         filters = item_filters(request.query_params)
         if filters.get("split") == Item.Split.GOLD and not manager:
             raise PermissionDenied("the gold items are held out: only managers see them")
-        page = ItemCursor()
-        rows = page.paginate_queryset(
-            items_filtered(project=project, include_gold=manager, **filters), request)
+        try:
+            found = items_search(project=project, user=request.user, meta=filters.pop("meta"),
+                                 **item_search(request.query_params))
+        except SearchForbidden as exc:
+            raise PermissionDenied(str(exc)) from None
+        except SearchRejected as exc:
+            raise ParseError(str(exc)) from None
+        found = items_filtered(project=project, items=found, include_gold=manager, **filters)
+        page = items_page(found)
+        rows = page.paginate_queryset(found, request)
         return page.get_paginated_response(
             ItemSerializer(rows, many=True, context={"manager": manager}).data)
     project = api_project(request.user, project_id, manage=True)

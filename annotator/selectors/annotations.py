@@ -56,14 +56,7 @@ def last_annotation_of(labeler, project: Project) -> Annotation | None:
     )
 
 
-def annotations_of(
-    labeler, project: Project, *, text: str = "", label: str = ""
-) -> QuerySet[Annotation]:
-    """`labeler`'s annotations in `project`, newest first (the "My labels" page); `text`
-    is searched in the item text, case-insensitively, `label` is matched exactly."""
-    annotations = Annotation.objects.filter(labeler=labeler, item__project=project)
-    if text:
-        annotations = annotations.filter(item__text__icontains=text)
-    if label:
-        annotations = annotations.filter(label=label)
-    return annotations.select_related("item").order_by("-created_at", "-pk")
+def annotations_by_item(labeler, item_ids: list[int]) -> dict[int, Annotation]:
+    """`labeler`'s annotation of each of these items, by item id (the "My labels" page)."""
+    return {annotation.item_id: annotation for annotation in
+            Annotation.objects.filter(labeler=labeler, item_id__in=item_ids)}

@@ -10,6 +10,7 @@ from annotator.models import Annotation, Item, Prediction, Project
 def items_filtered(
     *,
     project: Project,
+    items: QuerySet[Item] | None = None,
     split: str | None = None,
     labeled: bool | None = None,
     kind: str | None = None,
@@ -18,9 +19,13 @@ def items_filtered(
     created_before: datetime | None = None,
     include_gold: bool = True,
 ) -> QuerySet[Item]:
-    """The project's items, oldest first; `labeled` means at least one annotation.
+    """The project's items, oldest first, or `items` (a search's, selectors/search.py) in
+    their own order, filtered; `labeled` means at least one annotation.
     `include_gold=False` (what a labeler may see) leaves the held-out gold items out."""
-    items = Item.objects.filter(project=project)
+    ordered = items is not None
+    if items is None:
+        items = Item.objects.all()
+    items = items.filter(project=project)
     if not include_gold:
         items = items.exclude(split=Item.Split.GOLD)
     if split:
@@ -36,7 +41,7 @@ def items_filtered(
         items = items.filter(created_at__gt=created_after)
     if created_before:
         items = items.filter(created_at__lt=created_before)
-    return items.order_by("pk")
+    return items if ordered else items.order_by("pk")
 
 
 def _meta_equals(key: str, value: str) -> Q:

@@ -12,26 +12,41 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from annotator.models import Annotation
+from annotator.models import Annotation, Item
 from annotator.permissions import can_manage, labeled_project
-from annotator.selectors.annotations import annotations_of
+from annotator.selectors.annotations import annotations_by_item
+from annotator.selectors.search import SearchRejected, items_search
 from annotator.services import labeling
 
 PER_PAGE = 50
+SORTS = {"relevance": "best match", "newest": "recently labeled", "oldest": "first labeled"}
 
 
 @login_required
 @require_GET
 def my_labels(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The items the user labeled, searched with selectors.search (their own labels only:
+    `labeler` is themselves); best match first, or most recently labeled without a text."""
     project = labeled_project(request.user, project_id)
     text, label = request.GET.get("q", "").strip(), request.GET.get("label", "")
-    annotations = annotations_of(request.user, project, text=text, label=label)
-    page = Paginator(annotations, PER_PAGE).get_page(request.GET.get("page"))
+    sort = request.GET.get("sort", "") if request.GET.get("sort", "") in SORTS else "relevance"
+    problem = ""
+    try:
+        items = items_search(project=project, user=request.user, query=text, label=label,
+                             labeler=request.user.get_username(), sort=sort)
+    except SearchRejected as error:
+        problem, items = str(error), Item.objects.none()
+    page = Paginator(items, PER_PAGE).get_page(request.GET.get("page"))
+    mine = annotations_by_item(request.user, [item.pk for item in page])
+    for item in page:
+        item.my_annotation = mine.get(item.pk)
     return render(request, "annotator/labeling/my_labels.html", {
-        "project": project, "page": page, "q": text, "label": label,
+        "project": project, "page": page, "q": text, "label": label, "sort": sort,
+        "sorts": SORTS, "problem": problem,
         # blind labeling: an admin's final label is a verdict on the others' labels too
         "show_adjudications": can_manage(request.user, project),
-        "filters": urlencode({k: v for k, v in (("q", text), ("label", label)) if v}),
+        "filters": urlencode({k: v for k, v in (("q", text), ("label", label), ("sort", sort))
+                              if v and (k, v) != ("sort", "relevance")}),
     })
 
 

@@ -89,6 +89,26 @@ def test_texts_and_labels_are_escaped(labeler, labeler_client, project):
     assert "<b>bold</b>" not in body
 
 
+def test_a_search_puts_the_best_match_first_and_sorts_by_labeling_time(
+        labeler, labeler_client, project, mine):
+    label_as(labeler, make_item(project, "Shoes"), "neutral")
+    body = _page(labeler_client, project, q="shoes")
+    assert body.index(">Shoes<") < body.index("Shoes fell apart")
+    assert 'name="sort"' in body and "recently labeled" in body
+    oldest_first = _page(labeler_client, project, sort="oldest")
+    assert oldest_first.index("Shoes fell apart") < oldest_first.index("OK for the price")
+
+
+def test_a_search_with_nothing_to_look_for_says_so(labeler_client, project, mine):
+    body = _page(labeler_client, project, q="!!!")
+    assert "nothing to look for" in body and 'class="card my-label"' not in body
+
+
+def test_the_search_box_echoes_the_query_escaped(labeler_client, project, mine):
+    body = _page(labeler_client, project, q='"><script>x</script>')
+    assert "<script>x" not in body and "&quot;&gt;&lt;script&gt;x" in body
+
+
 def test_the_labeling_page_and_the_project_list_link_to_my_labels(labeler_client, project):
     url = reverse("my_labels", args=[project.pk])
     assert url in labeler_client.get(reverse("label_page", args=[project.pk])).content.decode()

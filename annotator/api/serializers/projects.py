@@ -196,22 +196,23 @@ class ItemPageSerializer(serializers.Serializer):
 
 
 def item_filters(params) -> dict:
-    """The list's query parameters as items_filtered arguments; ValidationError if malformed."""
+    """The list's filters as items_filtered arguments; ValidationError ({"detail": ...}) if
+    malformed."""
     errors, filters = {}, {}
     split = params.get("split")
     if split:
         if split not in Item.Split.values:
-            errors["split"] = [f"one of {', '.join(Item.Split.values)}"]
+            errors["split"] = f"one of {', '.join(Item.Split.values)}"
         filters["split"] = split
     labeled = params.get("labeled")
     if labeled:
         if labeled.lower() not in ("true", "false"):
-            errors["labeled"] = ["true or false"]
+            errors["labeled"] = "true or false"
         filters["labeled"] = labeled.lower() == "true"
     kind = params.get("kind")
     if kind:
         if kind not in TextKind.values:
-            errors["kind"] = [f"one of {', '.join(TextKind.values)}"]
+            errors["kind"] = f"one of {', '.join(TextKind.values)}"
         filters["kind"] = kind
     for name in ("created_after", "created_before"):
         value = params.get(name)
@@ -221,7 +222,7 @@ def item_filters(params) -> dict:
             except ValueError:  # well-formed but impossible, e.g. 2025-02-30
                 moment = None
             if moment is None:
-                errors[name] = ["an ISO 8601 date or date-time, e.g. 2025-03-01T12:00:00Z"]
+                errors[name] = "an ISO 8601 date or date-time, e.g. 2025-03-01T12:00:00Z"
             elif timezone.is_naive(moment):
                 moment = timezone.make_aware(moment)
             filters[name] = moment
@@ -230,12 +231,38 @@ def item_filters(params) -> dict:
         if name.startswith("meta__"):
             key = name.removeprefix("meta__")
             if not key or "__" in key or not set(key) <= META_KEY_CHARS:
-                errors[name] = ["meta__<field>: letters, digits, - and single _ only"]
+                errors[name] = "meta__<field>: letters, digits, - and single _ only"
             meta[key] = value
     filters["meta"] = meta
-    if errors:
-        raise serializers.ValidationError(errors)
+    _raise_if(errors)
     return filters
+
+
+def item_search(params) -> dict:
+    """The list's search parameters as items_search arguments (meta: item_filters); the
+    selector checks the rest. Without `sort`: relevance with `q`, else oldest first (the
+    list's order before search existed)."""
+    errors = {}
+    search = {"query": params.get("q", ""), "sort": params.get("sort") or (
+        "relevance" if params.get("q") else "oldest")}
+    for name in ("label", "predicted_label", "labeler"):
+        search[name] = params.get(name, "")
+    for name in ("confidence_min", "confidence_max"):
+        value = params.get(name)
+        if value:
+            try:
+                search[name] = float(value)
+            except ValueError:
+                errors[name] = "a number from 0 to 1"
+    _raise_if(errors)
+    return search
+
+
+def _raise_if(errors: dict[str, str]) -> None:
+    """One error shape ({"detail": ...}, api/access.error) naming every malformed parameter."""
+    if errors:
+        raise serializers.ValidationError({"detail": "; ".join(
+            f"{name}: {message}" for name, message in errors.items())})
 
 
 def _day(value: str) -> datetime | None:
