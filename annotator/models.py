@@ -64,6 +64,13 @@ class Project(models.Model):
     show_suggestions = models.BooleanField(
         default=False, help_text="Show labelers the model's suggestion (anchoring bias: off by default)."
     )
+    bulk_labeling_by_labelers = models.BooleanField(
+        default=False, help_text="Labelers may label a search result at once, not only admins."
+    )
+    # off by default: measured to lower the head's macro-F1 (docs/search.md#bulk-labels)
+    bulk_labels_in_training = models.BooleanField(
+        default=False, help_text="Models learn from bulk labels too (off: from single labels only)."
+    )
 
     # active learning
     # default chosen by the simulation on both languages (docs/bench/label_efficiency.md)
@@ -244,6 +251,9 @@ class Item(models.Model):
     )
     adjudicated_at = models.DateTimeField(null=True, blank=True)
 
+    # near-duplicates of the open pool (services/near_duplicates.py): the group's smallest id
+    duplicate_group = models.PositiveIntegerField(null=True, blank=True)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "content_hash"], name="unique_item_text")
@@ -252,6 +262,8 @@ class Item(models.Model):
             models.Index(fields=["project", "split", "annotation_count"], name="item_queue_idx"),
             models.Index(fields=["project", "random_key"], name="item_random_idx"),
             models.Index(fields=["project", "priority"], name="item_priority_idx"),
+            models.Index(fields=["project", "duplicate_group"], name="item_duplicate_idx",
+                          condition=Q(duplicate_group__isnull=False)),
             # The labeling queue (selectors.queue_for) also has a partial index,
             # item_open_queue_idx, created by migration 0003 in SQL because
             # "DESC NULLS LAST" must be spelled out on PostgreSQL and is refused by SQLite.
@@ -280,6 +292,7 @@ class Annotation(models.Model):
         OVERLAP = "overlap", "Overlap (agreement)"
         GOLD = "gold", "Gold labeled by people"
         IMPORT = "import", "Imported"
+        BULK = "bulk", "Bulk-labeled from a search"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
     labeler = models.ForeignKey(
@@ -302,6 +315,10 @@ class Annotation(models.Model):
     )
     predicted_label = models.CharField(max_length=100, blank=True)
     predicted_confidence = models.FloatField(null=True, blank=True)
+    # the bulk action that made it (picked_by "bulk"): its query, and undone as one
+    bulk_labeling = models.ForeignKey(
+        "BulkLabeling", null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
 
     class Meta:
         constraints = [
@@ -740,3 +757,20 @@ class BackgroundFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project}: {self.text}"
+
+
+class BulkLabeling(models.Model):
+    """One label given to many items at once (services/bulk_labeling.py): who, which label,
+    the query that chose the items, what was skipped and why; undone as one action."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="bulk_labelings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=100)
+    query = models.JSONField(default=dict, blank=True)
+    labeled = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]

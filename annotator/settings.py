@@ -36,8 +36,7 @@ VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 _owner_only(VAR_DIR, 0o700)
 
 DEBUG = env.bool("DEBUG", default=False)
-# bin/up writes a random key here: manage.py from any shell, without SECRET_KEY exported,
-# then signs with the same key as the running site.
+# bin/up writes a random key here: manage.py from any shell signs as the running site.
 SECRET_KEY_FILE = VAR_DIR / "secret_key"
 _env_key = env("SECRET_KEY", default="")
 _file_key = SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() else ""
@@ -331,6 +330,7 @@ CELERY_TASK_ROUTES = {
     "annotator.tasks.vocabulary_check_task": {"queue": "bulk"},
     "annotator.tasks.embed_pool_task": {"queue": "bulk"},
     "annotator.tasks.embed_chunk_task": {"queue": "bulk"},
+    "annotator.tasks.near_duplicates_task": {"queue": "bulk"},
     "annotator.tasks.seed_pool_task": {"queue": "bulk"},
     # ranking: small work a person waits for (a re-ranked queue, a pushed item's prediction)
     "annotator.tasks.head_rerank_task": {"queue": "ranking"},
@@ -424,10 +424,14 @@ EXPLAIN_MAX_WORDS = env.int("ANNOTATOR_EXPLAIN_MAX_WORDS", default=64)
 EXPLAIN_MAX_TOKENS = env.int("ANNOTATOR_EXPLAIN_MAX_TOKENS", default=3072)
 # Items per push (POST /api/projects/<id>/items/): one short write transaction each.
 API_MAX_PUSH_ITEMS = env.int("ANNOTATOR_API_MAX_PUSH_ITEMS", default=5_000)
-# Pushed items ask for the readability check at most once per this many seconds per project.
+# Pushed items: a readability check per project at most this often; embeddings batched
 PUSH_READABILITY_EVERY_SECONDS = env.int("ANNOTATOR_PUSH_READABILITY_EVERY_SECONDS", default=600)
-# pushed items get their fast-loop embeddings in one batch per window
 PUSH_EMBED_EVERY_SECONDS = env.int("ANNOTATOR_PUSH_EMBED_EVERY_SECONDS", default=60)
+# docs/search.md: items per bulk label; near-duplicates: the cosine, and the open items compared
+BULK_LABEL_MAX_ITEMS = env.int("ANNOTATOR_BULK_LABEL_MAX_ITEMS", default=5000)
+NEAR_DUPLICATE_SIMILARITY = env.float("ANNOTATOR_NEAR_DUPLICATE_SIMILARITY", default=0.97)
+NEAR_DUPLICATE_MAX_ITEMS = env.int("ANNOTATOR_NEAR_DUPLICATE_MAX_ITEMS", default=50_000)
+SEARCH_WARM_ENCODER = env.bool("ANNOTATOR_SEARCH_WARM_ENCODER", default=True)
 
 # --- import / labeling ------------------------------------------------------
 IMPORT_MAX_TEXT_CHARS = env.int("ANNOTATOR_MAX_TEXT_CHARS", default=20_000)

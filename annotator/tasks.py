@@ -123,6 +123,14 @@ def embed_chunk_task(project_id: int, key: str, item_ids: list[int]) -> dict:
     return pool_embed_chunk(project_id=project_id, key=key, item_ids=item_ids)
 
 
+@shared_task(name="annotator.tasks.near_duplicates_task", acks_late=True)
+def near_duplicates_task(project_id: int) -> dict:
+    """Recompute the groups of open near-duplicates (queue "bulk"); idempotent."""
+    from annotator.services.near_duplicates import near_duplicates_find
+
+    return near_duplicates_find(project_id=project_id)
+
+
 @shared_task(name="annotator.tasks.head_rerank_task", acks_late=True)
 def head_rerank_task(project_id: int, force: bool = False) -> dict:
     """The fast loop: refit the embedding head and re-rank the queue (queue "ranking");

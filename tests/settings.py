@@ -25,3 +25,5 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # a real file (not :memory:) so concurrency tests see WAL and busy timeouts as in production
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
 IMPORT_NICE = 0  # tests stay at normal priority (the importer would renice pytest itself)
+SEARCH_WARM_ENCODER = False  # no background model load on the Find page (tests that search
+# by meaning load the encoder where they ask for it)

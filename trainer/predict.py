@@ -117,7 +117,14 @@ def predict_and_embed(model, tokenizer, texts: Sequence[str], *, batch_size: int
 
 def embed_with_base(texts: Sequence[str], *, model_name: str = "", batch_size: int = 64,
                     max_length: int = 128, device: str = "", runtime: str = "") -> np.ndarray:
-    """Embeddings from the base encoder (cold-start seeding, the fast loop's pool).
+    """Embeddings from the base encoder (cold-start seeding, the fast loop's pool)."""
+    tokenizer, model, device = load_base_encoder(model_name, device=device, runtime=runtime)
+    return embed(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                 device=device)
+
+
+def load_base_encoder(model_name: str = "", *, device: str = "", runtime: str = ""):
+    """(tokenizer, model, device) of the base encoder, for `embed`.
 
     A local model folder goes through `load_scorer` like a version: on CPU the ONNX graph
     exported once per weights (its untrained head is ignored, the encoder is the same); a
@@ -131,15 +138,12 @@ def embed_with_base(texts: Sequence[str], *, model_name: str = "", batch_size: i
     device = pick_device(device)
     if Path(path).is_dir():
         tokenizer, model = _quiet(lambda: load_scorer(path, device=device, runtime=runtime))
-        return embed(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
-                     device=device)
+        return tokenizer, model, device
     from transformers import AutoModel, AutoTokenizer
 
     kwargs = offline_kwargs(path)
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    model = AutoModel.from_pretrained(path, **kwargs).to(device)
-    return embed(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
-                 device=device)
+    return tokenizer, AutoModel.from_pretrained(path, **kwargs).to(device), device
 
 
 def _quiet(load):

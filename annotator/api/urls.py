@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from annotator.api import annotations, monitoring, predict, projects, versions
+from annotator.api import annotations, monitoring, predict, projects, search, versions
 
 urlpatterns = [
     path("api/projects/", projects.projects, name="api_projects"),
@@ -12,6 +12,18 @@ urlpatterns = [
     path("api/projects/<int:project_id>/items/", projects.items, name="api_items"),
     path("api/projects/<int:project_id>/items/<int:item_id>/", projects.item,
          name="api_item"),
+    path("api/projects/<int:project_id>/items/<int:item_id>/similar/", search.more_like_this,
+         name="api_item_similar"),
+    path("api/projects/<int:project_id>/search/meaning/", search.by_meaning,
+         name="api_search_meaning"),
+    path("api/projects/<int:project_id>/duplicate-groups/", search.groups,
+         name="api_duplicate_groups"),
+    path("api/projects/<int:project_id>/duplicate-groups/<int:group_id>/", search.group,
+         name="api_duplicate_group"),
+    path("api/projects/<int:project_id>/bulk-labels/", search.bulk_labels,
+         name="api_bulk_labels"),
+    path("api/projects/<int:project_id>/bulk-labels/<int:bulk_id>/undo",
+         search.bulk_label_undo_view, name="api_bulk_label_undo"),
     path("api/projects/<int:project_id>/predict", predict.predict, name="api_predict"),
     path("api/projects/<int:project_id>/annotations/", annotations.AnnotationList.as_view(),
          name="api_annotations"),

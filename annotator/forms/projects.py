@@ -11,6 +11,7 @@ from annotator.services.encoders import encoder_choices, encoder_name_problem
 SETTINGS_FIELDS = [
     "name", "description", "text_kind",
     "overlap_percent", "overlap_labelers", "label_gold_by_people", "show_suggestions",
+    "bulk_labeling_by_labelers", "bulk_labels_in_training",
     "model_name", "retrain_min_new_labels", "retrain_every_minutes", "epochs",
     "strategy", "fast_loop_every", "cold_start_diversity", "self_training",
     "guidelines",

@@ -12,9 +12,10 @@ from trainer.agreement import consensus
 def _consensus_labels(project: Project, fields: tuple[str, ...]):
     """((pk, *fields), label) of each pool item with a consensus label (training_labels)."""
     votes: dict[int, Counter] = defaultdict(Counter)
-    annotations = Annotation.objects.filter(
-        item__project=project, item__split=Item.Split.POOL
-    ).values_list("item_id", "label")
+    annotations = Annotation.objects.filter(item__project=project, item__split=Item.Split.POOL)
+    if not project.bulk_labels_in_training:  # a project setting (docs/search.md)
+        annotations = annotations.exclude(picked_by=Annotation.Picked.BULK)
+    annotations = annotations.values_list("item_id", "label")
     for item_id, label in annotations.iterator(chunk_size=5000):
         votes[item_id][label] += 1
     items = (

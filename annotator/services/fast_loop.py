@@ -57,8 +57,10 @@ def _labeled(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     majority of their annotations (ties: the first label of the label set)."""
     names = project.label_names
     votes: dict[int, np.ndarray] = {}
-    rows = (Annotation.objects.filter(item__project=project, item__split=Item.Split.POOL)
-            .values_list("item_id", "label", "item__final_label"))
+    rows = Annotation.objects.filter(item__project=project, item__split=Item.Split.POOL)
+    if not project.bulk_labels_in_training:
+        rows = rows.exclude(picked_by=Annotation.Picked.BULK)
+    rows = rows.values_list("item_id", "label", "item__final_label")
     for item_id, label, final in rows:
         counts = votes.setdefault(item_id, np.zeros(len(names)))
         if final in names:

@@ -45,7 +45,7 @@ def _pool_ids(project: Project) -> list[int]:
                 .order_by("pk").values_list("pk", flat=True))
 
 
-def _chunk_files(project: Project, key: str) -> list[str]:
+def chunk_files(project: Project, key: str) -> list[str]:
     folder = _folder(project, key)
     # no exists(folder) first: an object store has no folders, exists() says False there
     try:
@@ -55,7 +55,7 @@ def _chunk_files(project: Project, key: str) -> list[str]:
     return sorted(f"{folder}/{name}" for name in files if name.endswith(".npz"))
 
 
-def _read_chunk(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+def read_chunk(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(ids, emb) of a chunk file; None when it is unreadable (a write cut short)."""
     try:
         with artifacts_storage().open(name, "rb") as f:
@@ -68,7 +68,7 @@ def _read_chunk(name: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 def embeddings_load(project: Project, key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ids, embeddings float32) of every item embedded so far by the project's encoder."""
-    chunks = [c for c in map(_read_chunk, _chunk_files(project, key or encoder_key(project)))
+    chunks = [c for c in map(read_chunk, chunk_files(project, key or encoder_key(project)))
               if c is not None]
     if not chunks:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
@@ -78,7 +78,7 @@ def embeddings_load(project: Project, key: str | None = None) -> tuple[np.ndarra
 
 def _embedded_ids(project: Project, key: str) -> set[int]:
     found: set[int] = set()
-    for chunk in map(_read_chunk, _chunk_files(project, key)):
+    for chunk in map(read_chunk, chunk_files(project, key)):
         if chunk is not None:
             found.update(chunk[0].tolist())
     return found
@@ -131,7 +131,7 @@ def pool_embed_chunk(*, project_id: int, key: str, item_ids: list[int]) -> dict:
     name = f"{_folder(project, key)}/{item_ids[0]}.npz"
     storage = artifacts_storage()
     if storage.exists(name):
-        if _read_chunk(name) is not None:
+        if read_chunk(name) is not None:
             return {"skipped": "chunk already embedded"}
         storage.delete(name)
     texts = dict(Item.objects.filter(pk__in=item_ids).values_list("pk", "text"))
@@ -144,4 +144,5 @@ def pool_embed_chunk(*, project_id: int, key: str, item_ids: list[int]) -> dict:
         # the fast loop's re-rank (fast_loop.rerank_soon), named here: fast_loop reads
         # this module's embeddings, so it cannot be imported from here without a circle
         enqueue_on_commit("annotator.tasks.head_rerank_task", project_id, True)
+        enqueue_on_commit("annotator.tasks.near_duplicates_task", project_id)
     return {"embedded": len(ids)}

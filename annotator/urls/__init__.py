@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include("annotator.urls.training")),
     path("", include("annotator.urls.insight")),
     path("", include("annotator.urls.monitoring")),
+    path("", include("annotator.urls.search")),
     path("", include("annotator.urls.projects")),
     path("", include("annotator.urls.people")),
     path("", include("annotator.urls.history")),

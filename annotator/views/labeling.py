@@ -19,6 +19,7 @@ from annotator.permissions import visible_project
 from annotator.selectors import agreement as selectors_agreement
 from annotator.selectors import queue as queue_selectors
 from annotator.selectors.annotations import last_annotation_of
+from annotator.selectors.duplicates import near_duplicate_count
 from annotator.selectors.progress import labeling_progress
 from annotator.selectors.queue import item_to_submit
 from annotator.services import labeling
@@ -91,6 +92,7 @@ def _item_payload(item: Item, *, current_label: str = "") -> dict:
         "explain_url": reverse("item_explanation", args=[item.project_id, item.pk])
                        if suggestion and not turns else "",
         "no_explanation": "" if suggestion and not turns else _no_explanation(item, turns),
+        "near_duplicates": near_duplicate_count(item),
     }
 
 

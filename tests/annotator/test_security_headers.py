@@ -12,7 +12,7 @@ from django.conf import settings
 from django.urls import URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from annotator.models import Alert, AlertRule, Annotation, ImportJob
+from annotator.models import Alert, AlertRule, Annotation, BulkLabeling, ImportJob
 from tests.annotator import insight_data
 from tests.annotator.serving_helpers import token_client
 
@@ -44,13 +44,15 @@ def ids(project, labeler):
     rule = AlertRule.objects.create(project=project, name="spike", label="negative",
                                     threshold=0.5, window=4)
     return {
-        "project_id": project.pk, "pk": project.pk, "item_pk": item.pk, "item_id": item.pk,
+        "project_id": project.pk, "item_id": item.pk,
         "job_id": ImportJob.objects.create(project=project, filename="r.csv").pk,
         "version_id": built["v2"].pk, "user_id": labeler.pk,
         "annotation_id": Annotation.objects.filter(labeler=labeler).first().pk,
         "rule_id": rule.pk,
         "alert_id": Alert.objects.create(rule=rule, project=project, share=0.6, items=4).pk,
-        "uidb64": "Mg", "token": "abc-123",
+        "uidb64": "Mg", "token": "abc-123", "group_id": item.pk,
+        "bulk_id": BulkLabeling.objects.create(project=project, user=labeler,
+                                               label="positive").pk,
     }
 
 

@@ -71,6 +71,10 @@
       badges.append(el("span", "badge changing", "changing your label: " + item.current_label));
     }
     badges.append(el("span", "badge muted", "#" + item.id));
+    if (item.near_duplicates) {
+      const n = item.near_duplicates;
+      badges.append(el("span", "badge duplicates", n + " near-duplicate" + (n === 1 ? "" : "s") + " still open"));
+    }
     if (item.suggestion) {
       const pct = Math.round(item.suggestion.confidence * 100);
       badges.append(el("span", "badge suggestion", "model suggests: " + item.suggestion.label + " (" + pct + "%)"));
