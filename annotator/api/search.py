@@ -93,10 +93,14 @@ def more_like_this(request: Request, project_id: int, item_id: int) -> Response:
 
 
 @extend_schema(
-    operation_id="duplicate_groups",
-    summary="Groups of near-duplicates in the open pool, biggest first (POST: recompute)",
-    request=None,
-    responses={200: DuplicateGroupSerializer(many=True), 202: None, **ERRORS},
+    methods=["GET"], operation_id="duplicate_groups",
+    summary="Groups of near-duplicates in the open pool, biggest first",
+    responses={200: DuplicateGroupSerializer(many=True), **ERRORS},
+)
+@extend_schema(
+    methods=["POST"], operation_id="duplicate_groups_refresh",
+    summary="Look for the groups again (queue bulk); managers only", request=None,
+    responses={202: None, **ERRORS},
 )
 @api_view(["GET", "POST"])
 def groups(request: Request, project_id: int) -> Response:
@@ -120,9 +124,14 @@ def group(request: Request, project_id: int, group_id: int) -> Response:
 
 
 @extend_schema(
-    operation_id="bulk_labels", summary="Label many items at once (GET: the project's actions)",
+    methods=["GET"], operation_id="bulk_labels_list",
+    summary="The latest bulk actions (a labeler: their own)",
+    responses={200: BulkLabelingSerializer(many=True), **ERRORS},
+)
+@extend_schema(
+    methods=["POST"], operation_id="bulk_label_create", summary="Label many items at once",
     request=BulkLabelRequestSerializer,
-    responses={200: BulkLabelingSerializer(many=True), 201: BulkLabelResultSerializer,
+    responses={201: BulkLabelResultSerializer,
                400: error("not a label of the project, nothing selected, or too many"),
                **ERRORS},
 )
