@@ -64,7 +64,7 @@ def simulate(cfg: SimConfig) -> dict:
     reference = cfg.max_labels if cfg.rounds is None else None
     plot(rows, out / "learning_curve.png", reference,
          f"{Path(cfg.pool).parent.name}: mean over seeds, band = min-max")
-    summary = summarize(rows, reference)
+    summary = summarize(rows, reference, pairs=cfg.versus, area_to=cfg.area_to)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "summary.md").write_text(summary_md(summary))
     return summary
@@ -83,7 +83,8 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--text-columns", default="text", help="comma-separated, joined with '. '")
     p.add_argument("--label-column", default="label")
     p.add_argument("--strategies", default="random,margin",
-                   help=f"comma-separated of {', '.join(STRATEGIES)} (+ '<name>_diverse')")
+                   help=f"comma-separated of {', '.join(STRATEGIES)} (+ '<name>_diverse'); "
+                   "--learner head: a head strategy or 'zero_shot' (+st, +bal, +anchor)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--seed-size", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=100, help="labels asked per round")
@@ -118,6 +119,19 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--head-candidates", type=int, default=0,
                    help="head learner: a random subsample of this many unlabeled items per "
                    "round (the product's FAST_LOOP_CANDIDATES); 0: all")
+    p.add_argument("--zero-shot-picks", default="balanced_ties",
+                   help="'zero_shot' strategies: the head_query strategy of the cold start on "
+                   "the zero-shot scorer (default: balanced_ties)")
+    p.add_argument("--handover", type=float, default=None,
+                   help="'zero_shot' strategies: labels at which the head's weight reaches "
+                   "one half (default: trainer.zero_shot.HANDOVER_LABELS)")
+    p.add_argument("--blend", choices=["linear", "geometric"], default="linear",
+                   help="'zero_shot' strategies: how the scorer and the head are mixed")
+    p.add_argument("--versus", default="",
+                   help="comma-separated 'a:b' pairs: strategy a against b in the summary "
+                   "(worst gap below, area under the curve)")
+    p.add_argument("--area-to", type=int, default=500,
+                   help="--versus: the area under the curve up to this many labels")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: merge out-dir/runs into results, plot and summary")
     a = p.parse_args(argv)
@@ -133,7 +147,8 @@ def parse_args(argv=None) -> SimConfig:
         learner=a.learner, eval_part=a.eval_part, pool_limit=a.pool_limit,
         trust_kappa=a.trust_kappa, head_candidates=a.head_candidates,
         finetune_at=[int(v) for v in _csv_list(a.finetune_at)],
-        report_only=a.report_only)
+        report_only=a.report_only, zero_shot_picks=a.zero_shot_picks, handover=a.handover,
+        versus=_csv_list(a.versus), area_to=a.area_to, blend=a.blend)
 
 
 def main(argv=None) -> int:

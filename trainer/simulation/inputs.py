@@ -41,6 +41,11 @@ class SimConfig:
     finetune_at: list[int] = field(default_factory=list)  # head learner: also fine-tune here
     head_candidates: int = 0  # head learner: unlabeled items a strategy sees (0: all)
     report_only: bool = False  # merge what out_dir/runs holds (e.g. after a timeout)
+    zero_shot_picks: str = "balanced_ties"  # "zero_shot" strategies: the cold start's picks
+    handover: float | None = None  # "zero_shot": a fixed handover in labels (None: measured)
+    blend: str = "linear"  # "zero_shot": linear | geometric mix of the scorer and the head
+    versus: list[str] = field(default_factory=list)  # "a:b" pairs compared in the summary
+    area_to: int = 500  # the summary's area under the curve up to this many labels
 
 
 def round_count(cfg: SimConfig) -> int:
@@ -116,3 +121,20 @@ def embeddings_of(cfg: SimConfig, texts: list[str], source: str) -> np.ndarray:
                             cache_dir=str(Path(cfg.out_dir).parent / "emb-cache"))
     row = {text: i for i, text in enumerate(full)}
     return emb[[row[t] for t in texts]]
+
+
+def zero_shot_scorer(cfg: SimConfig, names: list[str]):
+    """The zero-shot scorer of the labels' default descriptions (trainer.zero_shot) as the
+    product builds it, the descriptions embedded once and cached like the texts."""
+    from trainer.zero_shot import (
+        DESCRIPTION_MAX_LENGTH,
+        ZeroShotScorer,
+        describe,
+        description_inputs,
+    )
+
+    texts = description_inputs(describe([{"name": name} for name in names]))
+    emb = cached_embeddings(texts, model=cfg.model, max_length=DESCRIPTION_MAX_LENGTH,
+                            device=cfg.device,
+                            cache_dir=str(Path(cfg.out_dir).parent / "emb-cache"))
+    return ZeroShotScorer(emb)

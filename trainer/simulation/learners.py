@@ -19,11 +19,15 @@ from trainer.simulation.inputs import (
     load_data,
     quiet_transformers,
     round_count,
+    zero_shot_scorer,
 )
 from trainer.simulation.report import FIELDS
 from trainer.strategies import HEAD_STRATEGIES, query, select_seed
 
 BASELINE_AT = (100, 200, 500, 1000)  # head learner: TF-IDF + LR on the same labels here
+# head learner: the cold start ranked by the labels' descriptions (trainer.zero_shot), the
+# evaluated model the zero-shot scorer blended with the head by the handover rule
+ZERO_SHOT = "zero_shot"
 
 
 def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
@@ -109,10 +113,12 @@ def run_finetune(cfg: SimConfig, strategy: str, seed: int) -> Path:
 def head_variant(strategy: str) -> tuple[str, bool, bool, str]:
     """"auto+bal+st" -> ("auto", self-training, anchor subsampling, the uncertainty strategy
     "auto" switches to). Modifiers: st = self-training, anchor = AnchorAL subsampling,
-    bal = balanced_ties instead of breaking_ties after the cold start."""
+    bal = balanced_ties instead of breaking_ties after the cold start. The base "zero_shot"
+    is "auto" with the zero-shot cold start (cfg.zero_shot_picks on the labels'
+    descriptions instead of k-means) and the zero-shot scorer blended into every model."""
     base, *mods = strategy.split("+")
     unknown = set(mods) - {"st", "anchor", "bal"}
-    if base not in HEAD_STRATEGIES or unknown:
+    if base not in (*HEAD_STRATEGIES, ZERO_SHOT) or unknown:
         raise ValueError(f"unknown head strategy {strategy!r}")
     return base, "st" in mods, "anchor" in mods, \
         "balanced_ties" if "bal" in mods else "breaking_ties"
@@ -124,14 +130,17 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     Every round costs a logistic regression on base-encoder embeddings (cached), so a
     curve with a point every 20 labels takes seconds. "auto" is the product's cold start:
     k-means (small-text EmbeddingKMeans) batches until two consecutive heads agree on a
-    fixed sample with kappa >= trust_kappa, then breaking ties. Rows at finetune_at label
-    counts also fine-tune the real model on the same labels ("<strategy>:finetune"), and
-    rows at BASELINE_AT fit TF-IDF + logistic regression on them ("<strategy>:tfidf").
+    fixed sample with kappa >= trust_kappa, then breaking ties. "zero_shot" is the same
+    with the labels' descriptions in place of k-means: the seed and the cold-start batches
+    are picked by cfg.zero_shot_picks on the zero-shot scorer (trainer.zero_shot), blended
+    into every model by the handover rule, and a row at 0 labels measures it alone. Rows at
+    finetune_at label counts also fine-tune the real model on the same labels
+    ("<strategy>:finetune"), and rows at BASELINE_AT fit TF-IDF + logistic regression on
+    them ("<strategy>:tfidf").
     """
-    from sklearn.metrics import accuracy_score, f1_score
-
     from trainer.head import SelfTraining, fit_head
     from trainer.strategies import head_query, predictions_stable
+    from trainer.zero_shot import BlendedScorer, handover_weight, zero_shot_weight
 
     base, self_train, anchor, after = head_variant(strategy)
     runs = Path(cfg.out_dir) / "runs"
@@ -146,36 +155,55 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     stop_sample = np.random.default_rng(99).choice(len(pool_x), min(500, len(pool_x)),
                                                    replace=False)
     st = SelfTraining() if self_train else None
-    phase = "diversity" if base == "auto" else base
-    if base == "auto":
+    phase = "diversity" if base in ("auto", ZERO_SHOT) else base
+    cold_start = "embedding_kmeans"
+    zero_shot, rows = None, []
+    if base == ZERO_SHOT:
+        zero_shot = zero_shot_scorer(cfg, names)
+        cold_start = cfg.zero_shot_picks
+        rows.append(_scored_row(strategy, seed, -1, 0, y_eval,
+                                zero_shot.predict_proba(x_eval), len(names)))
+        labeled = _cold_start_query(cold_start, zero_shot, x_pool, np.zeros(0, dtype=int),
+                                    np.zeros(0, dtype=int), cfg.seed_size, cfg,
+                                    seed * 1000 + 999)
+    elif base == "auto":
         cand = rng.choice(len(pool_x), min(len(pool_x), 5000), replace=False)
         labeled = [int(cand[i]) for i in select_seed(x_pool[cand], cfg.seed_size, seed=seed)]
     else:
         labeled = [int(i) for i in rng.choice(len(pool_x), cfg.seed_size, replace=False)]
-    previous, rows = None, []
+    previous, weights = None, []
     for r in range(round_count(cfg) + 1):
         started = time.perf_counter()
         lab = np.asarray(labeled)
         unl = np.setdiff1d(np.arange(len(pool_x)), lab)
         head = fit_head(x_pool[lab], y_pool[lab], len(names), seed=seed,
                         x_unlabeled=x_pool[unl] if st else None, self_training=st)
-        pred = head.predict_proba(x_eval).argmax(axis=1)
-        row = {"strategy": strategy, "seed": seed, "round": r, "labels": len(labeled),
-               "macro_f1": round(float(f1_score(y_eval, pred, average="macro",
-                                                labels=list(range(len(names))),
-                                                zero_division=0)), 5),
-               "accuracy": round(float(accuracy_score(y_eval, pred)), 5)}
+        if zero_shot is not None:
+            weight = (handover_weight(zero_shot, x_pool[lab], y_pool[lab], seed=seed)
+                      if cfg.handover is None else zero_shot_weight(len(lab),
+                                                                    handover=cfg.handover))
+            model = BlendedScorer(zero_shot, head, weight, geometric=cfg.blend == "geometric")
+            weights.append(f"{len(lab)}:{weight:.2f}")
+        else:
+            model = head
+        row = _scored_row(strategy, seed, r, len(labeled), y_eval, model.predict_proba(x_eval),
+                          len(names))
         if phase == "diversity":
-            current = head.predict_proba(x_pool[stop_sample]).argmax(axis=1)
+            current = model.predict_proba(x_pool[stop_sample]).argmax(axis=1)
             trusted, _ = predictions_stable(previous, current, len(names), cfg.trust_kappa)
             previous, phase = current, (after if trusted else phase)
         if r < round_count(cfg):
-            name = "embedding_kmeans" if phase == "diversity" else phase
-            picks = head_query(name, head, x_pool, lab, y_pool[lab], cfg.batch_size,
-                               random_share=cfg.random_share, seed=seed * 1000 + r,
-                               candidates=500 if anchor else cfg.head_candidates,
-                               subsampling="anchor" if anchor else "random")
-            labeled = labeled + [p.index for p in picks]
+            if phase == "diversity" and zero_shot is not None:
+                labeled = labeled + _cold_start_query(cold_start, model, x_pool, lab,
+                                                      y_pool[lab], cfg.batch_size, cfg,
+                                                      seed * 1000 + r)
+            else:
+                name = cold_start if phase == "diversity" else phase
+                picks = head_query(name, model, x_pool, lab, y_pool[lab], cfg.batch_size,
+                                   random_share=cfg.random_share, seed=seed * 1000 + r,
+                                   candidates=500 if anchor else cfg.head_candidates,
+                                   subsampling="anchor" if anchor else "random")
+                labeled = labeled + [p.index for p in picks]
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)
         if row["labels"] in BASELINE_AT:  # the simple baseline on the very same labels
@@ -190,8 +218,41 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     print(f"[{strategy} seed {seed}] {rows[-1]['labels']} labels, macro-F1 "
-          f"{rows[-1]['macro_f1']:.4f}", flush=True)
+          f"{rows[-1]['macro_f1']:.4f}" + (f"; zero-shot weight by labels {' '.join(weights)}"
+                                           if weights else ""), flush=True)
     return rows_path
+
+
+def _cold_start_query(name, model, x_pool, labeled, y, n, cfg, seed) -> list[int]:
+    """The zero-shot cold start's next n picks: "confident" (trainer.zero_shot.confident_picks
+    on the model's probabilities, with the random control share) or a head_query strategy."""
+    from trainer.strategies import Pick, control_count, head_query, insert_random_control
+    from trainer.zero_shot import confident_picks
+
+    if name != "confident":
+        return [p.index for p in head_query(name, model, x_pool, labeled, y, n,
+                                            random_share=cfg.random_share, seed=seed,
+                                            candidates=cfg.head_candidates)]
+    unlabeled = np.setdiff1d(np.arange(len(x_pool)), labeled)
+    n_control = control_count(n, cfg.random_share)
+    proba = model.predict_proba(x_pool[unlabeled])
+    chosen = unlabeled[confident_picks(proba, n - n_control)]
+    picks = [Pick(int(i), "zero_shot", 0.0) for i in chosen]
+    rest = np.setdiff1d(unlabeled, chosen)
+    picks = insert_random_control(picks, rest, n, n_control, np.random.default_rng(seed),
+                                  lambda i: 0.0)
+    return [p.index for p in picks]
+
+
+def _scored_row(strategy, seed, r, n_labels, y_eval, proba, num_classes) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    pred = np.asarray(proba).argmax(axis=1)
+    return {"strategy": strategy, "seed": seed, "round": r, "labels": n_labels,
+            "macro_f1": round(float(f1_score(y_eval, pred, average="macro",
+                                             labels=list(range(num_classes)),
+                                             zero_division=0)), 5),
+            "accuracy": round(float(accuracy_score(y_eval, pred)), 5), "seconds": 0.0}
 
 
 def _tfidf_row(strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:

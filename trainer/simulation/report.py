@@ -57,8 +57,48 @@ def labels_to_stay_above(points: dict[int, list[float]], target: float) -> float
     return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
 
 
-def summarize(rows: list[dict], reference_labels: int | None = None) -> dict:
-    """Labels each strategy needs to reach random's mean macro-F1 at reference_labels."""
+def curve_area(points: dict[int, list[float]], low: int, high: int) -> float | None:
+    """Area under the mean curve between the measured label counts in [low, high], divided
+    by their span (trapezoids): the curve's mean macro-F1 over that stretch of labels."""
+    xs = [x for x in sorted(points) if low <= x <= high]
+    if len(xs) < 2:
+        return None
+    ys = [float(np.mean(points[x])) for x in xs]
+    area = sum((x1 - x0) * (y0 + y1) / 2
+               for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False))
+    return area / (xs[-1] - xs[0])
+
+
+def versus(data: dict[str, dict[int, list[float]]], strategy: str, reference: str, *,
+           area_to: int = 500, early: int = 200) -> dict:
+    """strategy against reference on the label counts both measured (up to area_to): the
+    largest gap below it, and each one's area under the curve over all of them and over
+    the first `early` labels."""
+    points, ref = data[strategy], data[reference]
+    common = [x for x in sorted(set(points) & set(ref)) if x <= area_to]
+    if not common:
+        return {"strategy": strategy, "reference": reference}
+    low = common[0]
+    mine = {x: points[x] for x in common}
+    theirs = {x: ref[x] for x in common}
+    gaps = {x: float(np.mean(ref[x]) - np.mean(points[x])) for x in common}
+    worst = max(gaps, key=gaps.get)
+    return {"strategy": strategy, "reference": reference, "from": low, "to": common[-1],
+            "max_deficit": round(gaps[worst], 4), "max_deficit_at": worst,
+            "area": _round(curve_area(mine, low, area_to)),
+            "reference_area": _round(curve_area(theirs, low, area_to)),
+            "early_to": early, "early_area": _round(curve_area(mine, low, early)),
+            "reference_early_area": _round(curve_area(theirs, low, early))}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def summarize(rows: list[dict], reference_labels: int | None = None, *,
+              pairs: list[str] = (), area_to: int = 500) -> dict:
+    """Labels each strategy needs to reach random's mean macro-F1 at reference_labels;
+    with pairs ("a:b"), strategy a against strategy b (`versus`)."""
     data = curves(rows)
     summary: dict = {"strategies": {}}
     for strategy, points in data.items():
@@ -86,6 +126,11 @@ def summarize(rows: list[dict], reference_labels: int | None = None) -> dict:
                 if half in points:
                     summary["strategies"][strategy][f"macro_f1_at_{half}"] = round(
                         float(np.mean(points[half])), 4)
+    for pair in pairs:
+        strategy, reference = pair.split(":")
+        if strategy in data and reference in data:
+            summary.setdefault("versus", []).append(
+                versus(data, strategy, reference, area_to=area_to))
     return summary
 
 
@@ -146,6 +191,16 @@ def summary_md(summary: dict) -> str:
     if "reference_labels" in summary:
         lines.append(f"\nreference: random's mean macro-F1 at {summary['reference_labels']} labels"
                      f" = {summary['random_macro_f1_at_reference']:.4f}")
+    if summary.get("versus"):
+        lines += ["", "| strategy | against | labels | worst gap below (at) | area | its area "
+                  "| area to early | its area to early |", "|---|---|---|---|---|---|---|---|"]
+        for v in summary["versus"]:
+            if "from" not in v:
+                continue
+            lines.append(f"| {v['strategy']} | {v['reference']} | {v['from']}-{v['to']} | "
+                         f"{v['max_deficit']:+.4f} ({v['max_deficit_at']}) | {_fmt(v['area'])} | "
+                         f"{_fmt(v['reference_area'])} | {_fmt(v['early_area'])} "
+                         f"(to {v['early_to']}) | {_fmt(v['reference_early_area'])} |")
     return "\n".join(lines) + "\n"
 
 

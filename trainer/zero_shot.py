@@ -1,0 +1,289 @@
+"""Zero-shot suggestions from the first item: each label's description against the pool.
+
+With no labels yet there is no head to rank the queue or suggest a label. Every label has a
+description (editable; by default `default_description(name)`), and the platform already
+stores every pool item's embedding from the project's base encoder
+(`trainer.predict.embed_with_base` on the raw text, mean pooled). The zero-shot scorer embeds
+only the descriptions, with the same encoder and the e5 "query: " prefix, and scores each item
+by the cosine similarity of its stored embedding to each description: a softmax over the
+labels at a calibrated temperature. As labels come in, the fast loop's head (trainer/head.py)
+takes over gradually: `blend` mixes the two with the weight `zero_shot_weight(n_labels)`.
+Every default here was measured (docs/zero_shot.md).
+
+What the product calls, with its stored item embeddings `emb` (n x d) and its labels:
+
+    scorer = ZeroShotScorer.from_labels(project_labels, model_name=base_encoder)
+    proba = scorer.predict_proba(emb)                        # no labels yet
+    proba = BlendedScorer(scorer, head, n_labels).predict_proba(emb)   # once a head is fitted
+
+`ZeroShotScorer` and `BlendedScorer` have the head's interface (predict_proba, embed,
+num_classes), so `trainer.strategies.head_query` ranks the queue with them as it does with
+the head. Pure numpy at import; the encoder is loaded only by `embed_descriptions`.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# The default description of a label: its name in one sentence about the review's sentiment,
+# written in the language of the name (a name with Chinese characters gets the Chinese
+# sentence: an English sentence around a Chinese name made every item look alike to the
+# encoder). One rule for any name, no per-name synonyms; chosen on held-out train.csv rows of
+# both benchmark sets (docs/zero_shot.md#the-default-description).
+DESCRIPTION_TEMPLATE = "The sentiment of this review is {name}."
+DESCRIPTION_TEMPLATE_ZH = "这条评论的情感是{name}的。"
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# e5 was trained with "query: " on the short side of a pair: the description is the query,
+# the stored items (raw text, as the pool is embedded) the passages.
+DESCRIPTION_PREFIX = "query: "
+DESCRIPTION_MAX_LENGTH = 64
+# Softmax temperature on the cosine similarities, chosen by the log-loss of both sets'
+# held-out train.csv rows together (docs/zero_shot.md#the-temperature).
+TEMPERATURE = 0.01
+# The head takes over as labels come in: the zero-shot scorer's weight is
+# HANDOVER_LABELS / (HANDOVER_LABELS + n_labels), chosen in the simulation
+# (docs/zero_shot.md#the-handover).
+HANDOVER_LABELS = 40
+MIN_MEASURED_LABELS = 10
+
+
+def default_description(name: str) -> str:
+    """The description a label gets when nobody wrote one: its name (whitespace collapsed)
+    in DESCRIPTION_TEMPLATE, or in DESCRIPTION_TEMPLATE_ZH when it has Chinese characters."""
+    name = " ".join(str(name).split())
+    template = DESCRIPTION_TEMPLATE_ZH if HAN.search(name) else DESCRIPTION_TEMPLATE
+    return template.format(name=name)
+
+
+def describe(labels: Sequence[dict]) -> list[str]:
+    """Each label's description: its own ("description", trimmed) or the default from its
+    "name"."""
+    return [(label.get("description") or "").strip() or default_description(label["name"])
+            for label in labels]
+
+
+def description_inputs(descriptions: Sequence[str]) -> list[str]:
+    """The texts the encoder reads for the descriptions (the prefix added)."""
+    return [DESCRIPTION_PREFIX + d for d in descriptions]
+
+
+def embed_descriptions(descriptions: Sequence[str], *, model_name: str = "",
+                       max_length: int = DESCRIPTION_MAX_LENGTH, device: str = "",
+                       runtime: str = "") -> np.ndarray:
+    """The descriptions embedded by the base encoder the pool was embedded with
+    (trainer.predict.embed_with_base, mean pooled), len(descriptions) x d, float32."""
+    from trainer.predict import embed_with_base
+
+    emb = embed_with_base(description_inputs(descriptions), model_name=model_name,
+                          max_length=max_length, device=device, runtime=runtime)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def normalized(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        return x / max(float(np.linalg.norm(x)), 1e-12)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def pool_center(item_emb: np.ndarray) -> np.ndarray:
+    """The mean of the pool's normalized item embeddings (d,): what every item shares.
+
+    Optional (zero_shot_proba's `center`, off by default): centring the items removes the
+    part of the similarity every item shares, which rescued English sentences around Chinese
+    label names but pushed the predictions towards equal classes and cost 0.13 macro-F1 on
+    the skewed clothing set (docs/zero_shot.md).
+    """
+    item_emb = np.asarray(item_emb, dtype=np.float32)
+    if not len(item_emb):
+        raise ValueError("no item embeddings to centre on")
+    return normalized(item_emb).mean(axis=0)
+
+
+def zero_shot_similarity(item_emb: np.ndarray, description_emb: np.ndarray, *,
+                         center: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarity of every item to every description, n_items x n_labels; with
+    `center` (pool_center of the pool), of the centred items."""
+    items = normalized(np.atleast_2d(item_emb))
+    if center is not None:
+        items = normalized(items - np.asarray(center, dtype=np.float32))
+    return items @ normalized(np.atleast_2d(description_emb)).T
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def zero_shot_proba(item_emb: np.ndarray, description_emb: np.ndarray, *,
+                    temperature: float = TEMPERATURE,
+                    center: np.ndarray | None = None) -> np.ndarray:
+    """Label probabilities, n_items x n_labels (rows sum to 1): a softmax over the labels
+    of the cosine similarities / temperature (TEMPERATURE was calibrated without `center`)."""
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    sim = zero_shot_similarity(item_emb, description_emb, center=center)
+    return softmax(sim / temperature)
+
+
+def zero_shot_weight(n_labels: int, *, handover: float = HANDOVER_LABELS) -> float:
+    """The fixed rule: the zero-shot scorer's share of a blended prediction after n_labels
+    labels is handover / (handover + n_labels): 1 with none, 1/2 at `handover` labels, then
+    falling. handover=0: the head alone from the first label."""
+    if n_labels < 0:
+        raise ValueError("n_labels must be >= 0")
+    if handover <= 0:
+        return 0.0 if n_labels else 1.0
+    return float(handover / (handover + n_labels))
+
+
+def balanced_log_loss(proba: np.ndarray, y: np.ndarray, *, eps: float = 1e-3) -> float:
+    """Mean over the classes present of their items' mean -log p(true class), p clipped at
+    eps: every class counts alike, as in macro-F1, and one confident mistake is bounded."""
+    y = np.asarray(y, dtype=int)
+    p = np.clip(np.asarray(proba, dtype=np.float64)[np.arange(len(y)), y], eps, 1.0)
+    return float(np.mean([-np.log(p[y == c]).mean() for c in np.unique(y)]))
+
+
+def measured_weight(zero_shot: np.ndarray, head: np.ndarray, y: np.ndarray, *,
+                    steps: int = 20) -> float:
+    """The zero-shot weight w in 0, 1/steps, ..., 1 whose blend w * zero_shot + (1 - w) * head
+    predicts the labels y best (balanced_log_loss; ties: the larger w). `head` must not have
+    seen the items it predicts (head_out_of_fold)."""
+    if not len(y):
+        return 1.0
+    losses = [balanced_log_loss(w * zero_shot + (1 - w) * head, y)
+              for w in np.linspace(0.0, 1.0, steps + 1)]
+    best = min(range(len(losses)), key=lambda i: (round(losses[i], 9), -i))
+    return best / steps
+
+
+def head_out_of_fold(x: np.ndarray, y: np.ndarray, num_classes: int, *, folds: int = 5,
+                     seed: int = 0) -> np.ndarray:
+    """Every labeled item's probabilities from a head (trainer.head.EmbeddingHead, no
+    self-training) fitted on the other folds, len(y) x num_classes."""
+    from sklearn.model_selection import KFold
+
+    from trainer.head import EmbeddingHead
+
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=int)
+    out = np.full((len(y), num_classes), 1.0 / num_classes)
+    if len(y) < 2:
+        return out
+    split = KFold(n_splits=min(folds, len(y)), shuffle=True, random_state=seed)
+    for train, held in split.split(x):
+        out[held] = EmbeddingHead(num_classes, seed=seed).fit(x[train], y[train]).predict_proba(
+            x[held])
+    return out
+
+
+def handover_weight(scorer: "ZeroShotScorer", x_labeled: np.ndarray, y: np.ndarray, *,
+                    seed: int = 0) -> float:
+    """The zero-shot scorer's share of the blend now, measured on the labels so far: with
+    MIN_MEASURED_LABELS of at least two classes, the weight whose blend of the scorer and a
+    head that did not see them predicts them best (measured_weight, head_out_of_fold);
+    before that, the fixed rule zero_shot_weight."""
+    y = np.asarray(y, dtype=int)
+    if len(y) < MIN_MEASURED_LABELS or len(np.unique(y)) < 2:
+        return zero_shot_weight(len(y))
+    head = head_out_of_fold(x_labeled, y, scorer.num_classes, seed=seed)
+    return measured_weight(scorer.predict_proba(x_labeled), head, y)
+
+
+def confident_picks(proba: np.ndarray, n: int) -> np.ndarray:
+    """Indices of n rows of proba: an equal share of each predicted class's most confident
+    rows, taken in turn (class by class), so the first labels are clear examples of every
+    class the scorer sees (trainer.head.pseudo_labels does the per-class ranking)."""
+    from trainer.head import pseudo_labels
+
+    proba = np.asarray(proba, dtype=np.float64)
+    n = min(n, len(proba))
+    if n <= 0:
+        return np.zeros(0, dtype=int)
+    classes = max(1, len(np.unique(proba.argmax(axis=1))))
+    idx, pred = pseudo_labels(proba, -(-n // classes) + n)
+    conf = proba[idx].max(axis=1)
+    rank = np.zeros(len(idx), dtype=int)  # each item's place within its class
+    for c in np.unique(pred):
+        members = np.flatnonzero(pred == c)
+        rank[members[np.argsort(-conf[members], kind="stable")]] = np.arange(len(members))
+    order = np.lexsort((-conf, rank))
+    return idx[order][:n]
+
+
+def blend(zero_shot: np.ndarray, head: np.ndarray, weight: float, *,
+          geometric: bool = False) -> np.ndarray:
+    """weight * zero_shot + (1 - weight) * head (rows still sum to 1); geometric: the
+    normalized zero_shot ** weight * head ** (1 - weight) (probabilities clipped at 1e-4)."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError("weight must be in [0, 1]")
+    zero_shot, head = np.asarray(zero_shot, dtype=np.float64), np.asarray(head, dtype=np.float64)
+    if not geometric:
+        return weight * zero_shot + (1 - weight) * head
+    logits = weight * np.log(np.clip(zero_shot, 1e-4, 1)) + (1 - weight) * np.log(
+        np.clip(head, 1e-4, 1))
+    return softmax(logits)
+
+
+@dataclass
+class ZeroShotScorer:
+    """The zero-shot scorer with the head's interface (predict_proba, embed, num_classes),
+    so small-text strategies (trainer.strategies.head_query) rank with it."""
+
+    description_emb: np.ndarray
+    center: np.ndarray | None = None
+    temperature: float = TEMPERATURE
+
+    @classmethod
+    def from_labels(cls, labels: Sequence[dict], *, model_name: str = "", device: str = "",
+                    runtime: str = "") -> "ZeroShotScorer":
+        """The scorer of `labels` (dicts with "name" and optionally "description"), their
+        descriptions embedded by the base encoder `model_name` (the pool's)."""
+        return cls(embed_descriptions(describe(labels), model_name=model_name, device=device,
+                                      runtime=runtime))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.description_emb)
+
+    def predict_proba(self, x) -> np.ndarray:
+        x = np.asarray(getattr(x, "x", x), dtype=np.float32)  # a small-text dataset or array
+        return zero_shot_proba(x, self.description_emb, temperature=self.temperature,
+                               center=self.center)
+
+    def embed(self, dataset, return_proba: bool = False, pbar=None, **_):
+        """small-text's embedding strategies call this: the stored embeddings themselves."""
+        x = np.asarray(getattr(dataset, "x", dataset), dtype=np.float32)
+        return (x, self.predict_proba(x)) if return_proba else x
+
+
+@dataclass
+class BlendedScorer:
+    """The zero-shot scorer and a fitted head (trainer.head.EmbeddingHead) mixed by `blend`
+    with the zero-shot share `weight` (handover_weight); the head's interface again."""
+
+    zero_shot: ZeroShotScorer
+    head: object
+    weight: float
+    geometric: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return self.zero_shot.num_classes
+
+    def predict_proba(self, x) -> np.ndarray:
+        x = np.asarray(getattr(x, "x", x), dtype=np.float32)
+        if self.weight >= 1.0:
+            return self.zero_shot.predict_proba(x)
+        if self.weight <= 0.0:
+            return np.asarray(self.head.predict_proba(x), dtype=np.float64)
+        return blend(self.zero_shot.predict_proba(x), self.head.predict_proba(x), self.weight,
+                     geometric=self.geometric)
+
+    def embed(self, dataset, return_proba: bool = False, pbar=None, **_):
+        x = np.asarray(getattr(dataset, "x", dataset), dtype=np.float32)
+        return (x, self.predict_proba(x)) if return_proba else x
