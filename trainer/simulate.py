@@ -119,14 +119,13 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--head-candidates", type=int, default=0,
                    help="head learner: a random subsample of this many unlabeled items per "
                    "round (the product's FAST_LOOP_CANDIDATES); 0: all")
-    p.add_argument("--zero-shot-picks", default="balanced_ties",
-                   help="'zero_shot' strategies: the head_query strategy of the cold start on "
-                   "the zero-shot scorer (default: balanced_ties)")
+    p.add_argument("--zero-shot-picks", default="confident",
+                   help="'zero_shot' strategies: the cold start's picks, 'confident' (each "
+                   "predicted class's clearest items, trainer.zero_shot.confident_picks) or a "
+                   "head strategy (e.g. balanced_ties) on the zero-shot scorer")
     p.add_argument("--handover", type=float, default=None,
                    help="'zero_shot' strategies: labels at which the head's weight reaches "
                    "one half (default: trainer.zero_shot.HANDOVER_LABELS)")
-    p.add_argument("--blend", choices=["linear", "geometric"], default="linear",
-                   help="'zero_shot' strategies: how the scorer and the head are mixed")
     p.add_argument("--versus", default="",
                    help="comma-separated 'a:b' pairs: strategy a against b in the summary "
                    "(worst gap below, area under the curve)")
@@ -148,7 +147,7 @@ def parse_args(argv=None) -> SimConfig:
         trust_kappa=a.trust_kappa, head_candidates=a.head_candidates,
         finetune_at=[int(v) for v in _csv_list(a.finetune_at)],
         report_only=a.report_only, zero_shot_picks=a.zero_shot_picks, handover=a.handover,
-        versus=_csv_list(a.versus), area_to=a.area_to, blend=a.blend)
+        versus=_csv_list(a.versus), area_to=a.area_to)
 
 
 def main(argv=None) -> int:

@@ -6,19 +6,26 @@ stores every pool item's embedding from the project's base encoder
 (`trainer.predict.embed_with_base` on the raw text, mean pooled). The zero-shot scorer embeds
 only the descriptions, with the same encoder and the e5 "query: " prefix, and scores each item
 by the cosine similarity of its stored embedding to each description: a softmax over the
-labels at a calibrated temperature. As labels come in, the fast loop's head (trainer/head.py)
-takes over gradually: `blend` mixes the two with the weight `zero_shot_weight(n_labels)`.
-Every default here was measured (docs/zero_shot.md).
+labels at a calibrated temperature. The cold-start queue starts with each predicted class's
+clearest items (`confident_picks`); as labels come in, the fast loop's head (trainer/head.py)
+takes over: `blend` mixes the two with the weight `zero_shot_weight(n_labels)`. Every
+default here was measured (docs/zero_shot.md).
 
-What the product calls, with its stored item embeddings `emb` (n x d) and its labels:
+What the product calls, with its stored item embeddings `emb` (float32, n x d), the rows
+`labeled` of its labeled items with their classes `y`, and its label set:
 
-    scorer = ZeroShotScorer.from_labels(project_labels, model_name=base_encoder)
-    proba = scorer.predict_proba(emb)                        # no labels yet
-    proba = BlendedScorer(scorer, head, n_labels).predict_proba(emb)   # once a head is fitted
+    scorer = ZeroShotScorer.from_labels(project.label_set, model_name=base_encoder)
+    if not len(labeled):                      # suggestions and the cold-start queue
+        proba = scorer.predict_proba(emb)
+        first = confident_picks(proba, n)     # rows of emb to ask first
+    else:                                     # the fast loop: the head takes over
+        head = fit_head(emb[labeled], y, scorer.num_classes, ...)
+        model = BlendedScorer(scorer, head, zero_shot_weight(len(labeled)))
+        proba = model.predict_proba(emb)      # suggestions; head_query(..., model, ...) ranks
 
 `ZeroShotScorer` and `BlendedScorer` have the head's interface (predict_proba, embed,
-num_classes), so `trainer.strategies.head_query` ranks the queue with them as it does with
-the head. Pure numpy at import; the encoder is loaded only by `embed_descriptions`.
+num_classes), so `trainer.strategies.head_query` ranks with them as it does with the head.
+Pure numpy at import; the encoder is loaded only by `embed_descriptions`.
 """
 
 import re
@@ -28,10 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 
 # The default description of a label: its name in one sentence about the review's sentiment,
-# written in the language of the name (a name with Chinese characters gets the Chinese
-# sentence: an English sentence around a Chinese name made every item look alike to the
-# encoder). One rule for any name, no per-name synonyms; chosen on held-out train.csv rows of
-# both benchmark sets (docs/zero_shot.md#the-default-description).
+# in the language of the name (a name with Chinese characters gets the same sentence in
+# Chinese: the English sentence around Chinese names sent most Chinese reviews to one label,
+# macro-F1 0.37-0.64 against 0.75-0.81). One rule for any name, no per-name synonyms; chosen
+# on held-out train.csv rows of both benchmark sets (docs/zero_shot.md).
 DESCRIPTION_TEMPLATE = "The sentiment of this review is {name}."
 DESCRIPTION_TEMPLATE_ZH = "这条评论的情感是{name}的。"
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -40,13 +47,13 @@ HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 DESCRIPTION_PREFIX = "query: "
 DESCRIPTION_MAX_LENGTH = 64
 # Softmax temperature on the cosine similarities, chosen by the log-loss of both sets'
-# held-out train.csv rows together (docs/zero_shot.md#the-temperature).
+# held-out train.csv rows together (docs/zero_shot.md).
 TEMPERATURE = 0.01
 # The head takes over as labels come in: the zero-shot scorer's weight is
-# HANDOVER_LABELS / (HANDOVER_LABELS + n_labels), chosen in the simulation
-# (docs/zero_shot.md#the-handover).
-HANDOVER_LABELS = 40
-MIN_MEASURED_LABELS = 10
+# HANDOVER_LABELS / (HANDOVER_LABELS + n_labels), chosen in the simulation on both languages
+# over 0 (the head alone from the first label), 15, 20, 25, 30, 40 and 100, a geometric blend
+# and a weight measured on the labels so far (docs/zero_shot.md).
+HANDOVER_LABELS = 15
 
 
 def default_description(name: str) -> str:
@@ -131,9 +138,9 @@ def zero_shot_proba(item_emb: np.ndarray, description_emb: np.ndarray, *,
 
 
 def zero_shot_weight(n_labels: int, *, handover: float = HANDOVER_LABELS) -> float:
-    """The fixed rule: the zero-shot scorer's share of a blended prediction after n_labels
-    labels is handover / (handover + n_labels): 1 with none, 1/2 at `handover` labels, then
-    falling. handover=0: the head alone from the first label."""
+    """The handover rule: the zero-shot scorer's share of the blended prediction after
+    n_labels labels, handover / (handover + n_labels): 1 with none, 1/2 at `handover` labels,
+    then falling (0.03 at 500 by default). handover=0: the head alone from the first label."""
     if n_labels < 0:
         raise ValueError("n_labels must be >= 0")
     if handover <= 0:
@@ -141,71 +148,20 @@ def zero_shot_weight(n_labels: int, *, handover: float = HANDOVER_LABELS) -> flo
     return float(handover / (handover + n_labels))
 
 
-def balanced_log_loss(proba: np.ndarray, y: np.ndarray, *, eps: float = 1e-3) -> float:
-    """Mean over the classes present of their items' mean -log p(true class), p clipped at
-    eps: every class counts alike, as in macro-F1, and one confident mistake is bounded."""
-    y = np.asarray(y, dtype=int)
-    p = np.clip(np.asarray(proba, dtype=np.float64)[np.arange(len(y)), y], eps, 1.0)
-    return float(np.mean([-np.log(p[y == c]).mean() for c in np.unique(y)]))
-
-
-def measured_weight(zero_shot: np.ndarray, head: np.ndarray, y: np.ndarray, *,
-                    steps: int = 20) -> float:
-    """The zero-shot weight w in 0, 1/steps, ..., 1 whose blend w * zero_shot + (1 - w) * head
-    predicts the labels y best (balanced_log_loss; ties: the larger w). `head` must not have
-    seen the items it predicts (head_out_of_fold)."""
-    if not len(y):
-        return 1.0
-    losses = [balanced_log_loss(w * zero_shot + (1 - w) * head, y)
-              for w in np.linspace(0.0, 1.0, steps + 1)]
-    best = min(range(len(losses)), key=lambda i: (round(losses[i], 9), -i))
-    return best / steps
-
-
-def head_out_of_fold(x: np.ndarray, y: np.ndarray, num_classes: int, *, folds: int = 5,
-                     seed: int = 0) -> np.ndarray:
-    """Every labeled item's probabilities from a head (trainer.head.EmbeddingHead, no
-    self-training) fitted on the other folds, len(y) x num_classes."""
-    from sklearn.model_selection import KFold
-
-    from trainer.head import EmbeddingHead
-
-    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=int)
-    out = np.full((len(y), num_classes), 1.0 / num_classes)
-    if len(y) < 2:
-        return out
-    split = KFold(n_splits=min(folds, len(y)), shuffle=True, random_state=seed)
-    for train, held in split.split(x):
-        out[held] = EmbeddingHead(num_classes, seed=seed).fit(x[train], y[train]).predict_proba(
-            x[held])
-    return out
-
-
-def handover_weight(scorer: "ZeroShotScorer", x_labeled: np.ndarray, y: np.ndarray, *,
-                    seed: int = 0) -> float:
-    """The zero-shot scorer's share of the blend now, measured on the labels so far: with
-    MIN_MEASURED_LABELS of at least two classes, the weight whose blend of the scorer and a
-    head that did not see them predicts them best (measured_weight, head_out_of_fold);
-    before that, the fixed rule zero_shot_weight."""
-    y = np.asarray(y, dtype=int)
-    if len(y) < MIN_MEASURED_LABELS or len(np.unique(y)) < 2:
-        return zero_shot_weight(len(y))
-    head = head_out_of_fold(x_labeled, y, scorer.num_classes, seed=seed)
-    return measured_weight(scorer.predict_proba(x_labeled), head, y)
-
-
 def confident_picks(proba: np.ndarray, n: int) -> np.ndarray:
-    """Indices of n rows of proba: an equal share of each predicted class's most confident
-    rows, taken in turn (class by class), so the first labels are clear examples of every
-    class the scorer sees (trainer.head.pseudo_labels does the per-class ranking)."""
+    """The cold start's first n picks, as indices of rows of proba: each predicted class's most
+    confident rows, the classes taking turns (the first of each class, then the second ...),
+    so the first labels are clear examples of every class the scorer predicts. Measured
+    against the most uncertain rows per class (balanced ties): those gave the head ambiguous
+    first labels (the head alone at 20 such labels: 0.47 macro-F1 on clothing, 0.63 on zh;
+    docs/zero_shot.md)."""
     from trainer.head import pseudo_labels
 
     proba = np.asarray(proba, dtype=np.float64)
     n = min(n, len(proba))
     if n <= 0:
         return np.zeros(0, dtype=int)
-    classes = max(1, len(np.unique(proba.argmax(axis=1))))
-    idx, pred = pseudo_labels(proba, -(-n // classes) + n)
+    idx, pred = pseudo_labels(proba, n)  # up to n per class: a small class leaves room
     conf = proba[idx].max(axis=1)
     rank = np.zeros(len(idx), dtype=int)  # each item's place within its class
     for c in np.unique(pred):
@@ -215,18 +171,12 @@ def confident_picks(proba: np.ndarray, n: int) -> np.ndarray:
     return idx[order][:n]
 
 
-def blend(zero_shot: np.ndarray, head: np.ndarray, weight: float, *,
-          geometric: bool = False) -> np.ndarray:
-    """weight * zero_shot + (1 - weight) * head (rows still sum to 1); geometric: the
-    normalized zero_shot ** weight * head ** (1 - weight) (probabilities clipped at 1e-4)."""
+def blend(zero_shot: np.ndarray, head: np.ndarray, weight: float) -> np.ndarray:
+    """weight * zero_shot + (1 - weight) * head: rows still sum to 1."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError("weight must be in [0, 1]")
-    zero_shot, head = np.asarray(zero_shot, dtype=np.float64), np.asarray(head, dtype=np.float64)
-    if not geometric:
-        return weight * zero_shot + (1 - weight) * head
-    logits = weight * np.log(np.clip(zero_shot, 1e-4, 1)) + (1 - weight) * np.log(
-        np.clip(head, 1e-4, 1))
-    return softmax(logits)
+    return weight * np.asarray(zero_shot, dtype=np.float64) + (1 - weight) * np.asarray(
+        head, dtype=np.float64)
 
 
 @dataclass
@@ -264,12 +214,11 @@ class ZeroShotScorer:
 @dataclass
 class BlendedScorer:
     """The zero-shot scorer and a fitted head (trainer.head.EmbeddingHead) mixed by `blend`
-    with the zero-shot share `weight` (handover_weight); the head's interface again."""
+    with the zero-shot share `weight` (zero_shot_weight); the head's interface again."""
 
     zero_shot: ZeroShotScorer
     head: object
     weight: float
-    geometric: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -281,8 +230,7 @@ class BlendedScorer:
             return self.zero_shot.predict_proba(x)
         if self.weight <= 0.0:
             return np.asarray(self.head.predict_proba(x), dtype=np.float64)
-        return blend(self.zero_shot.predict_proba(x), self.head.predict_proba(x), self.weight,
-                     geometric=self.geometric)
+        return blend(self.zero_shot.predict_proba(x), self.head.predict_proba(x), self.weight)
 
     def embed(self, dataset, return_proba: bool = False, pbar=None, **_):
         x = np.asarray(getattr(dataset, "x", dataset), dtype=np.float32)

@@ -11,18 +11,14 @@ from trainer.zero_shot import (
     DESCRIPTION_TEMPLATE,
     DESCRIPTION_TEMPLATE_ZH,
     HANDOVER_LABELS,
-    MIN_MEASURED_LABELS,
     TEMPERATURE,
     BlendedScorer,
     ZeroShotScorer,
-    balanced_log_loss,
     blend,
+    confident_picks,
     default_description,
     describe,
     description_inputs,
-    handover_weight,
-    head_out_of_fold,
-    measured_weight,
     pool_center,
     zero_shot_proba,
     zero_shot_similarity,
@@ -120,42 +116,20 @@ def test_blend_mixes_by_the_weight_and_rows_sum_to_one():
         blend(zs, head, 1.5)
 
 
-def test_balanced_log_loss_counts_every_class_alike_and_bounds_a_confident_mistake():
-    y = np.array([0, 0, 0, 1])
-    proba = np.array([[0.5, 0.5]] * 3 + [[1.0, 0.0]])
-    assert balanced_log_loss(proba, y) == pytest.approx((np.log(2) - np.log(1e-3)) / 2)
+def test_the_cold_start_asks_each_predicted_class_clearest_items_in_turn():
+    proba = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.3, 0.7, 0.0], [0.6, 0.4, 0.0],
+                      [0.1, 0.9, 0.0], [0.45, 0.55, 0.0]])
+    assert confident_picks(proba, 4).tolist() == [0, 4, 1, 2]
+    assert confident_picks(proba, 100).tolist() == [0, 4, 1, 2, 3, 5]
+    assert confident_picks(proba[[0, 1, 3]], 2).tolist() == [0, 1]  # one class: it fills up
+    assert confident_picks(proba, 0).tolist() == []
 
 
-def test_the_measured_weight_follows_whichever_predicts_the_labels_better():
-    y = np.array([0, 1, 2] * 10)
-    right = np.eye(3)[y] * 0.8 + 0.2 / 3
-    wrong = np.eye(3)[(y + 1) % 3] * 0.8 + 0.2 / 3
-    assert measured_weight(right, wrong, y) == 1.0
-    assert measured_weight(wrong, right, y) == 0.0
-    half = measured_weight(np.eye(3)[y] * 0.6 + 0.4 / 3, np.eye(3)[y] * 0.6 + 0.4 / 3, y)
-    assert half == 1.0  # a tie keeps the zero-shot scorer
-    assert measured_weight(right, wrong, np.zeros(0, dtype=int)) == 1.0
-
-
-def test_out_of_fold_probabilities_never_come_from_a_head_that_saw_the_item():
-    x, y = _items(n=60, seed=3)
-    y_flipped = y.copy()
-    y_flipped[0] = (y[0] + 1) % 3  # a head that saw item 0 would lean to its wrong label
-    oof = head_out_of_fold(x, y_flipped, 3, seed=0)
-    assert oof.shape == (60, 3) and np.allclose(oof.sum(axis=1), 1)
-    assert oof[0].argmax() == y[0]
-    assert (oof.argmax(axis=1) == y).mean() > 0.9
-
-
-def test_the_handover_weight_is_fixed_until_enough_labels_then_measured():
-    x, y = _items(n=90, seed=4)
-    good = ZeroShotScorer(DESCRIPTIONS)
-    few = MIN_MEASURED_LABELS - 1
-    assert handover_weight(good, x[:few], y[:few]) == zero_shot_weight(few)
-    assert handover_weight(good, x[:40], np.zeros(40, dtype=int)) == zero_shot_weight(40)
-    bad = ZeroShotScorer(DESCRIPTIONS[[1, 2, 0]])  # every description on the wrong label
-    assert handover_weight(bad, x[:60], y[:60]) == 0.0
-    assert handover_weight(good, x[:60], y[:60]) > 0.5
+def test_the_cold_start_from_the_scorer_reaches_every_class():
+    x, y = _items(n=300, shared=0.5, seed=5)
+    picks = confident_picks(ZeroShotScorer(DESCRIPTIONS).predict_proba(x), 12)
+    assert len(set(picks.tolist())) == 12
+    assert np.bincount(y[picks], minlength=3).tolist() == [4, 4, 4]
 
 
 def test_the_scorer_ranks_the_cold_start_queue_with_a_small_text_strategy():
@@ -172,13 +146,12 @@ def test_the_blended_scorer_hands_over_to_the_head():
     x, y = _items(n=300, seed=2)
     scorer = ZeroShotScorer(DESCRIPTIONS[[1, 0, 2]])  # descriptions of labels 0 and 1 swapped
     head = fit_head(x[:60], y[:60], 3)
-    early = BlendedScorer(scorer, head, 1.0).predict_proba(x)
+    early = BlendedScorer(scorer, head, zero_shot_weight(0)).predict_proba(x)
     assert np.allclose(early, scorer.predict_proba(x))
-    weight = handover_weight(scorer, x[:60], y[:60])
-    assert weight < 0.5
-    late = BlendedScorer(scorer, head, weight)
+    late = BlendedScorer(scorer, head, zero_shot_weight(5000))
     assert (late.predict_proba(x).argmax(axis=1) == y).mean() > 0.95
     assert np.allclose(late.predict_proba(x).sum(axis=1), 1) and late.num_classes == 3
+    assert np.allclose(BlendedScorer(scorer, head, 0.0).predict_proba(x), head.predict_proba(x))
 
 
 @pytest.mark.slow

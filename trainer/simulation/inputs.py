@@ -41,9 +41,9 @@ class SimConfig:
     finetune_at: list[int] = field(default_factory=list)  # head learner: also fine-tune here
     head_candidates: int = 0  # head learner: unlabeled items a strategy sees (0: all)
     report_only: bool = False  # merge what out_dir/runs holds (e.g. after a timeout)
-    zero_shot_picks: str = "balanced_ties"  # "zero_shot" strategies: the cold start's picks
-    handover: float | None = None  # "zero_shot": a fixed handover in labels (None: measured)
-    blend: str = "linear"  # "zero_shot": linear | geometric mix of the scorer and the head
+    zero_shot_picks: str = "confident"  # "zero_shot": the cold start's picks (or a head_query
+    # strategy on the zero-shot scorer blended with the head)
+    handover: float | None = None  # "zero_shot": trainer.zero_shot's handover (None: default)
     versus: list[str] = field(default_factory=list)  # "a:b" pairs compared in the summary
     area_to: int = 500  # the summary's area under the curve up to this many labels
 

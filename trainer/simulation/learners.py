@@ -140,7 +140,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     """
     from trainer.head import SelfTraining, fit_head
     from trainer.strategies import head_query, predictions_stable
-    from trainer.zero_shot import BlendedScorer, handover_weight, zero_shot_weight
+    from trainer.zero_shot import HANDOVER_LABELS, BlendedScorer, zero_shot_weight
 
     base, self_train, anchor, after = head_variant(strategy)
     runs = Path(cfg.out_dir) / "runs"
@@ -179,10 +179,9 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
         head = fit_head(x_pool[lab], y_pool[lab], len(names), seed=seed,
                         x_unlabeled=x_pool[unl] if st else None, self_training=st)
         if zero_shot is not None:
-            weight = (handover_weight(zero_shot, x_pool[lab], y_pool[lab], seed=seed)
-                      if cfg.handover is None else zero_shot_weight(len(lab),
-                                                                    handover=cfg.handover))
-            model = BlendedScorer(zero_shot, head, weight, geometric=cfg.blend == "geometric")
+            weight = zero_shot_weight(len(lab), handover=HANDOVER_LABELS
+                                      if cfg.handover is None else cfg.handover)
+            model = BlendedScorer(zero_shot, head, weight)
             weights.append(f"{len(lab)}:{weight:.2f}")
         else:
             model = head
