@@ -91,8 +91,22 @@ def _predict(base: str, project: Project, key: str, text: str) -> dict:
         return json.load(answer)
 
 
+def _goto(page, url: str) -> None:
+    """page.goto, again if the page's own reload cut it short (the models page reloads itself
+    when a run it watches ends: training.js)."""
+    from playwright.sync_api import Error
+
+    try:
+        page.goto(url)
+    except Error as exc:
+        if "interrupted by another navigation" not in str(exc):
+            raise
+        page.wait_for_load_state()
+        page.goto(url)
+
+
 def _retrain(page, base: str, project: Project) -> None:
-    page.goto(f"{base}/projects/{project.pk}/models/")
+    _goto(page, f"{base}/projects/{project.pk}/models/")
     with page.expect_navigation():
         page.click("button:has-text('Retrain now')")
 
@@ -163,7 +177,7 @@ def test_an_afternoon_of_two_projects_on_real_workers(live_server, browser_page,
             project=dresses, status=TrainingRun.Status.SUCCEEDED).count() == 2, log)
         v2 = ModelVersion.objects.get(project=dresses, version=2)
         assert not v2.is_active and v2.activation["reason"].startswith("not activated"), v2.activation
-        page.goto(f"{base}/projects/{dresses.pk}/models/")
+        _goto(page, f"{base}/projects/{dresses.pk}/models/")
         models_page = page.inner_text("main")
         assert "(not activated)" in models_page and "Activate anyway" in models_page
         assert v2.activation["reason"] in models_page
@@ -174,8 +188,8 @@ def test_an_afternoon_of_two_projects_on_real_workers(live_server, browser_page,
         for project in (dresses, shoes):
             for path in ("dashboard/", "analytics/", "models/", "label-review/", "agreement/",
                          "import/", "people/", "settings/", "labels/", "label/", "my-labels/"):
-                page.goto(f"{base}/projects/{project.pk}/{path}")
-        page.goto(f"{base}/")
+                _goto(page, f"{base}/projects/{project.pk}/{path}")
+        _goto(page, f"{base}/")
     finally:
         _stop(worker)
 
