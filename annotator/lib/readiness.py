@@ -93,13 +93,11 @@ def object_store_problem(storage) -> str | None:
 
 def object_store_create_bucket(storage) -> bool:
     """Create the S3 bucket of the storage if it is missing; True if it was made."""
-    from botocore.exceptions import ClientError
-
     client = storage.connection.meta.client
     try:
         client.head_bucket(Bucket=storage.bucket_name)
         return False
-    except ClientError as exc:
+    except client.exceptions.ClientError as exc:  # no botocore import: the s3 extra brings it
         if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
             raise
     region = client.meta.region_name
