@@ -81,7 +81,8 @@ def _worker_database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     user = db["USER"] or ""
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{user}{password}@{host}/{db['NAME']}"
 
 
 def _queues() -> str:
@@ -229,7 +230,9 @@ def test_a_retrain_runs_its_whole_chain_in_a_prefork_worker(prefork_worker):
     # an upload imported by the worker, its embeddings, the fast loop's re-rank they trigger
     fits_before = HeadFit.objects.filter(project=project).count()
     upload = io.StringIO()
-    csv.writer(upload).writerows([["text"], *([f"{text} (import)"] for text in POSITIVE + NEGATIVE)])
+    twins = ["Five stars, fits great, would buy again!", "five stars - fits great, would buy again"]
+    csv.writer(upload).writerows([["text"], *([f"{text} (import)"] for text in POSITIVE + NEGATIVE),
+                                  *([twin] for twin in twins)])
     name = storages["artifacts"].save("uploads/more.csv", ContentFile(upload.getvalue().encode()))
     job = ImportJob.objects.create(project=project, filename="more.csv", upload_path=name,
                                    status=ImportJob.Status.QUEUED,
@@ -241,6 +244,11 @@ def test_a_retrain_runs_its_whole_chain_in_a_prefork_worker(prefork_worker):
     _wait_for("the pool is embedded", lambda: not missing_ids(project), log)
     _wait_for("the fast loop re-ranked", lambda: HeadFit.objects.filter(
         project=project).count() > fits_before, log)
+    # the embeddings also regroup the pool's near-duplicates (the bulk queue)
+    _wait_for("the two near-duplicates are one group", lambda: len(set(Item.objects.filter(
+        project=project, text__in=twins).values_list("duplicate_group", flat=True)) - {None})
+        == 1 and not Item.objects.filter(project=project, text__in=twins,
+                                         duplicate_group=None).exists(), log)
 
     # an alert on the next pushed item, and its webhook delivered to a local receiver
     with _receiver() as received:
