@@ -32,6 +32,9 @@ class TrainConfig:
     max_length: int | None = None
     epochs: int = 3
     batch_size: int = 16
+    # on an accelerator, big runs grow the batch (and the learning rate): trainer.train.
+    # accelerator_batch; no effect on CPU, below 3,200 texts, or with another batch_size
+    accelerator_batching: bool = True
     # None (here and below): the model's default (MODEL_DEFAULTS), else GENERAL_DEFAULTS
     learning_rate: float | None = None
     head_learning_rate: float | None = None  # new classifier head (+ pooler); None = learning_rate
