@@ -25,7 +25,9 @@ What the product calls, with its stored item embeddings `emb` (float32, n x d), 
 
 `ZeroShotScorer` and `BlendedScorer` have the head's interface (predict_proba, embed,
 num_classes), so `trainer.strategies.head_query` ranks with them as it does with the head.
-Pure numpy at import; the encoder is loaded only by `embed_descriptions`.
+Pure numpy at import; the encoder is loaded only by `embed_descriptions`. In the platform:
+annotator/services/zero_shot.py (descriptions embedded by a worker and cached, the labeling
+page's suggestion) and annotator/services/fast_loop.py (`confident_query`, then the blend).
 """
 
 import re
@@ -54,6 +56,15 @@ TEMPERATURE = 0.01
 # over 0 (the head alone from the first label), 15, 20, 25, 30, 40 and 100, a geometric blend
 # and a weight measured on the labels so far (docs/zero_shot.md).
 HANDOVER_LABELS = 15
+# What the fast loop records as the strategy of a queue the zero-shot scorer ranked
+# (HeadFit.strategy): the cold start's confident picks, or "<head strategy>+zero_shot" once
+# the head is trusted and ranks with the blended model (the simulation's "zero_shot+bal+st").
+STRATEGY = "zero_shot"
+BLENDED_SUFFIX = "+" + STRATEGY
+# The encoders the scorer was measured with: the "query: " prefix is e5's convention and
+# TEMPERATURE was calibrated on multilingual-e5-small's narrow band of cosines; another
+# encoder (all-MiniLM-L6-v2, a registered model) has neither, so nothing here applies to it.
+MEASURED_ENCODER_FAMILY = "e5"
 
 
 def default_description(name: str) -> str:
@@ -62,6 +73,15 @@ def default_description(name: str) -> str:
     name = " ".join(str(name).split())
     template = DESCRIPTION_TEMPLATE_ZH if HAN.search(name) else DESCRIPTION_TEMPLATE
     return template.format(name=name)
+
+
+def encoder_measured(model_name: str) -> bool:
+    """Whether the scorer's prefix and temperature hold for the base encoder `model_name`
+    ("" is the default, multilingual-e5-small): an e5 model."""
+    from trainer.models import DEFAULT_MODEL
+
+    name = (model_name or DEFAULT_MODEL).lower().rstrip("/").rpartition("/")[2]
+    return MEASURED_ENCODER_FAMILY in re.split(r"[^a-z0-9]+", name)
 
 
 def describe(labels: Sequence[dict]) -> list[str]:
@@ -169,6 +189,28 @@ def confident_picks(proba: np.ndarray, n: int) -> np.ndarray:
         rank[members[np.argsort(-conf[members], kind="stable")]] = np.arange(len(members))
     order = np.lexsort((-conf, rank))
     return idx[order][:n]
+
+
+def confident_query(model, embeddings: np.ndarray, labeled: np.ndarray, n: int, *,
+                    random_share: float = 0.1, seed: int = 0, reason: str = "seed") -> list:
+    """The cold start's next n picks over the unlabeled rows of `embeddings`, as
+    trainer.strategies.Pick: confident_picks of `model`'s probabilities (the zero-shot
+    scorer, or the blended one), with the random control share spread through the batch as
+    head_query does. The simulation's "confident" cold start, for the product's fast loop."""
+    from trainer.strategies import Pick, control_count, insert_random_control
+
+    unlabeled = np.setdiff1d(np.arange(len(embeddings)), np.asarray(labeled, dtype=int))
+    n = min(n, len(unlabeled))
+    if n <= 0:
+        return []
+    n_control = control_count(n, random_share)
+    proba = model.predict_proba(np.asarray(embeddings, dtype=np.float32)[unlabeled])
+    rows = confident_picks(proba, n - n_control)
+    confidence = dict(zip(unlabeled.tolist(), proba.max(axis=1).tolist(), strict=True))
+    picks = [Pick(int(unlabeled[r]), reason, confidence[int(unlabeled[r])]) for r in rows]
+    rest = np.setdiff1d(unlabeled, unlabeled[rows])
+    return insert_random_control(picks, rest, n, n_control, np.random.default_rng(seed),
+                                 confidence.__getitem__)
 
 
 def blend(zero_shot: np.ndarray, head: np.ndarray, weight: float) -> np.ndarray:

@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from annotator.lib.labelsets import MAX_LABELS, PALETTE, validate_label_set
 from annotator.models import Project
 from annotator.services.encoders import encoder_choices, encoder_name_problem
+from trainer.zero_shot import default_description
 
 SETTINGS_FIELDS = [
     "name", "description", "text_kind",
@@ -88,9 +89,17 @@ class LabelForm(forms.Form):
     key = forms.CharField(required=False, max_length=1, strip=False,
                           widget=forms.TextInput(attrs={"size": 2, "maxlength": 1}))
     color = forms.CharField(required=False, widget=forms.TextInput(attrs={"type": "color"}))
+    # no max_length either (validate_label_set says how long it may be); empty: the default
+    # sentence from the name (trainer.zero_shot.default_description), shown as a placeholder
+    description = forms.CharField(required=False, widget=forms.TextInput(attrs={"size": 40}))
     position = forms.IntegerField(required=False, min_value=1,
                                   widget=forms.NumberInput(attrs={"class": "position"}))
     delete = forms.BooleanField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        name = self.initial.get("name") or "<name>"  # what an empty description stands for
+        self.fields["description"].widget.attrs["placeholder"] = default_description(name)
 
 
 class BaseLabelFormSet(forms.BaseFormSet):
@@ -114,7 +123,8 @@ class BaseLabelFormSet(forms.BaseFormSet):
         # stable: rows without a position keep their place after the numbered ones
         kept.sort(key=lambda row: row["position"] or len(self.forms) + 1)
         self.labels = validate_label_set(
-            [{"name": row["name"], "key": row["key"], "color": row["color"]} for row in kept])
+            [{"name": row["name"], "key": row["key"], "color": row["color"],
+              "description": row["description"]} for row in kept])
         self.renamed = {row["original"]: label["name"]
                         for row, label in zip(kept, self.labels, strict=True)
                         if row["original"] and row["original"] != label["name"]}
@@ -128,5 +138,6 @@ def label_rows(project: Project | None) -> list[dict]:
     """The initial rows of the label formset for a project (or the defaults of a new one)."""
     labels = project.label_set if project else Project().label_set
     return [{"original": label["name"] if project else "", "name": label["name"],
-             "key": label["key"], "color": label["color"], "position": position}
+             "key": label["key"], "color": label["color"],
+             "description": label.get("description", ""), "position": position}
             for position, label in enumerate(labels, start=1)]

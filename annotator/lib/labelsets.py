@@ -1,9 +1,11 @@
 """A project's label set: the one place that says what a valid one is.
 
-A label set is an ordered list of {"name": ..., "key": ..., "color": ...}. Writers (the
-project pages, the Django admin, Project.clean) call `validate_label_set`; readers go
-through `Project.label_set`, which uses `stored_label_set` so that rows saved before the
-rules existed (plain strings, labels without key or colour) still show.
+A label set is an ordered list of {"name": ..., "key": ..., "color": ...}, each label with an
+optional "description" (a short sentence the zero-shot suggestions compare items with,
+trainer/zero_shot.py; kept only when written). Writers (the project pages, the API, the
+Django admin, Project.clean) call `validate_label_set`; readers go through
+`Project.label_set`, which uses `stored_label_set` so that rows saved before the rules existed
+(plain strings, labels without key or colour) still show.
 
 Names are normalised (`label_name_normalized`: NFKC, invisible format characters and
 surrounding whitespace dropped), so "pos" and "pos" + a zero-width space, or "ｐｏｓｉｔｉｖｅ"
@@ -20,7 +22,9 @@ from django.core.exceptions import ValidationError
 MIN_LABELS = 2
 MAX_LABELS = 20
 NAME_MAX_LENGTH = 100  # Annotation.label, Item.gold_label / imported_label / final_label
-FIELDS = ("name", "key", "color")
+FIELDS = ("name", "key", "color", "description")
+# A short sentence: the encoder reads its first 64 tokens (trainer.zero_shot); pages show it whole.
+DESCRIPTION_MAX_LENGTH = 200
 
 # Taken by the labeling page (annotator/static/annotator/label.js, which lowercases keys):
 # s skips, u goes back, w shows why the model suggests its label, ? shows the shortcuts.
@@ -104,9 +108,27 @@ def _check_color(name: str, raw) -> str:
     return color
 
 
+def _check_description(name: str, raw) -> str:
+    """The description as kept: whitespace runs (line breaks too) become one space, ends
+    trimmed; "" when there is none."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise ValidationError(f"Label {name!r}: the description must be text.")
+    description = " ".join(raw.split())
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise ValidationError(
+            f"Label {name!r}: the description is {len(description)} characters long; "
+            f"at most {DESCRIPTION_MAX_LENGTH} fit (one short sentence).")
+    if _has_control_characters(description):
+        raise ValidationError(f"Label {name!r}: the description has control characters.")
+    return description
+
+
 def validate_label_set(labels) -> list[dict]:
     """The label set normalised (names stripped, keys lowercased, missing keys and colours
-    filled in); ValidationError with a message a person can act on if it is not valid."""
+    filled in, descriptions trimmed and kept only when written); ValidationError with a
+    message a person can act on if it is not valid."""
     if not isinstance(labels, list | tuple):
         raise ValidationError(f"The label set must be a list of labels like [{EXAMPLE}, ...].")
     if not MIN_LABELS <= len(labels) <= MAX_LABELS:
@@ -131,6 +153,9 @@ def validate_label_set(labels) -> list[dict]:
             "key": _check_key(name, label.get("key")),
             "color": _check_color(name, label.get("color")),
         })
+        description = _check_description(name, label.get("description"))
+        if description:
+            checked[-1]["description"] = description
 
     _refuse_doubles([label["name"].casefold() for label in checked],
                     [label.get("name") for label in labels], "name")
@@ -163,7 +188,8 @@ def _fill_in(labels: list[dict]) -> None:
 
 
 def stored_label_set(labels) -> list[dict]:
-    """Whatever a row holds, as labels with name, key and colour; never raises.
+    """Whatever a row holds, as labels with name, key and colour (and the description where
+    one was written); never raises.
 
     Rows written before validation existed may hold ["joy", "anger"] or labels without a
     key or colour: pages must still show them, so this keeps every named label and fills
@@ -184,5 +210,8 @@ def stored_label_set(labels) -> list[dict]:
             "key": key.strip().lower() if isinstance(key, str) and len(key.strip()) == 1 else "",
             "color": color.lower() if isinstance(color, str) and COLOR.match(color.lower()) else "",
         })
+        description = label.get("description") if isinstance(label, dict) else None
+        if isinstance(description, str) and description.strip():
+            kept[-1]["description"] = " ".join(description.split())
     _fill_in(kept)
     return kept

@@ -82,6 +82,8 @@ def suggestion_for(item: Item) -> tuple[str, float] | None:
 
     Off by default (Project.show_suggestions): a visible suggestion anchors labelers. Never
     on a gold item: the model's guess there would anchor the held-out labels it is judged by.
+    While no version is active and no head suggested, the page asks
+    services/zero_shot.zero_shot_suggestion instead (the label descriptions', marked so).
     """
     from annotator.models import Prediction
 

@@ -9,12 +9,18 @@ HeadFit row; the items it ranked point to it (Item.ranked_by_head), and so does 
 annotation made on them (provenance: which head, on how many labels, which strategy).
 
 Cold start (project.cold_start_diversity): until two consecutive heads agree on the fixed
-stopping sample with Cohen's kappa >= FAST_LOOP_TRUST_KAPPA, the picks are spread over the
-embedding space (k-means) instead of following an untrustworthy model's uncertainty; once
-trusted, the project's strategy ranks. A strategy sees at most FAST_LOOP_CANDIDATES
-unlabeled items (FAST_LOOP_DIVERSITY_CANDIDATES for the embedding-diversity ones), drawn at
-random (small-text SubsamplingQueryStrategy) or, with FAST_LOOP_SUBSAMPLING="anchor", around
-class anchors (AnchorAL).
+stopping sample with Cohen's kappa >= FAST_LOOP_TRUST_KAPPA, the picks do not follow an
+untrustworthy model's uncertainty; once trusted, the project's strategy ranks. Where the
+zero-shot scorer applies (services/zero_shot.py: an e5 encoder) the cold start is the one
+measured above k-means (docs/zero_shot.md, the simulation's "zero_shot+bal+st"): each class's
+clearest items by the label descriptions (trainer.zero_shot.confident_query), from the very
+first item, and every model is the head blended with the scorer by the handover rule
+(zero_shot_weight: 1 with no label, 0.43 at 20); HeadFit.strategy says "zero_shot", then
+"<strategy>+zero_shot". Elsewhere the cold-start picks are k-means over the embeddings.
+
+A strategy sees at most FAST_LOOP_CANDIDATES unlabeled items (FAST_LOOP_DIVERSITY_CANDIDATES
+for the embedding-diversity ones), drawn at random (small-text SubsamplingQueryStrategy) or,
+with FAST_LOOP_SUBSAMPLING="anchor", around class anchors (AnchorAL).
 
 Triggered from labeling (`label_recorded`, at most one enqueue per web process and project
 every FAST_LOOP_THROTTLE_SECONDS) and when the pool's embeddings are complete; the task
@@ -31,7 +37,10 @@ from django.db import transaction
 
 from annotator.models import Annotation, HeadFit, Item, Project
 from annotator.queueing import enqueue_on_commit
+from annotator.services.zero_shot import descriptions_prepare, zero_shot_scorer
 from trainer.strategy_names import head_strategy_for
+from trainer.zero_shot import BLENDED_SUFFIX, BlendedScorer, confident_query, zero_shot_weight
+from trainer.zero_shot import STRATEGY as ZERO_SHOT
 
 logger = logging.getLogger(__name__)
 
@@ -160,11 +169,15 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
     """
     from annotator.services.pool_embeddings import embeddings_load, encoder_key, pool_embed_start
     from trainer.head import EmbeddingHead
-    from trainer.strategies import EMBEDDING_STRATEGIES, head_query
+    from trainer.strategies import EMBEDDING_STRATEGIES, SEED, head_query
 
     started = time.perf_counter()
     project = Project.objects.filter(pk=project_id).first()
-    if project is None or not project.fast_loop_every or project.archived_at:
+    if project is None or project.archived_at:
+        return {"skipped": "no project, archived, or the fast loop is off"}
+    if force:  # the pool was just embedded, or the labeling page found them missing
+        descriptions_prepare(project)
+    if not project.fast_loop_every:
         return {"skipped": "no project, archived, or the fast loop is off"}
     last = HeadFit.objects.filter(project=project).first()
     labeled_now = (Item.objects.filter(project=project, split=Item.Split.POOL,
@@ -182,32 +195,46 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
         return {"skipped": "no open item has an embedding"}
 
     head = _fit(project, x, lab_rows, y)
+    scorer = (zero_shot_scorer(project, x.shape[1]) if project.cold_start_diversity else None)
+    weight = zero_shot_weight(len(lab_rows)) if scorer is not None else 0.0
+    model = head if scorer is None else scorer if head is None else BlendedScorer(
+        scorer, head, weight)
     trusted, kappa, stop_predictions = False, None, np.zeros(0, dtype=int)
-    if head is not None:
-        stop_predictions = head.predict_proba(x[_stop_rows(project, ids)]).argmax(axis=1)
+    if head is not None:  # the scorer alone is not compared (the simulation's rule)
+        stop_predictions = model.predict_proba(x[_stop_rows(project, ids)]).argmax(axis=1)
         trusted, kappa = _trust(project, last, stop_predictions)
     strategy = head_strategy_for(project.strategy)
     if head is None or (project.cold_start_diversity and not trusted):
-        strategy = COLD_START
-    picks = head_query(
-        strategy, head or EmbeddingHead(len(project.label_names)), x, lab_rows, y,
-        min(queue_size or settings.FAST_LOOP_QUEUE_SIZE, len(ids) - len(lab_rows)),
-        random_share=project.random_share, subsampling=settings.FAST_LOOP_SUBSAMPLING,
-        candidates=(settings.FAST_LOOP_DIVERSITY_CANDIDATES if strategy in EMBEDDING_STRATEGIES
-                    else settings.FAST_LOOP_CANDIDATES),
-        seed=project.pk * 100_003 + len(lab_rows))
+        strategy = COLD_START if scorer is None else ZERO_SHOT
+    n = min(queue_size or settings.FAST_LOOP_QUEUE_SIZE, len(ids) - len(lab_rows))
+    seed = project.pk * 100_003 + len(lab_rows)
+    if strategy == ZERO_SHOT:
+        picks = confident_query(model, x, lab_rows, n, random_share=project.random_share,
+                                seed=seed, reason=SEED)
+    else:
+        picks = head_query(
+            strategy, model if model is not None else EmbeddingHead(len(project.label_names)),
+            x, lab_rows, y, n,
+            random_share=project.random_share, subsampling=settings.FAST_LOOP_SUBSAMPLING,
+            candidates=(settings.FAST_LOOP_DIVERSITY_CANDIDATES
+                        if strategy in EMBEDDING_STRATEGIES else settings.FAST_LOOP_CANDIDATES),
+            seed=seed)
+        strategy += BLENDED_SUFFIX if scorer is not None else ""
 
     fit = HeadFit(project=project, encoder=key, labels=labeled_now,
                   pseudo_labels=getattr(head, "pseudo_labels", 0), strategy=strategy,
                   kappa=kappa, trusted=trusted, ranked=len(picks),
                   stop_predictions=[int(v) for v in stop_predictions],
                   seconds=round(time.perf_counter() - started, 3))
-    proba = (head.predict_proba(x[[p.index for p in picks]])
+    # the suggestions while this ranking stands: a fitted head's (blended), never the
+    # scorer's alone (the labeling page shows that one as zero-shot: services/zero_shot.py)
+    proba = (model.predict_proba(x[[p.index for p in picks]])
              if head is not None and head.model is not None and picks else None)
     if _write(project, fit, picks, ids, proba) is None:
         return {"skipped": "a fit on more labels ranked meanwhile"}
     if embedded < Item.objects.filter(project=project, split=Item.Split.POOL).count():
         pool_embed_start(project_id=project.pk)  # items arrived since: embed them too
-    logger.info("%s ranked %s items in %.2fs", fit, len(picks), fit.seconds)
+    logger.info("%s ranked %s items in %.2fs (zero-shot weight %.2f)", fit, len(picks),
+                fit.seconds, weight)
     return {"fit": fit.pk, "ranked": len(picks), "strategy": strategy, "labels": labeled_now,
-            "seconds": fit.seconds}
+            "zero_shot_weight": round(weight, 3), "seconds": fit.seconds}

@@ -22,7 +22,7 @@ from annotator.selectors.annotations import last_annotation_of
 from annotator.selectors.duplicates import near_duplicate_count
 from annotator.selectors.progress import labeling_progress
 from annotator.selectors.queue import item_to_submit
-from annotator.services import labeling
+from annotator.services import labeling, zero_shot
 
 SKIPPED_KEPT = 500  # how many skipped ids a session remembers per project
 ARCHIVED_NOTICE = "This project is archived: it takes no more labels."
@@ -79,6 +79,8 @@ def _item_payload(item: Item, *, current_label: str = "") -> dict:
         for turn in (item.turns or [])
         if isinstance(turn, dict)
     ]
+    # w explains a trained model's suggestion; a zero-shot one has no model behind it
+    explained = bool(suggestion) and "source" not in suggestion and not turns
     return {
         "id": item.pk,
         "kind": item.kind,
@@ -90,13 +92,13 @@ def _item_payload(item: Item, *, current_label: str = "") -> dict:
         "current_label": current_label,
         "suggestion": suggestion,
         "explain_url": reverse("item_explanation", args=[item.project_id, item.pk])
-                       if suggestion and not turns else "",
-        "no_explanation": "" if suggestion and not turns else _no_explanation(item, turns),
+                       if explained else "",
+        "no_explanation": "" if explained else _no_explanation(item, turns, suggestion),
         "near_duplicates": near_duplicate_count(item),
     }
 
 
-def _no_explanation(item: Item, turns: list) -> str:
+def _no_explanation(item: Item, turns: list, suggestion: dict | None = None) -> str:
     """Why `w` has nothing to show for this item, in the words the page prints."""
     if item.split == Item.Split.GOLD:
         return ("No explanation on a gold item: it is labelled without the model's help, so "
@@ -106,13 +108,18 @@ def _no_explanation(item: Item, turns: list) -> str:
                 "can turn them on in the project settings).")
     if turns:
         return "No explanation for a conversation: w explains single texts."
+    if suggestion and suggestion.get("source") == "zero_shot":
+        return ("No explanation: no model is trained yet; the suggestion is zero-shot, the "
+                "label whose description reads most like this text.")
     return "No explanation yet: the model has no suggestion for this item."
 
 
 def _suggestion(item: Item) -> dict | None:
+    """The model's suggestion ({label, confidence}); while no version is active, the
+    zero-shot one from the label descriptions, marked by its source and provenance."""
     suggestion = queue_selectors.suggestion_for(item)
     if suggestion is None:
-        return None
+        return zero_shot.zero_shot_suggestion(item=item)
     label, confidence = suggestion
     return {"label": label, "confidence": round(confidence, 3)}
 

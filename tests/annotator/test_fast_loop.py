@@ -103,6 +103,8 @@ def test_new_items_are_embedded_and_a_new_encoder_starts_a_new_store(
 
 def test_cold_start_spreads_then_the_head_ranks_by_uncertainty(
         project, pool, labeler, django_capture_on_commit_callbacks):
+    project.model_name = "all-MiniLM-L6-v2"  # an encoder the zero-shot cold start skips
+    project.save()
     _embed_all(project, django_capture_on_commit_callbacks)
     first = head_rerank(project_id=project.pk, force=True)
     assert first["strategy"] == "embedding_kmeans" and first["labels"] == 0
@@ -133,6 +135,8 @@ def test_too_few_new_labels_skip_and_force_refits(project, pool, labeler,
 
 def test_provenance_names_the_head_fit_that_ranked_the_item(
         project, pool, labeler, django_capture_on_commit_callbacks):
+    project.model_name = "all-MiniLM-L6-v2"  # an encoder the zero-shot cold start skips
+    project.save()
     _embed_all(project, django_capture_on_commit_callbacks)
     result = head_rerank(project_id=project.pk, force=True)
     item = item_next_claim(labeler=labeler, project=project)

@@ -16,9 +16,11 @@ from trainer.zero_shot import (
     ZeroShotScorer,
     blend,
     confident_picks,
+    confident_query,
     default_description,
     describe,
     description_inputs,
+    encoder_measured,
     pool_center,
     zero_shot_proba,
     zero_shot_similarity,
@@ -140,6 +142,33 @@ def test_the_scorer_ranks_the_cold_start_queue_with_a_small_text_strategy():
     chosen = [p.index for p in picks]
     assert len(set(chosen)) == 12
     assert sorted(np.bincount(y[chosen], minlength=3).tolist()) == [4, 4, 4]  # every class
+
+
+def test_the_confident_query_skips_labeled_rows_and_spreads_a_random_control():
+    from trainer.strategies import RANDOM_CONTROL, SEED
+
+    x, y = _items(n=300, shared=0.5, seed=3)
+    labeled = np.arange(0, 300, 10)
+    picks = confident_query(ZeroShotScorer(DESCRIPTIONS), x, labeled, 20, random_share=0.1,
+                            seed=4)
+    rows = [p.index for p in picks]
+    assert len(set(rows)) == 20 and not set(rows) & set(labeled.tolist())
+    assert [p.reason for p in picks].count(RANDOM_CONTROL) == 2
+    chosen = [p.index for p in picks if p.reason == SEED]
+    assert sorted(np.bincount(y[chosen], minlength=3).tolist()) == [6, 6, 6]
+    again = confident_query(ZeroShotScorer(DESCRIPTIONS), x, labeled, 20, random_share=0.1,
+                            seed=4)
+    assert [p.index for p in again] == rows  # reproducible
+    assert confident_query(ZeroShotScorer(DESCRIPTIONS), x, np.arange(300), 5) == []
+
+
+@pytest.mark.parametrize(("name", "measured"), [
+    ("", True), ("multilingual-e5-small", True), ("intfloat/multilingual-e5-small", True),
+    ("intfloat/e5-base-v2", True), ("/srv/models/shoes-e5", True),
+    ("all-MiniLM-L6-v2", False), ("BAAI/bge-m3", False), ("ge5x", False),
+])
+def test_only_e5_encoders_are_the_ones_it_was_measured_with(name, measured):
+    assert encoder_measured(name) is measured
 
 
 def test_the_blended_scorer_hands_over_to_the_head():

@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotator.forms.projects import SETTINGS_FIELDS, ProjectSettingsForm
-from annotator.lib.labelsets import validate_label_set
+from annotator.lib.labelsets import DESCRIPTION_MAX_LENGTH, validate_label_set
 from annotator.models import Item, Project, TextKind
 
 META_KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -27,6 +27,11 @@ class LabelSerializer(serializers.Serializer):
                                 help_text="one character; filled in when left out")
     color = serializers.CharField(required=False, allow_blank=True,
                                   help_text="#rrggbb; filled in when left out")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="",
+        help_text=f"optional: one short sentence (at most {DESCRIPTION_MAX_LENGTH} characters, "
+                  "spaces collapsed) saying what the label means; the zero-shot suggestions "
+                  "compare texts with it. Empty: a sentence made from the name")
 
 
 class ProjectSerializer(serializers.ModelSerializer):

@@ -77,7 +77,14 @@
     }
     if (item.suggestion) {
       const pct = Math.round(item.suggestion.confidence * 100);
-      badges.append(el("span", "badge suggestion", "model suggests: " + item.suggestion.label + " (" + pct + "%)"));
+      if (item.suggestion.source === "zero_shot") {
+        // no trained model yet: the label whose description reads most like the text
+        const badge = el("span", "badge suggestion zero-shot", "zero-shot guess: " + item.suggestion.label + " (" + pct + "%)");
+        badge.title = item.suggestion.provenance + " (no model is trained yet)";
+        badges.append(badge);
+      } else {
+        badges.append(el("span", "badge suggestion", "model suggests: " + item.suggestion.label + " (" + pct + "%)"));
+      }
     }
 
     renderBody(item);
