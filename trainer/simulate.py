@@ -25,6 +25,7 @@ from pathlib import Path
 
 from trainer.simulation.inputs import SimConfig
 from trainer.simulation.learners import head_variant, run_curve
+from trainer.simulation.product import product_variant
 from trainer.simulation.report import FIELDS, plot, read_rows, summarize, summary_md
 from trainer.strategies import STRATEGIES
 
@@ -36,6 +37,8 @@ def simulate(cfg: SimConfig) -> dict:
     for strategy in cfg.strategies:
         if cfg.learner == "head":
             head_variant(strategy)
+        elif cfg.learner == "product":
+            product_variant(strategy)
         elif strategy.removesuffix("_diverse") not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}")
     out = Path(cfg.out_dir)
@@ -105,9 +108,11 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--device", default="")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
-    p.add_argument("--learner", choices=["finetune", "head"], default="finetune",
+    p.add_argument("--learner", choices=["finetune", "head", "product"], default="finetune",
                    help="finetune: a fresh fine-tune each round; head: the fast loop "
-                   "(logistic regression on cached base-encoder embeddings)")
+                   "(logistic regression on cached base-encoder embeddings); product: the "
+                   "platform's loop, the head between fine-tunes at --finetune-at "
+                   "(trainer/simulation/product.py)")
     p.add_argument("--eval-part", choices=["all", "tune", "report"], default="all",
                    help="a fixed half of the eval file: choose defaults on tune, report on report")
     p.add_argument("--pool-limit", type=int, default=None,
@@ -115,7 +120,8 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--trust-kappa", type=float, default=0.8,
                    help="'auto': diversity until consecutive heads agree with this kappa")
     p.add_argument("--finetune-at", default="",
-                   help="head learner: also fine-tune the model at these label counts")
+                   help="head learner: also fine-tune the model at these label counts; "
+                   "product learner: the retrain schedule")
     p.add_argument("--head-candidates", type=int, default=0,
                    help="head learner: a random subsample of this many unlabeled items per "
                    "round (the product's FAST_LOOP_CANDIDATES); 0: all")

@@ -294,5 +294,7 @@ def _finetune_row(cfg, strategy, seed, r, texts, labels, eval_x, eval_y, names) 
 
 def run_curve(job: tuple[SimConfig, str, int]) -> str:
     """The (cfg, strategy, seed) job's curve by cfg.learner; the path of its rows."""
-    cfg = job[0]
-    return str((run_head if cfg.learner == "head" else run_finetune)(*job))
+    from trainer.simulation.product import run_product
+
+    run = {"head": run_head, "product": run_product}.get(job[0].learner, run_finetune)
+    return str(run(*job))
