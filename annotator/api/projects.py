@@ -39,6 +39,7 @@ from annotator.selectors.search import SORTS, SearchForbidden, SearchRejected, i
 from annotator.services import projects as project_services
 from annotator.services.importing import ImportRejected, jsonl_rows
 from annotator.services.items import PushConflict, items_push
+from annotator.services.zero_shot import zero_shot_suggestion
 
 
 class Conflict(APIException):
@@ -308,5 +309,6 @@ def item(request: Request, project_id: int, item_id: int) -> Response:
     except Item.DoesNotExist:
         raise NotFound("no such item in this project") from None
     found.annotations_list, found.latest = annotations, prediction
+    found.zero_shot_guess = zero_shot_suggestion(item=found, manager=manager)
     return Response(ItemDetailSerializer(found, context={"manager": manager}).data)
 

@@ -154,17 +154,17 @@ def item_zero_shot(project: Project, item_id: int,
     return None
 
 
-def zero_shot_suggestion(*, item: Item) -> dict | None:
+def zero_shot_suggestion(*, item: Item, manager: bool = False) -> dict | None:
     """The zero-shot label for `item` while its project has no active version, as the
     labeling page shows it (marked with its provenance: never a trained model's); None where
-    the project hides suggestions, on gold, for an item without a stored embedding, or
-    while the descriptions are being embedded.
+    the project hides suggestions (from labelers; a `manager` sees it anyway), on gold, for
+    an item without a stored embedding, or while the descriptions are being embedded.
 
     Reads the cached description embeddings and the item's stored embedding (its chunk,
     scored once for every process): no encoder in the request, and no label of any item.
     """
     project = item.project
-    if (not project.show_suggestions or item.split != Item.Split.POOL
+    if ((not project.show_suggestions and not manager) or item.split != Item.Split.POOL
             or not zero_shot_applies(project)
             or ModelVersion.objects.filter(project=project, is_active=True).exists()):
         return None

@@ -184,6 +184,27 @@ def test_before_any_version_the_page_suggests_the_zero_shot_label_marked_as_such
     assert _next(labeler_client, project)["suggestion"] is None  # never zero-shot beside one
 
 
+def test_the_item_api_gives_the_zero_shot_guess_until_a_version_is_active(
+        pool, project, labeler, admin_user):
+    from annotator.models import Membership
+
+    descriptions_prepare(project)
+    Membership.objects.get_or_create(project=project, user=labeler)
+    item = pool[0]
+    for client in (token_client(labeler), token_client(admin_user)):
+        answer = client.get(f"/api/projects/{project.pk}/items/{item.pk}/").json()
+        assert answer["zero_shot"]["label"] == _label_of(item.text)
+        assert answer["zero_shot"]["provenance"] == PROVENANCE
+    project.show_suggestions = False
+    project.save()
+    url = f"/api/projects/{project.pk}/items/{item.pk}/"
+    assert token_client(labeler).get(url).json()["zero_shot"] is None  # hidden from labelers
+    assert token_client(admin_user).get(url).json()["zero_shot"] is not None
+    ModelVersion.objects.create(project=project, version=1, base_model="m", artifact_path="x",
+                                is_active=True, label_names=project.label_names)
+    assert token_client(admin_user).get(url).json()["zero_shot"] is None
+
+
 def test_each_stored_chunk_is_scored_once_for_every_request(project):
     from annotator.services import zero_shot
 

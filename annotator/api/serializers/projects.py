@@ -186,12 +186,25 @@ class ItemPredictionSerializer(serializers.Serializer):
                                                        strict=False)}
 
 
+class ZeroShotSuggestionSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    confidence = serializers.FloatField()
+    source = serializers.CharField(help_text='always "zero_shot"')
+    provenance = serializers.CharField(help_text="what made it: the label descriptions, not a "
+                                       "trained model")
+
+
 class ItemDetailSerializer(ItemSerializer):
     annotations = AnnotationSerializer(many=True, source="annotations_list")
     latest_prediction = ItemPredictionSerializer(allow_null=True, source="latest")
+    zero_shot = ZeroShotSuggestionSerializer(
+        allow_null=True, source="zero_shot_guess",
+        help_text="while no version is active: the label the item's embedding is nearest to "
+        "by the label descriptions (docs/zero_shot.md); null once a version is active, for "
+        "gold, or before the item is embedded")
 
     class Meta(ItemSerializer.Meta):
-        fields = [*ItemSerializer.Meta.fields, "annotations", "latest_prediction"]
+        fields = [*ItemSerializer.Meta.fields, "annotations", "latest_prediction", "zero_shot"]
 
 
 class ItemPageSerializer(serializers.Serializer):
