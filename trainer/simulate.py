@@ -23,8 +23,9 @@ from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 
+from trainer.simulation.curves import run_curve
 from trainer.simulation.inputs import SimConfig
-from trainer.simulation.learners import head_variant, run_curve
+from trainer.simulation.learners import head_variant
 from trainer.simulation.product import product_variant
 from trainer.simulation.report import FIELDS, plot, read_rows, summarize, summary_md
 from trainer.strategies import STRATEGIES

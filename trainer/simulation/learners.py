@@ -161,9 +161,9 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     if base == ZERO_SHOT:
         zero_shot = zero_shot_scorer(cfg, names)
         cold_start = cfg.zero_shot_picks
-        rows.append(_scored_row(strategy, seed, -1, 0, y_eval,
+        rows.append(scored_row(strategy, seed, -1, 0, y_eval,
                                 zero_shot.predict_proba(x_eval), len(names)))
-        labeled = _cold_start_query(cold_start, zero_shot, x_pool, np.zeros(0, dtype=int),
+        labeled = cold_start_query(cold_start, zero_shot, x_pool, np.zeros(0, dtype=int),
                                     np.zeros(0, dtype=int), cfg.seed_size, cfg,
                                     seed * 1000 + 999)
     elif base == "auto":
@@ -185,7 +185,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
             weights.append(f"{len(lab)}:{weight:.2f}")
         else:
             model = head
-        row = _scored_row(strategy, seed, r, len(labeled), y_eval, model.predict_proba(x_eval),
+        row = scored_row(strategy, seed, r, len(labeled), y_eval, model.predict_proba(x_eval),
                           len(names))
         if phase == "diversity":
             current = model.predict_proba(x_pool[stop_sample]).argmax(axis=1)
@@ -193,7 +193,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
             previous, phase = current, (after if trusted else phase)
         if r < round_count(cfg):
             if phase == "diversity" and zero_shot is not None:
-                labeled = labeled + _cold_start_query(cold_start, model, x_pool, lab,
+                labeled = labeled + cold_start_query(cold_start, model, x_pool, lab,
                                                       y_pool[lab], cfg.batch_size, cfg,
                                                       seed * 1000 + r)
             else:
@@ -206,7 +206,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)
         if row["labels"] in BASELINE_AT:  # the simple baseline on the very same labels
-            rows.append(_tfidf_row(f"{strategy}:tfidf", seed, r, [pool_x[i] for i in lab],
+            rows.append(tfidf_row(f"{strategy}:tfidf", seed, r, [pool_x[i] for i in lab],
                                    [pool_y[i] for i in lab], eval_x, eval_y, names))
         if row["labels"] in cfg.finetune_at:
             rows.append(_finetune_row(cfg, f"{strategy}:finetune", seed, r,
@@ -222,7 +222,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     return rows_path
 
 
-def _cold_start_query(name, model, x_pool, labeled, y, n, cfg, seed) -> list[int]:
+def cold_start_query(name, model, x_pool, labeled, y, n, cfg, seed) -> list[int]:
     """The zero-shot cold start's next n picks: "confident" (trainer.zero_shot.confident_picks
     on the model's probabilities, with the random control share) or a head_query strategy."""
     from trainer.strategies import Pick, control_count, head_query, insert_random_control
@@ -243,7 +243,7 @@ def _cold_start_query(name, model, x_pool, labeled, y, n, cfg, seed) -> list[int
     return [p.index for p in picks]
 
 
-def _scored_row(strategy, seed, r, n_labels, y_eval, proba, num_classes) -> dict:
+def scored_row(strategy, seed, r, n_labels, y_eval, proba, num_classes) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
     pred = np.asarray(proba).argmax(axis=1)
@@ -254,7 +254,7 @@ def _scored_row(strategy, seed, r, n_labels, y_eval, proba, num_classes) -> dict
             "accuracy": round(float(accuracy_score(y_eval, pred)), 5), "seconds": 0.0}
 
 
-def _tfidf_row(strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
+def tfidf_row(strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
     from trainer.baseline import tfidf_logreg
@@ -290,11 +290,3 @@ def _finetune_row(cfg, strategy, seed, r, texts, labels, eval_x, eval_y, names) 
             "macro_f1": round(result.metrics["macro_f1"], 5),
             "accuracy": round(result.metrics["accuracy"], 5),
             "seconds": round(time.perf_counter() - started, 2)}
-
-
-def run_curve(job: tuple[SimConfig, str, int]) -> str:
-    """The (cfg, strategy, seed) job's curve by cfg.learner; the path of its rows."""
-    from trainer.simulation.product import run_product
-
-    run = {"head": run_head, "product": run_product}.get(job[0].learner, run_finetune)
-    return str(run(*job))

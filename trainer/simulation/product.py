@@ -36,7 +36,13 @@ from trainer.simulation.inputs import (
     quiet_transformers,
     zero_shot_scorer,
 )
-from trainer.simulation.learners import ZERO_SHOT, _cold_start_query, _tfidf_row, head_variant
+from trainer.simulation.learners import (
+    ZERO_SHOT,
+    cold_start_query,
+    head_variant,
+    scored_row,
+    tfidf_row,
+)
 from trainer.simulation.report import FIELDS
 
 VERSION_SPACE = "ver"
@@ -100,9 +106,7 @@ def _finetune(cfg: SimConfig, seed: int, labeled: list[int], pool_x, pool_y, eva
 
 
 def _served_row(strategy, seed, r, n_labels, y_eval, proba, num_classes, seconds) -> dict:
-    from trainer.simulation.learners import _scored_row
-
-    return {**_scored_row(strategy, seed, r, n_labels, y_eval, proba, num_classes),
+    return {**scored_row(strategy, seed, r, n_labels, y_eval, proba, num_classes),
             "seconds": round(seconds, 2)}
 
 
@@ -132,7 +136,7 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
         stop_sample = np.random.default_rng(99).choice(len(pool_x), min(500, len(pool_x)),
                                                        replace=False)
         if zero_shot is not None:
-            labeled = _cold_start_query(cfg.zero_shot_picks, zero_shot, x_pool,
+            labeled = cold_start_query(cfg.zero_shot_picks, zero_shot, x_pool,
                                         np.zeros(0, dtype=int), np.zeros(0, dtype=int),
                                         cfg.seed_size, cfg, seed * 1000 + 999)
         else:
@@ -152,7 +156,7 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
             found = _finetune(cfg, seed, labeled, pool_x, pool_y, eval_x, names, cand)
             rows.append(_served_row(strategy, seed, r, len(labeled), y_eval, found["proba"],
                                     len(names), time.perf_counter() - started))
-            rows.append(_tfidf_row(f"{strategy}:tfidf", seed, r, [pool_x[i] for i in labeled],
+            rows.append(tfidf_row(f"{strategy}:tfidf", seed, r, [pool_x[i] for i in labeled],
                                    [pool_y[i] for i in labeled], eval_x, eval_y, names))
             print(f"[{strategy} seed {seed}] {len(labeled)} labels: version macro-F1 "
                   f"{rows[-2]['macro_f1']:.4f}", flush=True)
@@ -190,7 +194,7 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
                 trusted, _ = predictions_stable(previous, current, len(names), cfg.trust_kappa)
                 previous, phase = current, (after if trusted else phase)
             if phase == "diversity" and zero_shot is not None:
-                labeled = labeled + _cold_start_query(cfg.zero_shot_picks, model, x_pool, lab,
+                labeled = labeled + cold_start_query(cfg.zero_shot_picks, model, x_pool, lab,
                                                       y_pool[lab], n, cfg, seed * 1000 + r)
             else:
                 name = "embedding_kmeans" if phase == "diversity" else phase
