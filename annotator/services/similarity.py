@@ -1,12 +1,14 @@
 """Search by meaning and "more like this": the nearest pool items to a typed query or to an
 item, by the embeddings the fast loop already stores (services/pool_embeddings.py).
 
-The index is every embedded pool item's vector, normalised, in one float32 .npy file under
+Where the PostgreSQL server has pgvector, its HNSW index answers (services/pgvector_index.py,
+detected at run time). Everywhere else, and whenever that module does not answer, the exact
+index: every embedded pool item's vector, normalised, in one float32 .npy file under
 VAR_DIR/cache/vectors/, memory-mapped by every process on the machine (the operating system's
 page cache holds one copy, whichever web or worker process built it). Its name carries the
 chunk files it was built from, so new embeddings make a new file at the next search; a
 machine that has none builds it from the artifacts storage. An exact matrix product finds the
-nearest items (docs/search.md has the measurement and why no approximate index is used).
+nearest items (docs/search.md has the measurements).
 """
 
 import functools
@@ -23,6 +25,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from annotator.models import Item, Project
+from annotator.services import pgvector_index
 from annotator.services.pool_embeddings import chunk_files, encoder_key, read_chunk
 
 FILES_CACHE_SECONDS = 10  # how long the list of chunk files is trusted (shared cache)
@@ -89,14 +92,17 @@ def _forget_older(base: Path, project: Project) -> None:
             old.unlink(missing_ok=True)
 
 
-def vector_index(project: Project) -> VectorIndex:
-    """The project's index; NotSearchable while none of its pool is embedded."""
+def _searchable_files(project: Project) -> tuple[str, list[str]]:
     key = encoder_key(project)
     files = _files(project, key)
     if not files:
         raise NotSearchable("no item of this project has an embedding yet: they are computed "
                             "in the background after an import (the fast loop's pool "
                             "embeddings); try again in a few minutes")
+    return key, files
+
+
+def _mapped_index(project: Project, key: str, files: list[str]) -> VectorIndex:
     digest = hashlib.sha256("\n".join([key, *files]).encode()).hexdigest()[:24]
     base = Path(settings.VAR_DIR) / "cache" / "vectors" / f"{project.pk}-{digest}"
     with _lock:
@@ -111,6 +117,17 @@ def vector_index(project: Project) -> VectorIndex:
         _indexes.clear()  # one open index per process is plenty (the page cache is shared)
         _indexes[str(base)] = index
         return index
+
+
+def vector_index(project: Project) -> VectorIndex:
+    """The project's exact index; NotSearchable while none of its pool is embedded. Where
+    the database has pgvector, its rows are brought up to date from the same files, however
+    many are missing: the bulk worker's near-duplicate pass (services/near_duplicates.py)
+    calls this when a pool's embeddings are complete, so searches need not wait for them."""
+    key, files = _searchable_files(project)
+    index = _mapped_index(project, key, files)
+    pgvector_index.project_sync(project_id=project.pk, key=key, files=files)
+    return index
 
 
 _encoder_lock = threading.Lock()
@@ -162,15 +179,32 @@ def similar_to_text(*, project: Project, text: str, k: int = 50) -> list[tuple[i
     problem = query_problem(text)
     if problem:
         raise NotSearchable(problem)
-    index = vector_index(project)
-    return index.nearest(query_vector(project, text.strip()), k=min(k, MAX_RESULTS))
+    key, files = _searchable_files(project)
+    vector, k = query_vector(project, text.strip()), min(k, MAX_RESULTS)
+    found = pgvector_index.nearest(project_id=project.pk, key=key, files=files, k=k,
+                                   vector=vector)
+    if found is not None:
+        return found
+    return _mapped_index(project, key, files).nearest(vector, k=k)
+
+
+NO_EMBEDDING = ("this item has no embedding yet (a new item is embedded in the background "
+                "within minutes; gold items are not embedded)")
 
 
 def similar_to_item(*, project: Project, item: Item, k: int = 50) -> list[tuple[int, float]]:
     """Pool items nearest to `item` (itself left out)."""
-    index = vector_index(project)
+    key, files = _searchable_files(project)
+    k = min(k, MAX_RESULTS)
+    try:
+        found = pgvector_index.nearest(project_id=project.pk, key=key, files=files, k=k,
+                                       item_id=item.pk)
+    except pgvector_index.NotIndexed:
+        raise NotSearchable(NO_EMBEDDING) from None
+    if found is not None:
+        return found
+    index = _mapped_index(project, key, files)
     row = index.row_of(item.pk)
     if row is None:
-        raise NotSearchable("this item has no embedding yet (a new item is embedded in the "
-                            "background within minutes; gold items are not embedded)")
-    return index.nearest(np.asarray(index.vectors[row]), k=min(k, MAX_RESULTS), exclude=item.pk)
+        raise NotSearchable(NO_EMBEDDING)
+    return index.nearest(np.asarray(index.vectors[row]), k=k, exclude=item.pk)
