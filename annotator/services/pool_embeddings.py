@@ -55,6 +55,20 @@ def chunk_files(project: Project, key: str) -> list[str]:
     return sorted(f"{folder}/{name}" for name in files if name.endswith(".npz"))
 
 
+FILES_CACHE_SECONDS = 10  # how long a listing of chunk files is trusted (shared cache)
+
+
+def chunk_files_cached(project: Project, key: str) -> list[str]:
+    """chunk_files, listed at most once per FILES_CACHE_SECONDS for every process (a search or
+    a labeling page asks often; an object store's listing is slow)."""
+    cache_key = f"embedding-files:{project.pk}:{key}"
+    files = cache.get(cache_key)
+    if files is None:
+        files = chunk_files(project, key)
+        cache.set(cache_key, files, FILES_CACHE_SECONDS)
+    return files
+
+
 def read_chunk(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(ids, emb) of a chunk file; None when it is unreadable (a write cut short)."""
     try:

@@ -22,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 
 from annotator.models import Item, Project
 from annotator.services import pgvector_index
-from annotator.services.pool_embeddings import chunk_files, encoder_key, read_chunk
+from annotator.services.pool_embeddings import chunk_files_cached, encoder_key, read_chunk
 
-FILES_CACHE_SECONDS = 10  # how long the list of chunk files is trusted (shared cache)
 MAX_QUERY_CHARS = 500
 MAX_RESULTS = 500
 _indexes: dict[str, "VectorIndex"] = {}  # this process's open memory maps, by file
@@ -62,15 +60,6 @@ class VectorIndex:
         return [(int(self.ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
 
-def _files(project: Project, key: str) -> list[str]:
-    cache_key = f"vector-files:{project.pk}:{key}"
-    files = cache.get(cache_key)
-    if files is None:
-        files = chunk_files(project, key)
-        cache.set(cache_key, files, FILES_CACHE_SECONDS)
-    return files
-
-
 def _build(files: list[str], target: Path) -> None:
     chunks = [chunk for chunk in map(read_chunk, files) if chunk is not None]
     ids = np.concatenate([c[0] for c in chunks]).astype(np.int64)
@@ -94,7 +83,7 @@ def _forget_older(base: Path, project: Project) -> None:
 
 def _searchable_files(project: Project) -> tuple[str, list[str]]:
     key = encoder_key(project)
-    files = _files(project, key)
+    files = chunk_files_cached(project, key)
     if not files:
         raise NotSearchable("no item of this project has an embedding yet: they are computed "
                             "in the background after an import (the fast loop's pool "
@@ -148,7 +137,7 @@ def _load_encoder(model_name: str):
 def encoder_warm(project: Project) -> None:
     """Load the project's encoder in the background (the Find page asks on arrival): the
     first typed query of a process then does not wait the 10-25 s a load takes."""
-    if not settings.SEARCH_WARM_ENCODER or not _files(project, encoder_key(project)):
+    if not settings.SEARCH_WARM_ENCODER or not chunk_files_cached(project, encoder_key(project)):
         return
     threading.Thread(target=_encoder, args=(project.effective_model_name,), daemon=True).start()
 

@@ -29,7 +29,7 @@ from django.core.cache import cache
 
 from annotator.models import Item, ModelVersion, Project
 from annotator.queueing import enqueue_on_commit
-from annotator.services.pool_embeddings import chunk_files, encoder_key, read_chunk
+from annotator.services.pool_embeddings import chunk_files_cached, encoder_key, read_chunk
 from trainer.zero_shot import (
     DESCRIPTION_MAX_LENGTH,
     DESCRIPTION_PREFIX,
@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 PROVENANCE = "zero-shot, from the label descriptions"
 KEEP_SECONDS = 30 * 24 * 3600  # the shared cache's copy; a worker embeds them again if evicted
 ASK_AGAIN_SECONDS = 60  # a page that found them missing asks a worker at most this often
-FILES_CACHE_SECONDS = 10  # how long a project's list of embedding chunks is trusted
 
 
 def zero_shot_applies(project: Project) -> bool:
@@ -103,15 +102,6 @@ def _ask_a_worker(project: Project) -> None:
         enqueue_on_commit("annotator.tasks.head_rerank_task", project.pk, True)
 
 
-def _chunk_names(project: Project, key: str) -> list[str]:
-    cache_key = f"zero-shot-files:{project.pk}:{key}"
-    names = cache.get(cache_key)
-    if names is None:
-        names = chunk_files(project, key)
-        cache.set(cache_key, names, FILES_CACHE_SECONDS)
-    return names
-
-
 def _first_id(name: str) -> int | None:
     stem = name.rpartition("/")[2].removesuffix(".npz")
     return int(stem) if stem.isdigit() else None
@@ -140,7 +130,7 @@ def item_zero_shot(project: Project, item_id: int,
     None without one. A chunk is named by its first id and holds the ids after it, so the
     item is looked up in the (at most two) chunks that start nearest below it."""
     digest = descriptions_key(project).rpartition(":")[2]
-    starts = sorted(((first, name) for name in _chunk_names(project, encoder_key(project))
+    starts = sorted(((first, name) for name in chunk_files_cached(project, encoder_key(project))
                      if (first := _first_id(name)) is not None and first <= item_id),
                     reverse=True)
     for _, name in starts[:2]:
