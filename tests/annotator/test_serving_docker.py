@@ -66,6 +66,20 @@ def test_bin_up_starts_a_worker_for_every_queue_a_task_is_routed_to():
     assert routed_queues() <= served
 
 
+def test_every_worker_replaces_a_child_a_task_left_above_its_memory_bound(app_services):
+    """A fine-tune or a head fit on 100k items can leave a child holding gigabytes; Celery
+    replaces such a child after the task (the bound is what docs/deployment.md states)."""
+    for name, service in app_services.items():
+        if name.startswith("worker-"):
+            assert "--max-memory-per-child $$WORKER_MAX_MEMORY_KB" in " ".join(
+                service["command"]), name
+            assert 500_000 <= int(service["environment"]["WORKER_MAX_MEMORY_KB"]) <= 4_000_000
+    up = (Path(__file__).resolve().parents[2] / "bin" / "up").read_text()
+    workers = re.findall(r"exec celery -A annotator worker .*\\\n.*", up)
+    assert len(workers) == 3
+    assert all("--max-memory-per-child " in line for line in workers)
+
+
 def test_each_app_service_has_its_own_volume_and_shares_only_db_redis_and_the_object_store(
     compose, app_services
 ):
