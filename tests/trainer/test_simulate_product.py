@@ -18,7 +18,7 @@ def product_simulated(tmp_path_factory):
     argv = ["--learner", "product", "--pool", str(root / "pool.csv"),
             "--eval", str(root / "eval.csv"), "--text-columns", "title,text",
             "--out-dir", str(root / "out" / "run"), "--model", "all-MiniLM-L6-v2",
-            "--strategies", "random,auto+bal+st,auto+bal+st+ver", "--seeds", "0",
+            "--strategies", "random,auto+bal+st,auto+bal+st+ver,auto+bal+st+vrank", "--seeds", "0",
             "--seed-size", "6", "--batch-size", "6", "--max-labels", "24",
             "--finetune-at", "12,24", "--pool-subsample", "30", "--max-length", "16",
             "--epochs", "1", "--max-steps", "2", "--device", "cpu"]
@@ -28,7 +28,7 @@ def product_simulated(tmp_path_factory):
 
 def test_each_strategy_has_the_served_version_and_tfidf_at_every_fine_tune(product_simulated):
     rows = read_rows(product_simulated / "results.csv")
-    for strategy in ("random", "auto+bal+st", "auto+bal+st+ver"):
+    for strategy in ("random", "auto+bal+st", "auto+bal+st+ver", "auto+bal+st+vrank"):
         assert sorted(r["labels"] for r in rows if r["strategy"] == strategy) == [12, 24]
         assert sorted(r["labels"] for r in rows
                       if r["strategy"] == f"{strategy}:tfidf") == [12, 24]
@@ -36,17 +36,52 @@ def test_each_strategy_has_the_served_version_and_tfidf_at_every_fine_tune(produ
 
 
 def test_arms_with_the_same_labels_share_one_fine_tune(product_simulated):
-    # before the first version the base-space and version-space arms pick alike: the 12-label
-    # fine-tune is one cached result; random's labels differ; after it the arms part
+    # before the first version the head arms pick alike: the 12-label fine-tune is one cached
+    # result; random's labels differ; after it the arms part
     cached = list((product_simulated / "finetunes").glob("*.npz"))
-    assert 4 <= len(cached) <= 5
+    assert 4 <= len(cached) <= 6
     rows = read_rows(product_simulated / "results.csv")
     at_12 = {r["strategy"]: r["macro_f1"] for r in rows if r["labels"] == 12}
-    assert at_12["auto+bal+st"] == at_12["auto+bal+st+ver"]
+    assert at_12["auto+bal+st"] == at_12["auto+bal+st+ver"] == at_12["auto+bal+st+vrank"]
+
+
+def test_with_vrank_labelers_take_the_versions_most_uncertain_candidates(tmp_path, monkeypatch):
+    """Between fine-tunes "+vrank" labels the active version's margin ranking of its
+    candidates from the top (a random control aside), not the head's picks."""
+    import numpy as np
+
+    import trainer.simulation.product as product
+
+    _write_csv(tmp_path / "pool.csv", 80, 5)
+    _write_csv(tmp_path / "eval.csv", 20, 6)
+    trained: list[tuple[list[int], np.ndarray]] = []
+
+    def fake_finetune(cfg, seed, labeled, pool_x, pool_y, eval_x, names, cand):
+        trained.append((list(labeled), cand))
+        top = np.linspace(0.5, 0.99, len(cand))  # candidate k: margin grows with k
+        proba = np.stack([top, 1 - top, np.zeros(len(cand))], axis=1)
+        return {"proba": np.full((len(eval_x), len(names)), 1 / len(names)),
+                "cand_proba": proba, "seconds": np.array(0.0)}
+
+    monkeypatch.setattr(product, "_finetune", fake_finetune)
+    argv = ["--learner", "product", "--pool", str(tmp_path / "pool.csv"),
+            "--eval", str(tmp_path / "eval.csv"), "--text-columns", "title,text",
+            "--out-dir", str(tmp_path / "out" / "run"), "--model", "all-MiniLM-L6-v2",
+            "--strategies", "auto+bal+st+vrank", "--seeds", "0", "--seed-size", "6",
+            "--batch-size", "6", "--max-labels", "24", "--finetune-at", "12,24",
+            "--pool-subsample", "30", "--max-length", "16", "--device", "cpu"]
+    assert main(argv) == 0
+    (first, cand), (second, _) = trained
+    taken = second[len(first):]
+    assert len(taken) == 12
+    # 12 picks with a 10% random control: 11 by margin, the 11 smallest of the candidates
+    assert set(cand[:11].tolist()) <= set(taken)
 
 
 def test_variants_parse_and_unknown_ones_are_refused():
-    assert product_variant("zero_shot+bal+st+ver") == ("zero_shot+bal+st", True)
-    assert product_variant("random") == ("random", False)
-    with pytest.raises(ValueError):
-        product_variant("auto+magic+ver")
+    assert product_variant("zero_shot+bal+st+ver") == ("zero_shot+bal+st", True, False)
+    assert product_variant("zero_shot+bal+st+vrank") == ("zero_shot+bal+st", False, True)
+    assert product_variant("random") == ("random", False, False)
+    for unknown in ("auto+magic+ver", "random+vrank", "auto+ver+vrank"):
+        with pytest.raises(ValueError):
+            product_variant(unknown)

@@ -12,7 +12,10 @@ encoder's stored embeddings throughout (today's product), or, with the modifier 
 the active version's own embeddings once there is one: of cfg.pool_subsample unlabeled
 candidates (what pool scoring embeds) and of the labeled items; the head then ranks those
 candidates only, with the strategy's post-cold-start rule (no zero-shot blend: the label
-descriptions live in the base encoder's space). Before the first version both are the same.
+descriptions live in the base encoder's space); with "+vrank", the active version's own
+ranking of those candidates (margin, as pool scoring ranks the queue) is labeled in order
+until the next fine-tune, the head only before the first version. Before the first version
+all are the same.
 
 A fine-tune's results are cached under out_dir/finetunes by labeled set, so arms that share
 labels (before their first fine-tune) train once.
@@ -45,17 +48,23 @@ from trainer.simulation.learners import (
 )
 from trainer.simulation.report import FIELDS
 
-VERSION_SPACE = "ver"
+VERSION_SPACE, VERSION_RANKS = "ver", "vrank"
+VERSION_STRATEGY = "margin"  # what pool scoring ranks by (strategy_names: the default's pool)
 
 
-def product_variant(strategy: str) -> tuple[str, bool]:
-    """"zero_shot+bal+st+ver" -> ("zero_shot+bal+st", head on the version's embeddings)."""
+def product_variant(strategy: str) -> tuple[str, bool, bool]:
+    """"zero_shot+bal+st+ver" -> ("zero_shot+bal+st", head on the version's embeddings,
+    False); "...+vrank" -> (..., False, the version's own ranking between fine-tunes)."""
     mods = strategy.split("+")
-    in_version_space = VERSION_SPACE in mods
-    base = "+".join(m for m in mods if m != VERSION_SPACE)
+    in_version_space, version_ranks = VERSION_SPACE in mods, VERSION_RANKS in mods
+    base = "+".join(m for m in mods if m not in (VERSION_SPACE, VERSION_RANKS))
+    if in_version_space and version_ranks:
+        raise ValueError(f"{strategy}: +ver and +vrank are two different rankings")
     if base != "random":
         head_variant(base)  # raises on an unknown one
-    return base, in_version_space
+    elif in_version_space or version_ranks:
+        raise ValueError(f"{strategy}: random picks use no version")
+    return base, in_version_space, version_ranks
 
 
 def _threads(cfg: SimConfig) -> int:
@@ -65,9 +74,9 @@ def _threads(cfg: SimConfig) -> int:
 
 def _finetune(cfg: SimConfig, seed: int, labeled: list[int], pool_x, pool_y, eval_x, names,
               cand: np.ndarray) -> dict:
-    """Fine-tune on the labeled items; the version's eval probabilities and its embeddings
-    of the candidates and the labeled items (cached by labeled set and candidates; no
-    candidates: no embeddings)."""
+    """Fine-tune on the labeled items; the version's eval probabilities, its probabilities and
+    embeddings of the candidates and its embeddings of the labeled items (cached by labeled
+    set and candidates; no candidates: none of those)."""
     from trainer.config import TrainConfig
     from trainer.models import load_classifier
     from trainer.predict import embed, predict_and_embed
@@ -90,15 +99,16 @@ def _finetune(cfg: SimConfig, seed: int, labeled: list[int], pool_x, pool_y, eva
         length = result.config["max_length"]
         proba, eval_emb = predict_and_embed(model, tokenizer, eval_x, max_length=length,
                                             batch_size=128, device=cfg.device)
-        cand_emb = labeled_emb = np.zeros((0, 0), dtype=np.float32)
+        cand_proba = cand_emb = labeled_emb = np.zeros((0, 0), dtype=np.float32)
         if len(cand):
-            cand_emb = embed(model, tokenizer, [pool_x[i] for i in cand], max_length=length,
-                             batch_size=128, device=cfg.device)
+            cand_proba, cand_emb = predict_and_embed(model, tokenizer, [pool_x[i] for i in cand],
+                                                     max_length=length, batch_size=128,
+                                                     device=cfg.device)
             labeled_emb = embed(model, tokenizer, [pool_x[i] for i in labeled],
                                 max_length=length, batch_size=128, device=cfg.device)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    found = {"proba": proba, "eval_emb": eval_emb, "cand_emb": cand_emb,
+    found = {"proba": proba, "eval_emb": eval_emb, "cand_proba": cand_proba, "cand_emb": cand_emb,
              "labeled_emb": labeled_emb, "seconds": np.array(result.duration_seconds)}
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **found)
@@ -113,10 +123,10 @@ def _served_row(strategy, seed, r, n_labels, y_eval, proba, num_classes, seconds
 def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
     """One (strategy, seed) curve of the served model: out_dir/runs/<strategy>-<seed>.csv"""
     from trainer.head import SelfTraining, fit_head
-    from trainer.strategies import head_query, predictions_stable
+    from trainer.strategies import head_query, predictions_stable, query
     from trainer.zero_shot import BlendedScorer, zero_shot_weight
 
-    base, in_version_space = product_variant(strategy)
+    base, in_version_space, version_ranks = product_variant(strategy)
     runs = Path(cfg.out_dir) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     pool_x, pool_y, eval_x, eval_y, names = load_data(cfg)
@@ -144,6 +154,7 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
         phase = "diversity" if head_base in ("auto", ZERO_SHOT) else head_base
         previous = None
     space = None  # the active version's embeddings by pool row (+ver), once there is one
+    version_queue: list[int] = []  # the active version's ranking of its candidates (+vrank)
     r = 0
     while True:
         started = time.perf_counter()
@@ -163,6 +174,11 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
             schedule = [n for n in schedule if n > len(labeled)]
             if not schedule or len(labeled) >= cfg.max_labels:
                 break
+            if version_ranks:
+                picks = query(VERSION_STRATEGY, found["cand_proba"],
+                              min(len(cand), schedule[0] - len(labeled)),
+                              random_share=cfg.random_share, seed=seed * 1000 + r)
+                version_queue = [int(cand[p.index]) for p in picks]
             if in_version_space:
                 space = {int(i): v for i, v in zip(labeled, found["labeled_emb"], strict=True)}
                 space.update({int(i): v for i, v in zip(cand, found["cand_emb"], strict=True)})
@@ -171,6 +187,8 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
             taken = set(labeled)
             rest = np.array([i for i in range(len(pool_x)) if i not in taken])
             labeled = labeled + [int(i) for i in rng.choice(rest, n, replace=False)]
+        elif version_queue:  # labelers take the active version's queue from the top
+            labeled, version_queue = labeled + version_queue[:n], version_queue[n:]
         elif space is not None:  # the head on the active version's embeddings, its candidates
             rows_ids = np.array(sorted(space))
             x = np.stack([space[i] for i in rows_ids])
