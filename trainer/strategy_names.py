@@ -38,6 +38,14 @@ STRATEGY_CHOICES: list[tuple[str, str]] = [(s.name, s.label) for s in PRODUCT_ST
 # for a name the registry lacks
 FALLBACK_POOL_STRATEGY, FALLBACK_HEAD_STRATEGY = "margin", "breaking_ties"
 
+# The fast loop's cold start, before two heads agree (HeadFit.strategy): k-means over the
+# embeddings, or with an e5 encoder the zero-shot scorer's confident picks; once trusted, a
+# queue ranked by the head blended with that scorer is "<head strategy>+zero_shot"
+# (trainer.zero_shot; the simulation's "zero_shot+bal+st").
+COLD_START_KMEANS = "embedding_kmeans"
+COLD_START_ZERO_SHOT = "zero_shot"
+BLENDED_SUFFIX = "+" + COLD_START_ZERO_SHOT
+
 
 def pool_strategy_for(name: str) -> str:
     """The query() strategy a fine-tuned version ranks by for the product strategy `name`."""

@@ -56,11 +56,6 @@ TEMPERATURE = 0.01
 # over 0 (the head alone from the first label), 15, 20, 25, 30, 40 and 100, a geometric blend
 # and a weight measured on the labels so far (docs/zero_shot.md).
 HANDOVER_LABELS = 15
-# What the fast loop records as the strategy of a queue the zero-shot scorer ranked
-# (HeadFit.strategy): the cold start's confident picks, or "<head strategy>+zero_shot" once
-# the head is trusted and ranks with the blended model (the simulation's "zero_shot+bal+st").
-STRATEGY = "zero_shot"
-BLENDED_SUFFIX = "+" + STRATEGY
 # The encoders the scorer was measured with: the "query: " prefix is e5's convention and
 # TEMPERATURE was calibrated on multilingual-e5-small's narrow band of cosines; another
 # encoder (all-MiniLM-L6-v2, a registered model) has neither, so nothing here applies to it.

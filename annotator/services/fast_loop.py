@@ -38,13 +38,16 @@ from django.db import transaction
 from annotator.models import Annotation, HeadFit, Item, Project
 from annotator.queueing import enqueue_on_commit
 from annotator.services.zero_shot import descriptions_prepare, zero_shot_scorer
-from trainer.strategy_names import head_strategy_for
-from trainer.zero_shot import BLENDED_SUFFIX, BlendedScorer, confident_query, zero_shot_weight
-from trainer.zero_shot import STRATEGY as ZERO_SHOT
+from trainer.strategy_names import (
+    BLENDED_SUFFIX,
+    COLD_START_KMEANS,
+    COLD_START_ZERO_SHOT,
+    head_strategy_for,
+)
+from trainer.zero_shot import BlendedScorer, confident_query, zero_shot_weight
 
 logger = logging.getLogger(__name__)
 
-COLD_START = "embedding_kmeans"
 SELF_TRAINING_SAMPLE = 20_000  # unlabeled items the head may draw pseudo-labels from
 
 
@@ -205,10 +208,10 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
         trusted, kappa = _trust(project, last, stop_predictions)
     strategy = head_strategy_for(project.strategy)
     if head is None or (project.cold_start_diversity and not trusted):
-        strategy = COLD_START if scorer is None else ZERO_SHOT
+        strategy = COLD_START_KMEANS if scorer is None else COLD_START_ZERO_SHOT
     n = min(queue_size or settings.FAST_LOOP_QUEUE_SIZE, len(ids) - len(lab_rows))
     seed = project.pk * 100_003 + len(lab_rows)
-    if strategy == ZERO_SHOT:
+    if strategy == COLD_START_ZERO_SHOT:
         picks = confident_query(model, x, lab_rows, n, random_share=project.random_share,
                                 seed=seed, reason=SEED)
     else:

@@ -23,11 +23,12 @@ from trainer.simulation.inputs import (
 )
 from trainer.simulation.report import FIELDS
 from trainer.strategies import HEAD_STRATEGIES, query, select_seed
+from trainer.strategy_names import COLD_START_ZERO_SHOT
 
 BASELINE_AT = (100, 200, 500, 1000)  # head learner: TF-IDF + LR on the same labels here
 # head learner: the cold start ranked by the labels' descriptions (trainer.zero_shot), the
 # evaluated model the zero-shot scorer blended with the head by the handover rule
-ZERO_SHOT = "zero_shot"
+ZERO_SHOT = COLD_START_ZERO_SHOT  # the simulation's name of the platform's cold start
 
 
 def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
