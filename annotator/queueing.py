@@ -23,12 +23,16 @@ def task(name: str):
     return app.tasks[name]
 
 
-def enqueue(name: str, *args) -> None:
-    """Send task `name` with `args` now (callers already inside an on_commit callback)."""
-    task(name).delay(*args)
+def enqueue(name: str, *args, countdown: float = 0) -> None:
+    """Send task `name` with `args` now (callers already inside an on_commit callback), to
+    run at once or after `countdown` seconds."""
+    if countdown:
+        task(name).apply_async(args, countdown=countdown)
+    else:
+        task(name).delay(*args)
 
 
-def enqueue_on_commit(name: str, *args) -> None:
+def enqueue_on_commit(name: str, *args, countdown: float = 0) -> None:
     """Send task `name` with `args` once the current transaction commits (at once outside
     one): a rolled-back request starts no job."""
-    transaction.on_commit(lambda: enqueue(name, *args))
+    transaction.on_commit(lambda: enqueue(name, *args, countdown=countdown))

@@ -51,17 +51,19 @@ logger = logging.getLogger(__name__)
 SELF_TRAINING_SAMPLE = 20_000  # unlabeled items the head may draw pseudo-labels from
 
 
-def rerank_soon(project_id: int, *, force: bool = False) -> None:
-    """Enqueue a head re-rank after the current transaction commits."""
-    enqueue_on_commit("annotator.tasks.head_rerank_task", project_id, force)
-
-
 def label_recorded(project: Project) -> None:
     """A label arrived: ask for a re-rank, at most once per FAST_LOOP_THROTTLE_SECONDS for all
-    web processes together (a mark in the shared cache; no SQL here)."""
-    if project.fast_loop_every and cache.add(f"fast-loop:{project.pk}", 1,
-                                             timeout=settings.FAST_LOOP_THROTTLE_SECONDS):
-        rerank_soon(project.pk)
+    web processes together (a mark in the shared cache; no SQL here).
+
+    The re-rank runs when the window has closed, a second after (for the requests still
+    committing), so it counts every label of the window: the labels that arrive while the
+    window is open ask for nothing, and a re-rank run at its start would leave the last
+    labels before a pause out of the queue until somebody labels again.
+    """
+    window = settings.FAST_LOOP_THROTTLE_SECONDS
+    if project.fast_loop_every and cache.add(f"fast-loop:{project.pk}", 1, timeout=window):
+        enqueue_on_commit("annotator.tasks.head_rerank_task", project.pk, False,
+                          countdown=window + 1)
 
 
 def _labeled(project: Project, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -155,8 +155,8 @@ def pool_embed_chunk(*, project_id: int, key: str, item_ids: list[int]) -> dict:
                           device=settings.TRAINING_DEVICE)
     embeddings_write(project, key, ids, emb)
     if not missing_ids(project):
-        # the fast loop's re-rank (fast_loop.rerank_soon), named here: fast_loop reads
-        # this module's embeddings, so it cannot be imported from here without a circle
+        # the fast loop's re-rank (head_rerank_task, forced: the pool is complete), named
+        # here: fast_loop reads this module's embeddings, so importing it would be a circle
         enqueue_on_commit("annotator.tasks.head_rerank_task", project_id, True)
         enqueue_on_commit("annotator.tasks.near_duplicates_task", project_id)
     return {"embedded": len(ids)}

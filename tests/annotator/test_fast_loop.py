@@ -179,20 +179,24 @@ def test_self_training_is_recorded_and_never_stored_as_labels(
 
 
 def test_a_submitted_label_asks_for_a_rerank_at_most_once_per_window(
-        project, pool, labeler, django_capture_on_commit_callbacks):
+        project, pool, labeler, settings, django_capture_on_commit_callbacks):
     from django.core.cache import cache
 
     cache.clear()
-    with mock.patch("annotator.tasks.head_rerank_task.delay") as delay, \
+    with mock.patch("annotator.tasks.head_rerank_task.apply_async") as send, \
             django_capture_on_commit_callbacks(execute=True):
         _label(project, pool[:4], labeler, django_capture_on_commit_callbacks)
-    assert delay.call_count == 1
+    assert send.call_count == 1
+    # it runs once the window has closed: the labels made while it was open (which ask for
+    # nothing) are counted, also the last ones before everybody stops
+    assert send.call_args.args == ((project.pk, False),)
+    assert send.call_args.kwargs["countdown"] > settings.FAST_LOOP_THROTTLE_SECONDS
     cache.clear()
     project.fast_loop_every = 0
-    with mock.patch("annotator.tasks.head_rerank_task.delay") as delay, \
+    with mock.patch("annotator.tasks.head_rerank_task.apply_async") as send, \
             django_capture_on_commit_callbacks(execute=True):
         label_recorded(project)
-    assert delay.call_count == 0
+    assert send.call_count == 0
 
 
 def test_a_version_ranking_clears_the_head_provenance(project, pool,
