@@ -39,6 +39,7 @@ from annotator.models import (
     ImportJob,
     Item,
     LabelFlag,
+    Membership,
     ModelVersion,
     Prediction,
     Project,
@@ -47,6 +48,7 @@ from annotator.models import (
 from annotator.services import training
 from annotator.services.distillation import model_version_distill_request
 from annotator.services.items import items_push
+from annotator.services.labeling import annotation_submit, item_next_claim
 from annotator.services.pool_embeddings import missing_ids
 from annotator.tasks import import_file_task
 from tests.conftest import PASSWORD
@@ -249,6 +251,18 @@ def test_a_retrain_runs_its_whole_chain_in_a_prefork_worker(prefork_worker):
         project=project, text__in=twins).values_list("duplicate_group", flat=True)) - {None})
         == 1 and not Item.objects.filter(project=project, text__in=twins,
                                          duplicate_group=None).exists(), log)
+
+    # labels given through the labeling service re-rank the queue once the trigger's window
+    # has closed (a task sent with a countdown, held by the worker until then)
+    Membership.objects.create(project=project, user=lena)
+    Project.objects.filter(pk=project.pk).update(fast_loop_every=2)
+    project.refresh_from_db()
+    labels_before = HeadFit.objects.order_by("-pk").first().labels
+    for _ in range(2):
+        item = item_next_claim(labeler=lena, project=project)
+        annotation_submit(labeler=lena, item=item, label="positive")
+    _wait_for("the labels re-ranked the queue", lambda: HeadFit.objects.filter(
+        project=project, labels__gte=labels_before + 2).exists(), log)
 
     # an alert on the next pushed item, and its webhook delivered to a local receiver
     with _receiver() as received:
