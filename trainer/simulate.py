@@ -106,6 +106,9 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--train-batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=None,
                    help="default: the trainer's default for the model")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="labels a fine-tune holds out to pick its best epoch (default: the "
+                        "trainer's; 0: train on all, keep the last epoch)")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--device", default="")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
@@ -149,7 +152,8 @@ def parse_args(argv=None) -> SimConfig:
         seed_selection=a.seed_selection, random_share=a.random_share,
         pool_subsample=a.pool_subsample, eval_subsample=a.eval_subsample, model=a.model,
         epochs=a.epochs, max_length=a.max_length, train_batch_size=a.train_batch_size,
-        learning_rate=a.learning_rate, max_steps=a.max_steps, device=a.device, jobs=a.jobs,
+        learning_rate=a.learning_rate, val_fraction=a.val_fraction,
+        max_steps=a.max_steps, device=a.device, jobs=a.jobs,
         learner=a.learner, eval_part=a.eval_part, pool_limit=a.pool_limit,
         trust_kappa=a.trust_kappa, head_candidates=a.head_candidates,
         finetune_at=[int(v) for v in _csv_list(a.finetune_at)],

@@ -45,6 +45,36 @@ def test_arms_with_the_same_labels_share_one_fine_tune(product_simulated):
     assert at_12["auto+bal+st"] == at_12["auto+bal+st+ver"] == at_12["auto+bal+st+vrank"]
 
 
+def test_each_run_writes_the_rows_it_labeled_in_order(product_simulated):
+    import csv
+
+    pool = list(csv.DictReader((product_simulated.parent.parent / "pool.csv").open()))
+    for strategy in ("random", "auto+bal+st", "auto+bal+st+vrank"):
+        with (product_simulated / "runs" / f"{strategy}-0.labels.csv").open() as f:
+            picked = list(csv.DictReader(f))
+        assert [int(r["order"]) for r in picked] == list(range(1, 25))
+        rows = [int(r["pool_row"]) for r in picked]
+        assert len(set(rows)) == 24
+        assert all(r["label"] == pool[i]["label"] for r, i in zip(picked, rows, strict=True))
+
+
+def test_the_recipe_is_part_of_a_fine_tunes_cache_key():
+    import numpy as np
+
+    from trainer.simulate import parse_args
+    from trainer.simulation.inputs import train_config
+    from trainer.simulation.product import finetune_cache
+
+    argv = ["--learner", "product", "--pool", "p.csv", "--eval", "e.csv"]
+    default, all_labels = parse_args(argv), parse_args([*argv, "--val-fraction", "0"])
+    assert train_config(default, 0).val_fraction == 0.1  # the trainer's own default
+    assert train_config(all_labels, 0).val_fraction == 0
+    cand = np.arange(5)
+    assert finetune_cache(default, 0, [3, 1], cand) == finetune_cache(default, 0, [1, 3], cand)
+    assert finetune_cache(default, 0, [1, 3], cand) != finetune_cache(all_labels, 0, [1, 3], cand)
+    assert finetune_cache(default, 0, [1, 3], cand) != finetune_cache(default, 1, [1, 3], cand)
+
+
 def test_with_vrank_labelers_take_the_versions_most_uncertain_candidates(tmp_path, monkeypatch):
     """Between fine-tunes "+vrank" labels the active version's margin ranking of its
     candidates from the top (a random control aside), not the head's picks."""

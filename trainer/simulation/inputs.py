@@ -3,6 +3,7 @@ file) and base-encoder embeddings of their texts, cached on disk."""
 
 import csv
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class SimConfig:
     max_length: int | None = None  # None: fitted to each round's labeled texts
     train_batch_size: int = 16
     learning_rate: float | None = None  # None: the trainer's default for the model
+    val_fraction: float | None = None  # None: the trainer's default (TrainConfig.val_fraction)
     max_steps: int | None = None
     device: str = ""
     jobs: int = 1
@@ -46,6 +48,24 @@ class SimConfig:
     handover: float | None = None  # "zero_shot": trainer.zero_shot's handover (None: default)
     versus: list[str] = field(default_factory=list)  # "a:b" pairs compared in the summary
     area_to: int = 500  # the summary's area under the curve up to this many labels
+
+
+def sim_threads(cfg: SimConfig) -> int:
+    """CPU threads of one run: the CPUs this process may use, shared by cfg.jobs runs."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // max(1, cfg.jobs))
+
+
+def train_config(cfg: SimConfig, seed: int, threads: int | None = None):
+    """The fine-tuning recipe of every fine-tune a simulation runs (the trainer's defaults
+    where cfg leaves a setting at None)."""
+    from trainer.config import TrainConfig
+
+    recipe = {} if cfg.val_fraction is None else {"val_fraction": cfg.val_fraction}
+    return TrainConfig(model_name=cfg.model, max_length=cfg.max_length, epochs=cfg.epochs,
+                       batch_size=cfg.train_batch_size, learning_rate=cfg.learning_rate,
+                       seed=seed, max_steps=cfg.max_steps, device=cfg.device,
+                       num_threads=threads, **recipe)
 
 
 def round_count(cfg: SimConfig) -> int:

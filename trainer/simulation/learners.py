@@ -4,7 +4,6 @@ out_dir/runs/<strategy>-<seed>.csv (report.FIELDS)."""
 
 import csv
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -19,6 +18,8 @@ from trainer.simulation.inputs import (
     load_data,
     quiet_transformers,
     round_count,
+    sim_threads,
+    train_config,
     zero_shot_scorer,
 )
 from trainer.simulation.report import FIELDS
@@ -46,7 +47,6 @@ def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
 
 def run_finetune(cfg: SimConfig, strategy: str, seed: int) -> Path:
     """One (strategy, seed) learning curve; resumes from out_dir/runs/<strategy>-<seed>.*"""
-    from trainer.config import TrainConfig
     from trainer.models import load_classifier
     from trainer.predict import predict_and_embed
     from trainer.train import train
@@ -61,19 +61,14 @@ def run_finetune(cfg: SimConfig, strategy: str, seed: int) -> Path:
     else:
         state = {"round": 0, "labeled": _initial_labels(cfg, pool_x, seed)}
         rows_path.write_text(",".join(FIELDS) + "\n")
-    threads = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else os.cpu_count() or 1) // max(1, cfg.jobs))
+    threads = sim_threads(cfg)
     n_rounds = round_count(cfg)
     workdir = Path(tempfile.mkdtemp(prefix=f"al-{strategy}-{seed}-"))
     try:
         while state["round"] <= n_rounds:
             r, labeled = state["round"], state["labeled"]
             started = time.perf_counter()
-            config = TrainConfig(model_name=cfg.model, max_length=cfg.max_length,
-                                 epochs=cfg.epochs, batch_size=cfg.train_batch_size,
-                                 learning_rate=cfg.learning_rate, seed=seed,
-                                 max_steps=cfg.max_steps, device=cfg.device,
-                                 num_threads=threads)
+            config = train_config(cfg, seed, threads)
             out = workdir / f"round-{r}"
             result = train(texts=[pool_x[i] for i in labeled],
                            labels=[pool_y[i] for i in labeled], label_names=label_names,
@@ -271,16 +266,13 @@ def tfidf_row(strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
 
 
 def _finetune_row(cfg, strategy, seed, r, texts, labels, eval_x, eval_y, names) -> dict:
-    from trainer.config import TrainConfig
     from trainer.train import train
 
     quiet_transformers()
     started = time.perf_counter()
     out = Path(tempfile.mkdtemp(prefix="al-ft-"))
     try:
-        config = TrainConfig(model_name=cfg.model, max_length=cfg.max_length, epochs=cfg.epochs,
-                             batch_size=cfg.train_batch_size, learning_rate=cfg.learning_rate,
-                             seed=seed, device=cfg.device)
+        config = train_config(cfg, seed)
         result = train(texts=texts, labels=labels, label_names=names, config=config,
                        output_dir=out, eval_texts=eval_x, eval_labels=eval_y)
     finally:

@@ -24,7 +24,6 @@ labels (before their first fine-tune) train once.
 import csv
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -37,6 +36,8 @@ from trainer.simulation.inputs import (
     embeddings_of,
     load_data,
     quiet_transformers,
+    sim_threads,
+    train_config,
     zero_shot_scorer,
 )
 from trainer.simulation.learners import (
@@ -67,9 +68,13 @@ def product_variant(strategy: str) -> tuple[str, bool, bool]:
     return base, in_version_space, version_ranks
 
 
-def _threads(cfg: SimConfig) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cpus or 1) // max(1, cfg.jobs))
+def finetune_cache(cfg: SimConfig, seed: int, labeled: list[int], cand: np.ndarray) -> Path:
+    """Where the fine-tune of these labels (and its view of these candidates) is kept: one
+    file per seed, labeled set, candidates and recipe."""
+    recipe = [] if cfg.val_fraction is None else [cfg.val_fraction]  # keeps older caches valid
+    key = hashlib.sha256(json.dumps([seed, sorted(labeled), cand.tolist(), *recipe]).encode()
+                         ).hexdigest()
+    return Path(cfg.out_dir) / "finetunes" / f"{key[:24]}.npz"
 
 
 def _finetune(cfg: SimConfig, seed: int, labeled: list[int], pool_x, pool_y, eval_x, names,
@@ -77,22 +82,17 @@ def _finetune(cfg: SimConfig, seed: int, labeled: list[int], pool_x, pool_y, eva
     """Fine-tune on the labeled items; the version's eval probabilities, its probabilities and
     embeddings of the candidates and its embeddings of the labeled items (cached by labeled
     set and candidates; no candidates: none of those)."""
-    from trainer.config import TrainConfig
     from trainer.models import load_classifier
     from trainer.predict import embed, predict_and_embed
     from trainer.train import train
 
-    key = hashlib.sha256(json.dumps([seed, sorted(labeled), cand.tolist()]).encode()).hexdigest()
-    cache = Path(cfg.out_dir) / "finetunes" / f"{key[:24]}.npz"
+    cache = finetune_cache(cfg, seed, labeled, cand)
     if cache.exists():
         return dict(np.load(cache))
     quiet_transformers()
     out = Path(tempfile.mkdtemp(prefix="al-product-"))
     try:
-        config = TrainConfig(model_name=cfg.model, max_length=cfg.max_length, epochs=cfg.epochs,
-                             batch_size=cfg.train_batch_size, learning_rate=cfg.learning_rate,
-                             seed=seed, max_steps=cfg.max_steps, device=cfg.device,
-                             num_threads=_threads(cfg))
+        config = train_config(cfg, seed, sim_threads(cfg))
         result = train(texts=[pool_x[i] for i in labeled], labels=[pool_y[i] for i in labeled],
                        label_names=names, config=config, output_dir=out)
         tokenizer, model = load_classifier(str(out), device=cfg.device)
@@ -225,4 +225,8 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+    with (runs / f"{strategy}-{seed}.labels.csv").open("w", newline="") as f:
+        writer = csv.writer(f)  # which pool rows the loop labeled, in order: what it picked
+        writer.writerow(["order", "pool_row", "label"])
+        writer.writerows((k, i, pool_y[i]) for k, i in enumerate(labeled, start=1))
     return runs / f"{strategy}-{seed}.csv"
