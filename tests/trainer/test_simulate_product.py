@@ -73,6 +73,8 @@ def test_the_recipe_is_part_of_a_fine_tunes_cache_key():
     assert finetune_cache(default, 0, [3, 1], cand) == finetune_cache(default, 0, [1, 3], cand)
     assert finetune_cache(default, 0, [1, 3], cand) != finetune_cache(all_labels, 0, [1, 3], cand)
     assert finetune_cache(default, 0, [1, 3], cand) != finetune_cache(default, 1, [1, 3], cand)
+    longer = parse_args([*argv, "--epochs", "6"])
+    assert finetune_cache(default, 0, [1, 3], cand) != finetune_cache(longer, 0, [1, 3], cand)
 
 
 def test_with_vrank_labelers_take_the_versions_most_uncertain_candidates(tmp_path, monkeypatch):

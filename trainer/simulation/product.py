@@ -17,8 +17,8 @@ ranking of those candidates (margin, as pool scoring ranks the queue) is labeled
 until the next fine-tune, the head only before the first version. Before the first version
 all are the same.
 
-A fine-tune's results are cached under out_dir/finetunes by labeled set, so arms that share
-labels (before their first fine-tune) train once.
+A fine-tune's results are cached under out_dir/finetunes by seed, labeled set and recipe, so
+arms that share labels (before their first fine-tune) train once.
 """
 
 import csv
@@ -50,6 +50,8 @@ from trainer.simulation.learners import (
 from trainer.simulation.report import FIELDS
 
 VERSION_SPACE, VERSION_RANKS = "ver", "vrank"
+RECIPE_FIELDS = ("model", "epochs", "max_length", "train_batch_size", "learning_rate",
+                 "val_fraction", "max_steps")  # what a fine-tune learns depends on
 VERSION_STRATEGY = "margin"  # what pool scoring ranks by (strategy_names: the default's pool)
 
 
@@ -70,10 +72,11 @@ def product_variant(strategy: str) -> tuple[str, bool, bool]:
 
 def finetune_cache(cfg: SimConfig, seed: int, labeled: list[int], cand: np.ndarray) -> Path:
     """Where the fine-tune of these labels (and its view of these candidates) is kept: one
-    file per seed, labeled set, candidates and recipe."""
-    recipe = [] if cfg.val_fraction is None else [cfg.val_fraction]  # keeps older caches valid
-    key = hashlib.sha256(json.dumps([seed, sorted(labeled), cand.tolist(), *recipe]).encode()
-                         ).hexdigest()
+    file per seed, labeled set, candidates and recipe (a run with other epochs, say, in the
+    same out_dir trains afresh)."""
+    recipe = {name: getattr(cfg, name) for name in RECIPE_FIELDS}
+    key = hashlib.sha256(json.dumps([seed, sorted(labeled), cand.tolist(), recipe],
+                                    sort_keys=True).encode()).hexdigest()
     return Path(cfg.out_dir) / "finetunes" / f"{key[:24]}.npz"
 
 
