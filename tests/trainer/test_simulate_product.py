@@ -58,6 +58,27 @@ def test_each_run_writes_the_rows_it_labeled_in_order(product_simulated):
         assert all(r["label"] == pool[i]["label"] for r, i in zip(picked, rows, strict=True))
 
 
+def test_the_per_class_report_finds_every_served_version(product_simulated, capsys):
+    """bench.served_classes reads the cached fine-tunes by the rows each run labeled: its
+    macro-F1 is the served row's, for every strategy, seed and fine-tune."""
+    from bench.served_classes import class_rows
+    from bench.served_classes import main as served_classes
+
+    rows = class_rows(product_simulated)
+    served = {(r["strategy"], r["labels"]): r["macro_f1"]
+              for r in read_rows(product_simulated / "results.csv") if ":" not in r["strategy"]}
+    found = {(r["strategy"], r["labels"]) for r in rows}
+    assert found == set(served)
+    for (strategy, n), macro_f1 in served.items():
+        classes = [r for r in rows if r["strategy"] == strategy and r["labels"] == n]
+        assert len(classes) == 3
+        assert abs(sum(r["labeled_share"] for r in classes) - 1) < 0.01
+        assert abs(sum(r["predicted_share"] for r in classes) - 1) < 0.01
+        assert abs(classes[0]["macro_f1"] - macro_f1) < 0.001, (strategy, n)
+    assert served_classes([str(product_simulated)]) == 0
+    assert "| predicted_share |" in capsys.readouterr().out
+
+
 def test_the_recipe_is_part_of_a_fine_tunes_cache_key():
     import numpy as np
 

@@ -70,6 +70,18 @@ def product_variant(strategy: str) -> tuple[str, bool, bool]:
     return base, in_version_space, version_ranks
 
 
+def scored_candidates(cfg: SimConfig, seed: int, labeled: list[int], pool_size: int,
+                      base: str) -> np.ndarray:
+    """The unlabeled pool rows a new version scores (what pool scoring embeds); random picks
+    need none."""
+    if base == "random":
+        return np.zeros(0, dtype=int)
+    taken = set(labeled)
+    unlabeled = np.array([i for i in range(pool_size) if i not in taken])
+    return np.random.default_rng([seed, len(labeled)]).choice(
+        unlabeled, min(len(unlabeled), cfg.pool_subsample), replace=False)
+
+
 def finetune_cache(cfg: SimConfig, seed: int, labeled: list[int], cand: np.ndarray) -> Path:
     """Where the fine-tune of these labels (and its view of these candidates) is kept: one
     file per seed, labeled set, candidates and recipe (a run with other epochs, say, in the
@@ -162,11 +174,7 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
     while True:
         started = time.perf_counter()
         if len(labeled) >= schedule[0]:  # the retrain schedule: a new active version
-            taken = set(labeled)
-            unlabeled = np.array([i for i in range(len(pool_x)) if i not in taken])
-            cand = np.random.default_rng([seed, len(labeled)]).choice(
-                unlabeled, min(len(unlabeled), cfg.pool_subsample), replace=False
-            ) if base != "random" else np.zeros(0, dtype=int)  # random needs no embeddings
+            cand = scored_candidates(cfg, seed, labeled, len(pool_x), base)
             found = _finetune(cfg, seed, labeled, pool_x, pool_y, eval_x, names, cand)
             rows.append(_served_row(strategy, seed, r, len(labeled), y_eval, found["proba"],
                                     len(names), time.perf_counter() - started))
