@@ -1,9 +1,7 @@
 """The fast loop: pool embeddings once per encoder, a head refit and re-rank every few labels."""
 
-import hashlib
 from unittest import mock
 
-import numpy as np
 import pytest
 
 from annotator.models import Annotation, HeadFit, Item
@@ -16,22 +14,15 @@ from annotator.services.pool_embeddings import (
     pool_embed_chunk,
     pool_embed_start,
 )
+from tests.annotator.fake_encoder import axis_embeddings
 from tests.annotator.labeling_factories import make_item
 
 WORDS = {"negative": "awful", "neutral": "okay", "positive": "lovely"}
 
 
 def _fake_embed(texts, **_):
-    """Deterministic 'embeddings': one direction per sentiment word, plus text noise."""
-    out = []
-    for text in texts:
-        rng = np.random.default_rng(int(hashlib.sha256(text.encode()).hexdigest()[:8], 16))
-        v = rng.normal(scale=0.3, size=16)
-        for k, word in enumerate(WORDS.values()):
-            if word in text:
-                v[k] += 3
-        out.append(v)
-    return np.asarray(out, dtype=np.float32)
+    """One direction per sentiment word, plus text noise."""
+    return axis_embeddings(texts, [(word,) for word in WORDS.values()])
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,8 @@
 """Zero-shot in the product: label descriptions in the label set, the labeling page's
 suggestion before any version, and the fast loop's cold start (services/zero_shot.py)."""
 
-import hashlib
 from unittest import mock
 
-import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
@@ -16,6 +14,7 @@ from annotator.services.fast_loop import head_rerank
 from annotator.services.pool_embeddings import embeddings_write, encoder_key
 from annotator.services.projects import label_rename
 from annotator.services.zero_shot import PROVENANCE, descriptions_prepare
+from tests.annotator.fake_encoder import axis_embeddings
 from tests.annotator.labeling_factories import label_as, make_item
 from tests.annotator.serving_helpers import token_client
 from trainer.zero_shot import HANDOVER_LABELS, zero_shot_weight
@@ -27,16 +26,8 @@ WORD = {label: words[0] for label, words in AXES.items()}
 
 
 def _fake_embed(texts, **_):
-    """Deterministic 'embeddings' (16-d): +3 on the axis of each label the text names."""
-    out = []
-    for text in texts:
-        rng = np.random.default_rng(int(hashlib.sha256(text.encode()).hexdigest()[:8], 16))
-        v = rng.normal(scale=0.3, size=16)
-        for k, words in enumerate(AXES.values()):
-            if any(word in text for word in words):
-                v[k] += 3
-        out.append(v)
-    return np.asarray(out, dtype=np.float32)
+    """+3 on the axis of each label the text names (its word or its description's)."""
+    return axis_embeddings(texts, AXES.values())
 
 
 def _label_of(text: str) -> str:
