@@ -18,7 +18,9 @@ def product_simulated(tmp_path_factory):
     argv = ["--learner", "product", "--pool", str(root / "pool.csv"),
             "--eval", str(root / "eval.csv"), "--text-columns", "title,text",
             "--out-dir", str(root / "out" / "run"), "--model", "all-MiniLM-L6-v2",
-            "--strategies", "random,auto+bal+st,auto+bal+st+ver,auto+bal+st+vrank", "--seeds", "0",
+            "--strategies",
+            "random,auto+bal+st,auto+bal+st+ver,auto+bal+st+vrank,auto+bal+st+strat",
+            "--seeds", "0",
             "--seed-size", "6", "--batch-size", "6", "--max-labels", "24",
             "--finetune-at", "12,24", "--pool-subsample", "30", "--max-length", "16",
             "--epochs", "1", "--max-steps", "2", "--device", "cpu"]
@@ -28,7 +30,8 @@ def product_simulated(tmp_path_factory):
 
 def test_each_strategy_has_the_served_version_and_tfidf_at_every_fine_tune(product_simulated):
     rows = read_rows(product_simulated / "results.csv")
-    for strategy in ("random", "auto+bal+st", "auto+bal+st+ver", "auto+bal+st+vrank"):
+    for strategy in ("random", "auto+bal+st", "auto+bal+st+ver", "auto+bal+st+vrank",
+                     "auto+bal+st+strat"):
         assert sorted(r["labels"] for r in rows if r["strategy"] == strategy) == [12, 24]
         assert sorted(r["labels"] for r in rows
                       if r["strategy"] == f"{strategy}:tfidf") == [12, 24]
@@ -39,10 +42,11 @@ def test_arms_with_the_same_labels_share_one_fine_tune(product_simulated):
     # before the first version the head arms pick alike: the 12-label fine-tune is one cached
     # result; random's labels differ; after it the arms part
     cached = list((product_simulated / "finetunes").glob("*.npz"))
-    assert 4 <= len(cached) <= 6
+    assert 4 <= len(cached) <= 7
     rows = read_rows(product_simulated / "results.csv")
     at_12 = {r["strategy"]: r["macro_f1"] for r in rows if r["labels"] == 12}
-    assert at_12["auto+bal+st"] == at_12["auto+bal+st+ver"] == at_12["auto+bal+st+vrank"]
+    assert at_12["auto+bal+st"] == at_12["auto+bal+st+ver"] == at_12["auto+bal+st+vrank"] \
+        == at_12["auto+bal+st+strat"]
 
 
 def test_each_run_writes_the_rows_it_labeled_in_order(product_simulated):
@@ -131,10 +135,28 @@ def test_with_vrank_labelers_take_the_versions_most_uncertain_candidates(tmp_pat
     assert set(cand[:11].tolist()) <= set(taken)
 
 
+def test_stratified_picks_keep_the_heads_first_and_take_every_class_in_turn():
+    import numpy as np
+
+    from trainer.simulation.product import with_stratified_picks
+
+    unlabeled = np.arange(100, 130)
+    predicted = np.array([0] * 20 + [1] * 6 + [2] * 4)  # rows 100-119: class 0, ...
+    picks = with_stratified_picks([125, 101, 129, 110, 102, 103], predicted, unlabeled, 6, 0)
+    assert picks[:3] == [125, 101, 129]  # the head's first half, in its order
+    rest = picks[3:]
+    assert len(set(picks)) == 6 and not set(rest) & {125, 101, 129}
+    assert sorted(predicted[np.searchsorted(unlabeled, rest)].tolist()) == [0, 1, 2]
+    # a class with no row left is skipped; fewer rows than asked: all there are
+    assert len(with_stratified_picks([100], predicted[:2], unlabeled[:2], 2, 0)) == 2
+
+
 def test_variants_parse_and_unknown_ones_are_refused():
-    assert product_variant("zero_shot+bal+st+ver") == ("zero_shot+bal+st", True, False)
-    assert product_variant("zero_shot+bal+st+vrank") == ("zero_shot+bal+st", False, True)
-    assert product_variant("random") == ("random", False, False)
-    for unknown in ("auto+magic+ver", "random+vrank", "auto+ver+vrank"):
+    assert product_variant("zero_shot+bal+st+ver") == ("zero_shot+bal+st", True, False, False)
+    assert product_variant("zero_shot+bal+st+vrank") == ("zero_shot+bal+st", False, True, False)
+    assert product_variant("zero_shot+bal+st+strat") == ("zero_shot+bal+st", False, False, True)
+    assert product_variant("random") == ("random", False, False, False)
+    for unknown in ("auto+magic+ver", "random+vrank", "auto+ver+vrank", "random+strat",
+                    "auto+strat+vrank"):
         with pytest.raises(ValueError):
             product_variant(unknown)

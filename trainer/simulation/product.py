@@ -23,6 +23,7 @@ arms that share labels (before their first fine-tune) train once.
 
 import csv
 import hashlib
+import itertools
 import json
 import shutil
 import tempfile
@@ -49,25 +50,48 @@ from trainer.simulation.learners import (
 )
 from trainer.simulation.report import FIELDS
 
-VERSION_SPACE, VERSION_RANKS = "ver", "vrank"
+VERSION_SPACE, VERSION_RANKS, STRATIFIED = "ver", "vrank", "strat"
+STRATIFIED_SHARE = 0.5  # "+strat": the share of each batch drawn within predicted classes
 RECIPE_FIELDS = ("model", "epochs", "max_length", "train_batch_size", "learning_rate",
                  "val_fraction", "max_steps")  # what a fine-tune learns depends on
 VERSION_STRATEGY = "margin"  # what pool scoring ranks by (strategy_names: the default's pool)
 
 
-def product_variant(strategy: str) -> tuple[str, bool, bool]:
+def product_variant(strategy: str) -> tuple[str, bool, bool, bool]:
     """"zero_shot+bal+st+ver" -> ("zero_shot+bal+st", head on the version's embeddings,
-    False); "...+vrank" -> (..., False, the version's own ranking between fine-tunes)."""
+    False, False); "...+vrank" -> (..., False, the version's own ranking between fine-tunes,
+    False); "...+strat" -> (..., False, False, half of each batch at random within the
+    head's predicted classes)."""
     mods = strategy.split("+")
     in_version_space, version_ranks = VERSION_SPACE in mods, VERSION_RANKS in mods
-    base = "+".join(m for m in mods if m not in (VERSION_SPACE, VERSION_RANKS))
+    stratified = STRATIFIED in mods
+    base = "+".join(m for m in mods if m not in (VERSION_SPACE, VERSION_RANKS, STRATIFIED))
     if in_version_space and version_ranks:
         raise ValueError(f"{strategy}: +ver and +vrank are two different rankings")
+    if stratified and (in_version_space or version_ranks):
+        raise ValueError(f"{strategy}: +strat mixes into the base encoder head's picks only")
     if base != "random":
         head_variant(base)  # raises on an unknown one
-    elif in_version_space or version_ranks:
-        raise ValueError(f"{strategy}: random picks use no version")
-    return base, in_version_space, version_ranks
+    elif in_version_space or version_ranks or stratified:
+        raise ValueError(f"{strategy}: random picks use no version and no head")
+    return base, in_version_space, version_ranks, stratified
+
+
+def with_stratified_picks(picks: list[int], predicted: np.ndarray, unlabeled: np.ndarray,
+                          n: int, seed: int) -> list[int]:
+    """The first n - STRATIFIED_SHARE * n of the head's picks, then unlabeled rows drawn at
+    random within each predicted class, the classes taking turns: typical members of every
+    class beside the borderline ones (uncertain picks on English teach the fine-tune a narrow
+    neutral class, docs/bench/label_efficiency.md). predicted: the head's class of each row
+    of unlabeled."""
+    k = int(round(n * STRATIFIED_SHARE))
+    kept = list(picks[: n - k])
+    free = ~np.isin(unlabeled, kept)
+    rng = np.random.default_rng(seed)
+    groups = [list(rng.permutation(unlabeled[free & (predicted == c)]))
+              for c in np.unique(predicted[free])]
+    turns = [int(i) for row in itertools.zip_longest(*groups) for i in row if i is not None]
+    return kept + turns[: n - len(kept)]
 
 
 def scored_candidates(cfg: SimConfig, seed: int, labeled: list[int], pool_size: int,
@@ -141,7 +165,7 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
     from trainer.strategies import head_query, predictions_stable, query
     from trainer.zero_shot import BlendedScorer, zero_shot_weight
 
-    base, in_version_space, version_ranks = product_variant(strategy)
+    base, in_version_space, version_ranks, stratified = product_variant(strategy)
     runs = Path(cfg.out_dir) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     pool_x, pool_y, eval_x, eval_y, names = load_data(cfg)
@@ -227,10 +251,14 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
                                                       y_pool[lab], n, cfg, seed * 1000 + r)
             else:
                 name = "embedding_kmeans" if phase == "diversity" else phase
-                picks = head_query(name, model, x_pool, lab, y_pool[lab], n,
-                                   random_share=cfg.random_share, seed=seed * 1000 + r,
-                                   candidates=cfg.head_candidates)
-                labeled = labeled + [p.index for p in picks]
+                picks = [p.index for p in head_query(name, model, x_pool, lab, y_pool[lab], n,
+                                                     random_share=cfg.random_share,
+                                                     seed=seed * 1000 + r,
+                                                     candidates=cfg.head_candidates)]
+                if stratified and phase != "diversity":
+                    predicted = model.predict_proba(x_pool[unl]).argmax(axis=1)
+                    picks = with_stratified_picks(picks, predicted, unl, n, seed * 1000 + r)
+                labeled = labeled + picks
         r += 1
     with (runs / f"{strategy}-{seed}.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
