@@ -15,7 +15,9 @@ candidates only, with the strategy's post-cold-start rule (no zero-shot blend: t
 descriptions live in the base encoder's space); with "+vrank", the active version's own
 ranking of those candidates (margin, as pool scoring ranks the queue) is labeled in order
 until the next fine-tune, the head only before the first version. Before the first version
-all are the same.
+all are the same. "+strat" keeps the head on the base encoder and, after the cold start,
+takes half of each batch at random within the head's predicted classes
+(with_stratified_picks).
 
 A fine-tune's results are cached under out_dir/finetunes by seed, labeled set and recipe, so
 arms that share labels (before their first fine-tune) train once.
