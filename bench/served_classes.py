@@ -20,8 +20,7 @@ import numpy as np
 
 
 def class_rows(out_dir: Path) -> list[dict]:
-    from sklearn.metrics import precision_recall_fscore_support
-
+    from trainer.evaluate import classification_metrics
     from trainer.simulation.inputs import SimConfig, load_data
     from trainer.simulation.product import finetune_cache, product_variant, scored_candidates
 
@@ -48,19 +47,18 @@ def class_rows(out_dir: Path) -> list[dict]:
                     print(f"{strategy} seed {seed} at {n}: no cached fine-tune", file=sys.stderr)
                     continue
                 predicted = np.load(cache)["proba"].argmax(axis=1)
-                precision, recall, f1, _ = precision_recall_fscore_support(
-                    y_eval, predicted, labels=range(len(names)), zero_division=0)
+                metrics = classification_metrics(y_eval, predicted, names)
                 labeled_counts = np.bincount([names.index(pool_y[i]) for i in labeled],
                                              minlength=len(names))
                 predicted_counts = np.bincount(predicted, minlength=len(names))
                 for k, name in enumerate(names):
+                    scores = metrics["per_class"][name]
                     found.append({
                         "strategy": strategy, "seed": seed, "labels": n, "class": name,
                         "labeled_share": round(labeled_counts[k] / n, 3),
-                        "precision": round(float(precision[k]), 3),
-                        "recall": round(float(recall[k]), 3), "f1": round(float(f1[k]), 3),
+                        **{key: round(scores[key], 3) for key in ("precision", "recall", "f1")},
                         "predicted_share": round(predicted_counts[k] / len(predicted), 3),
-                        "macro_f1": round(float(f1.mean()), 3),
+                        "macro_f1": round(metrics["macro_f1"], 3),
                     })
     return found
 

@@ -121,8 +121,8 @@ def finetune_cache(cfg: SimConfig, seed: int, labeled: list[int], cand: np.ndarr
 def _finetune(cfg: SimConfig, seed: int, labeled: list[int], pool_x, pool_y, eval_x, names,
               cand: np.ndarray) -> dict:
     """Fine-tune on the labeled items; the version's eval probabilities, its probabilities and
-    embeddings of the candidates and its embeddings of the labeled items (cached by labeled
-    set and candidates; no candidates: none of those)."""
+    embeddings of the candidates and its embeddings of the labeled items (cached by
+    finetune_cache; no candidates: none of those)."""
     from trainer.models import load_classifier
     from trainer.predict import embed, predict_and_embed
     from trainer.train import train
