@@ -103,6 +103,13 @@ class Project(models.Model):
         help_text="The head also learns from confident, class-balanced pseudo-labels of the "
         "pool (never stored or exported as labels).",
     )
+    # 0.5 measured above 0 on both languages (docs/bench/label_efficiency.md, "+strat")
+    class_sample_share = models.FloatField(
+        default=0.5,
+        help_text="Once the head is trusted, this share of each re-ranked queue is drawn at "
+        "random within each class the head predicts (typical items of every class beside "
+        "the uncertain ones; 0: uncertain picks only).",
+    )
 
     # training
     model_name = models.CharField(
@@ -289,6 +296,7 @@ class Annotation(models.Model):
         RANDOM_CONTROL = "random_control", "Random control share"
         SEED = "seed", "Cold-start seeding"
         DIVERSITY = "diversity", "Diversity (cold start or a diversity strategy)"
+        CLASS_SAMPLE = "class_sample", "Class sample (at random within a predicted class)"
         OVERLAP = "overlap", "Overlap (agreement)"
         GOLD = "gold", "Gold labeled by people"
         IMPORT = "import", "Imported"

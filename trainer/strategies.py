@@ -6,6 +6,7 @@ selection functions turn scores (and optionally embeddings) into item indices.
 `query()` puts them together for one batch, with a random control share.
 """
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ STRATEGIES = ("random", "least_confidence", "margin", "entropy")
 DEFAULT_STRATEGY = "margin"
 # Reasons recorded with every pick (Item.queue_reason / Annotation.picked_by).
 UNCERTAINTY, RANDOM_CONTROL, SEED, RANDOM = "uncertainty", "random_control", "seed", "random"
+CLASS_SAMPLE = "class_sample"  # drawn at random within one predicted class (with_class_samples)
 
 
 class EmptyPoolError(ValueError):
@@ -420,3 +422,32 @@ def predictions_stable(previous: np.ndarray | None, current: np.ndarray, num_cla
         return False, None
     value = _kappa(np.asarray(previous), np.asarray(current), num_classes)
     return value >= kappa, value
+
+
+def class_samples(predicted: np.ndarray, rows: np.ndarray, k: int, seed: int) -> list[int]:
+    """k of `rows` drawn at random within each predicted class, the classes taking turns
+    (predicted: the class of each row): typical members of every class, however rare."""
+    rng = np.random.default_rng(seed)
+    predicted, rows = np.asarray(predicted), np.asarray(rows)
+    groups = [rng.permutation(rows[predicted == c]).tolist() for c in np.unique(predicted)]
+    turns = [int(i) for row in itertools.zip_longest(*groups) for i in row if i is not None]
+    return turns[:k]
+
+
+def with_class_samples(picks: list[Pick], predicted: np.ndarray, rows: np.ndarray,
+                       share: float, seed: int) -> list[Pick]:
+    """The first len(picks) - k picks (k = share of the batch), the other k class_samples of
+    the rows not kept, spread evenly through the batch so any top of the queue holds the
+    share. Uncertain picks alone teach a fine-tune on English reviews a narrow neutral class
+    (docs/bench/label_efficiency.md, "+strat")."""
+    n = len(picks)
+    k = int(round(n * share)) if n > 1 else 0
+    if not k:
+        return picks
+    kept = picks[: n - k]
+    free = ~np.isin(rows, [p.index for p in kept])
+    drawn = [Pick(i, CLASS_SAMPLE, 0.0)
+             for i in class_samples(np.asarray(predicted)[free], np.asarray(rows)[free], k, seed)]
+    place = {id(p): (j + 0.5) / len(kept) for j, p in enumerate(kept)}
+    place.update({id(p): (j + 0.5) / len(drawn) for j, p in enumerate(drawn)})
+    return sorted(kept + drawn, key=lambda p: place[id(p)])

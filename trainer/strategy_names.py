@@ -45,6 +45,8 @@ FALLBACK_POOL_STRATEGY, FALLBACK_HEAD_STRATEGY = "margin", "breaking_ties"
 COLD_START_KMEANS = "embedding_kmeans"
 COLD_START_ZERO_SHOT = "zero_shot"
 BLENDED_SUFFIX = "+" + COLD_START_ZERO_SHOT
+# a trusted head's queue with Project.class_sample_share of class samples: "<strategy>+class_sample"
+CLASS_SAMPLE_SUFFIX = "+class_sample"
 
 
 def pool_strategy_for(name: str) -> str:

@@ -14,7 +14,7 @@ SETTINGS_FIELDS = [
     "overlap_percent", "overlap_labelers", "label_gold_by_people", "show_suggestions",
     "bulk_labeling_by_labelers", "bulk_labels_in_training",
     "model_name", "retrain_min_new_labels", "retrain_every_minutes", "epochs",
-    "strategy", "fast_loop_every", "cold_start_diversity", "self_training",
+    "strategy", "fast_loop_every", "cold_start_diversity", "self_training", "class_sample_share",
     "guidelines",
 ]  # fmt: skip
 LIMITS = {  # field: (min, max); the model fields only say "not negative"
@@ -22,6 +22,7 @@ LIMITS = {  # field: (min, max); the model fields only say "not negative"
     "overlap_labelers": (1, 10),
     "epochs": (1, 50),
     "fast_loop_every": (0, 10_000),
+    "class_sample_share": (0, 1),
 }
 
 

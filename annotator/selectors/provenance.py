@@ -38,7 +38,7 @@ def annotation_provenance(item: Item, *, prediction=...) -> dict:
     elif reason == Annotation.Picked.DIVERSITY and item.project.strategy not in DIVERSE:
         fields["strategy"] = "cold_start_diversity"
     elif reason in (Annotation.Picked.UNCERTAINTY, Annotation.Picked.RANDOM_CONTROL,
-                    Annotation.Picked.DIVERSITY):
+                    Annotation.Picked.DIVERSITY, Annotation.Picked.CLASS_SAMPLE):
         fields["strategy"] = (item.project.strategy if item.ranked_by_head_id
                               else version_strategy(item.project))
     if item.ranked_by_head_id and item.head_label:  # what the labeler was shown, if anything

@@ -40,6 +40,7 @@ from annotator.queueing import enqueue_on_commit
 from annotator.services.zero_shot import descriptions_prepare, zero_shot_scorer
 from trainer.strategy_names import (
     BLENDED_SUFFIX,
+    CLASS_SAMPLE_SUFFIX,
     COLD_START_KMEANS,
     COLD_START_ZERO_SHOT,
     head_strategy_for,
@@ -166,6 +167,19 @@ def _fit(project: Project, x: np.ndarray, lab_rows: np.ndarray, y: np.ndarray):
                     seed=project.pk)
 
 
+def _with_class_samples(project: Project, model, x: np.ndarray, lab_rows: np.ndarray, picks,
+                        seed: int):
+    """The project's class_sample_share of the picks drawn at random within the classes the
+    model predicts, of at most FAST_LOOP_CANDIDATES open rows (a bounded re-rank)."""
+    from trainer.strategies import with_class_samples
+
+    rest = np.setdiff1d(np.arange(len(x)), lab_rows)
+    rows = np.random.default_rng(seed).choice(
+        rest, min(len(rest), settings.FAST_LOOP_CANDIDATES), replace=False)
+    predicted = model.predict_proba(x[rows]).argmax(axis=1)
+    return with_class_samples(list(picks), predicted, rows, project.class_sample_share, seed)
+
+
 def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None = None) -> dict:
     """Refit the head on the labels so far and re-rank the queue (task head_rerank_task).
 
@@ -209,7 +223,8 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
         stop_predictions = model.predict_proba(x[_stop_rows(project, ids)]).argmax(axis=1)
         trusted, kappa = _trust(project, last, stop_predictions)
     strategy = head_strategy_for(project.strategy)
-    if head is None or (project.cold_start_diversity and not trusted):
+    cold_start = head is None or (project.cold_start_diversity and not trusted)
+    if cold_start:
         strategy = COLD_START_KMEANS if scorer is None else COLD_START_ZERO_SHOT
     n = min(queue_size or settings.FAST_LOOP_QUEUE_SIZE, len(ids) - len(lab_rows))
     seed = project.pk * 100_003 + len(lab_rows)
@@ -224,6 +239,9 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
             candidates=(settings.FAST_LOOP_DIVERSITY_CANDIDATES
                         if strategy in EMBEDDING_STRATEGIES else settings.FAST_LOOP_CANDIDATES),
             seed=seed)
+        if not cold_start and strategy != "random" and project.class_sample_share:
+            picks = _with_class_samples(project, model, x, lab_rows, picks, seed)
+            strategy += CLASS_SAMPLE_SUFFIX
         strategy += BLENDED_SUFFIX if scorer is not None else ""
 
     fit = HeadFit(project=project, encoder=key, labels=labeled_now,

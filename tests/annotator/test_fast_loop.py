@@ -108,11 +108,55 @@ def test_cold_start_spreads_then_the_head_ranks_by_uncertainty(
                                        annotation_count=0).order_by("-priority")[:5])
         _label(project, top, labeler, django_capture_on_commit_callbacks)
         fits.append(head_rerank(project_id=project.pk))
-    trusted = [f for f in fits if f.get("strategy") == "balanced_ties"]  # the default
+    trusted = [f for f in fits if f.get("strategy") == "balanced_ties+class_sample"]  # default
     assert trusted, fits  # consecutive heads agreed: uncertainty took over
     fit = HeadFit.objects.filter(project=project).first()
     assert fit.trusted and fit.labels == 30 and fit.kappa is None
     assert HeadFit.objects.filter(project=project, kappa__gte=0.8).exists()
+    queue = list(Item.objects.filter(project=project, priority__isnull=False)
+                 .order_by("-priority").values_list("queue_reason", flat=True))
+    assert set(queue) == {"uncertainty", "class_sample"}  # the two spread through the queue
+    assert abs(queue.count("class_sample") - len(queue) / 2) <= 1
+    assert set(queue[:4]) == {"uncertainty", "class_sample"}
+
+
+def _trusted_queue(project, labeler, on_commit) -> list[Item]:
+    project.model_name = "all-MiniLM-L6-v2"  # k-means cold start: kappa decides, no blend
+    project.save()
+    _embed_all(project, on_commit)
+    head_rerank(project_id=project.pk, force=True)
+    for _ in range(6):
+        top = list(Item.objects.filter(project=project, priority__isnull=False,
+                                       annotation_count=0).order_by("-priority")[:5])
+        _label(project, top, labeler, on_commit)
+        head_rerank(project_id=project.pk)
+    assert HeadFit.objects.filter(project=project).first().trusted
+    return list(Item.objects.filter(project=project, priority__isnull=False)
+                .order_by("-priority"))
+
+
+def test_class_samples_cover_every_predicted_class_and_carry_their_provenance(
+        project, pool, labeler, django_capture_on_commit_callbacks):
+    queue = _trusted_queue(project, labeler, django_capture_on_commit_callbacks)
+    samples = [item for item in queue if item.queue_reason == "class_sample"]
+    assert {item.head_label for item in samples} == set(WORDS)  # every class takes turns
+    assert not {item.pk for item in samples} & {item.pk for item in queue
+                                                if item.queue_reason != "class_sample"}
+    for _ in range(3):  # the first or the second item is a class sample
+        item = item_next_claim(labeler=labeler, project=project)
+        annotation, _ = annotation_submit(labeler=labeler, item=item, label="neutral")
+        if item.queue_reason == "class_sample":
+            break
+    assert annotation.picked_by == Annotation.Picked.CLASS_SAMPLE
+    assert annotation.strategy == "balanced_ties" and annotation.ranked_by_head_id
+
+
+def test_a_class_sample_share_of_zero_ranks_by_uncertainty_only(
+        project, pool, labeler, django_capture_on_commit_callbacks):
+    project.class_sample_share = 0.0
+    queue = _trusted_queue(project, labeler, django_capture_on_commit_callbacks)
+    assert {item.queue_reason for item in queue} == {"uncertainty"}
+    assert HeadFit.objects.filter(project=project).first().strategy == "balanced_ties"
 
 
 def test_too_few_new_labels_skip_and_force_refits(project, pool, labeler,

@@ -16,6 +16,7 @@ def _settings(**changes) -> dict:
         "overlap_labelers": 2, "model_name": "", "retrain_min_new_labels": 50,
         "retrain_every_minutes": 60, "epochs": 3, "guidelines": "",
         "strategy": "margin", "fast_loop_every": 20, "cold_start_diversity": "on",
+        "class_sample_share": 0.5,
     }
     return {**data, **changes}
 
@@ -136,20 +137,22 @@ def test_the_projects_admin_changes_settings(client, project, lead):
     make_items(project, 10)
     client.force_login(lead)
     url = reverse("project_settings", args=[project.pk])
-    response = client.post(url, _settings(epochs=5, overlap_percent=50, show_suggestions="on"),
-                           follow=True)
+    response = client.post(url, _settings(epochs=5, overlap_percent=50, show_suggestions="on",
+                                          class_sample_share=0.25), follow=True)
     project.refresh_from_db()
     assert (project.epochs, project.overlap_percent, project.show_suggestions) == (5, 50, True)
+    assert project.class_sample_share == 0.25
     assert Item.objects.filter(project=project, required_labels=2).count() == 5
     assert "5 pool items now go to 2 labelers" in response.content.decode()
 
 
 def test_out_of_range_settings_are_refused(admin_client, project):
     url = reverse("project_settings", args=[project.pk])
-    response = admin_client.post(url, _settings(overlap_percent=150, epochs=0))
+    response = admin_client.post(url, _settings(overlap_percent=150, epochs=0,
+                                                class_sample_share=1.5))
     assert response.status_code == 200
     project.refresh_from_db()
-    assert (project.overlap_percent, project.epochs) == (0, 3)
+    assert (project.overlap_percent, project.epochs, project.class_sample_share) == (0, 3, 0.5)
 
 
 def test_the_model_field_suggests_built_in_models(admin_client, project):

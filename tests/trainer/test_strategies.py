@@ -2,9 +2,12 @@ import numpy as np
 import pytest
 
 from trainer.strategies import (
+    CLASS_SAMPLE,
     RANDOM_CONTROL,
     UNCERTAINTY,
     EmptyPoolError,
+    Pick,
+    class_samples,
     entropy,
     least_confidence,
     margin,
@@ -14,6 +17,7 @@ from trainer.strategies import (
     select_top,
     stopping_signal,
     uncertainty,
+    with_class_samples,
 )
 
 # rows: confident, two-way tie, three-way tie, leaning
@@ -159,3 +163,27 @@ def test_stopping_signal_stops_on_low_overall_uncertainty():
     signal = stopping_signal([], sure, num_classes=3)
     assert signal.stop and "uncertainty" in signal.reason
     assert not stopping_signal([], PROBA, num_classes=3).stop
+
+
+def test_class_samples_take_turns_so_a_rare_predicted_class_is_reached():
+    rows = np.arange(100, 120)
+    predicted = np.array([0] * 17 + [1] * 2 + [2])  # class 2 predicted once
+    drawn = class_samples(predicted, rows, 6, seed=0)
+    assert [predicted[i - 100] for i in drawn] == [0, 1, 2, 0, 1, 0]
+    assert len(set(drawn)) == 6 and set(drawn) <= set(rows.tolist())
+    assert drawn == class_samples(predicted, rows, 6, seed=0)  # seeded
+    assert len(class_samples(predicted, rows, 50, seed=0)) == 20  # no more than there are
+
+
+def test_with_class_samples_keeps_the_top_picks_and_spreads_the_samples():
+    picks = [Pick(i, UNCERTAINTY, 1.0 - i / 10) for i in range(6)]
+    rows = np.arange(20)
+    predicted = rows % 2
+    mixed = with_class_samples(picks, predicted, rows, 0.5, seed=1)
+    assert len(mixed) == 6 and len({p.index for p in mixed}) == 6
+    assert [p.reason for p in mixed] == [UNCERTAINTY, CLASS_SAMPLE] * 3  # any top: the share
+    assert [p.index for p in mixed if p.reason == UNCERTAINTY] == [0, 1, 2]
+    samples = [p.index for p in mixed if p.reason == CLASS_SAMPLE]
+    assert not set(samples) & {0, 1, 2} and {predicted[i] for i in samples} == {0, 1}
+    assert with_class_samples(picks, predicted, rows, 0.0, seed=1) == picks
+    assert with_class_samples(picks[:1], predicted, rows, 0.5, seed=1) == picks[:1]

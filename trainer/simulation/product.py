@@ -17,7 +17,8 @@ ranking of those candidates (margin, as pool scoring ranks the queue) is labeled
 until the next fine-tune, the head only before the first version. Before the first version
 all are the same. "+strat" keeps the head on the base encoder and, after the cold start,
 takes half of each batch at random within the head's predicted classes
-(with_stratified_picks).
+(with_stratified_picks): the product's fast loop with its default class_sample_share, so
+"zero_shot+bal+st+strat" is the platform's default loop.
 
 A fine-tune's results are cached under out_dir/finetunes by seed, labeled set and recipe, so
 arms that share labels (before their first fine-tune) train once.
@@ -25,7 +26,6 @@ arms that share labels (before their first fine-tune) train once.
 
 import csv
 import hashlib
-import itertools
 import json
 import shutil
 import tempfile
@@ -81,19 +81,15 @@ def product_variant(strategy: str) -> tuple[str, bool, bool, bool]:
 
 def with_stratified_picks(picks: list[int], predicted: np.ndarray, unlabeled: np.ndarray,
                           n: int, seed: int) -> list[int]:
-    """The first n - STRATIFIED_SHARE * n of the head's picks, then unlabeled rows drawn at
-    random within each predicted class, the classes taking turns: typical members of every
-    class beside the borderline ones (uncertain picks on English teach the fine-tune a narrow
-    neutral class, docs/bench/label_efficiency.md). predicted: the head's class of each row
-    of unlabeled."""
+    """The first n - STRATIFIED_SHARE * n of the head's picks, then trainer.strategies'
+    class_samples of the other unlabeled rows (the product's with_class_samples, in batch
+    order). predicted: the head's class of each row of unlabeled."""
+    from trainer.strategies import class_samples
+
     k = int(round(n * STRATIFIED_SHARE))
     kept = list(picks[: n - k])
     free = ~np.isin(unlabeled, kept)
-    rng = np.random.default_rng(seed)
-    groups = [list(rng.permutation(unlabeled[free & (predicted == c)]))
-              for c in np.unique(predicted[free])]
-    turns = [int(i) for row in itertools.zip_longest(*groups) for i in row if i is not None]
-    return kept + turns[: n - len(kept)]
+    return kept + class_samples(predicted[free], unlabeled[free], n - len(kept), seed)
 
 
 def scored_candidates(cfg: SimConfig, seed: int, labeled: list[int], pool_size: int,
