@@ -116,3 +116,24 @@ def test_unknown_head_variants_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown head strategy"):
         main(["--learner", "head", "--pool", "p.csv", "--eval", "e.csv",
               "--strategies", "auto+magic", "--out-dir", str(tmp_path)])
+
+
+def test_the_head_learner_mixes_class_samples_into_strat_batches(tmp_path):
+    from unittest import mock
+
+    from trainer.simulation import learners
+
+    _write_csv(tmp_path / "pool.csv", 60, 5)
+    _write_csv(tmp_path / "eval.csv", 15, 6)
+    with mock.patch.object(learners, "with_stratified_picks",
+                           wraps=learners.with_stratified_picks) as mixed:
+        assert main(["--learner", "head", "--pool", str(tmp_path / "pool.csv"),
+                     "--eval", str(tmp_path / "eval.csv"), "--text-columns", "title,text",
+                     "--out-dir", str(tmp_path / "out" / "run"), "--model", "all-MiniLM-L6-v2",
+                     "--strategies", "breaking_ties+st+strat", "--seeds", "0",
+                     "--seed-size", "6", "--batch-size", "6", "--max-labels", "18",
+                     "--max-length", "16", "--device", "cpu", "--eval-part", "tune"]) == 0
+    assert mixed.call_count == 2  # the batches after 6 and 12 labels, none after the last
+    rows = read_rows(tmp_path / "out" / "run" / "results.csv")
+    assert sorted(r["labels"] for r in rows if r["strategy"] == "breaking_ties+st+strat") == [
+        6, 12, 18]

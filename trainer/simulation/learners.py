@@ -30,6 +30,8 @@ BASELINE_AT = (100, 200, 500, 1000)  # head learner: TF-IDF + LR on the same lab
 # head learner: the cold start ranked by the labels' descriptions (trainer.zero_shot), the
 # evaluated model the zero-shot scorer blended with the head by the handover rule
 ZERO_SHOT = COLD_START_ZERO_SHOT  # the simulation's name of the platform's cold start
+STRATIFIED = "strat"  # modifier: the product's class samples after the cold start
+STRATIFIED_SHARE = 0.5  # "+strat": the share of each batch drawn within predicted classes
 
 
 def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
@@ -109,15 +111,30 @@ def run_finetune(cfg: SimConfig, strategy: str, seed: int) -> Path:
 def head_variant(strategy: str) -> tuple[str, bool, bool, str]:
     """"auto+bal+st" -> ("auto", self-training, anchor subsampling, the uncertainty strategy
     "auto" switches to). Modifiers: st = self-training, anchor = AnchorAL subsampling,
-    bal = balanced_ties instead of breaking_ties after the cold start. The base "zero_shot"
+    bal = balanced_ties instead of breaking_ties after the cold start, strat = the product's
+    class samples after the cold start (with_stratified_picks; read by the callers). The
+    base "zero_shot"
     is "auto" with the zero-shot cold start (cfg.zero_shot_picks on the labels'
     descriptions instead of k-means) and the zero-shot scorer blended into every model."""
     base, *mods = strategy.split("+")
-    unknown = set(mods) - {"st", "anchor", "bal"}
+    unknown = set(mods) - {"st", "anchor", "bal", STRATIFIED}
     if base not in (*HEAD_STRATEGIES, ZERO_SHOT) or unknown:
         raise ValueError(f"unknown head strategy {strategy!r}")
     return base, "st" in mods, "anchor" in mods, \
         "balanced_ties" if "bal" in mods else "breaking_ties"
+
+
+def with_stratified_picks(picks: list[int], predicted: np.ndarray, unlabeled: np.ndarray,
+                          n: int, seed: int) -> list[int]:
+    """The first n - STRATIFIED_SHARE * n of the head's picks, then trainer.strategies'
+    class_samples of the other unlabeled rows (the product's with_class_samples, in batch
+    order). predicted: the head's class of each row of unlabeled."""
+    from trainer.strategies import class_samples
+
+    k = int(round(n * STRATIFIED_SHARE))
+    kept = list(picks[: n - k])
+    free = ~np.isin(unlabeled, kept)
+    return kept + class_samples(predicted[free], unlabeled[free], n - len(kept), seed)
 
 
 def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
@@ -139,6 +156,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
     from trainer.zero_shot import HANDOVER_LABELS, BlendedScorer, zero_shot_weight
 
     base, self_train, anchor, after = head_variant(strategy)
+    stratified = STRATIFIED in strategy.split("+")
     runs = Path(cfg.out_dir) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     rows_path = runs / f"{strategy}-{seed}.csv"
@@ -198,7 +216,12 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
                                    random_share=cfg.random_share, seed=seed * 1000 + r,
                                    candidates=500 if anchor else cfg.head_candidates,
                                    subsampling="anchor" if anchor else "random")
-                labeled = labeled + [p.index for p in picks]
+                picks = [p.index for p in picks]
+                if stratified and phase != "diversity":
+                    predicted = model.predict_proba(x_pool[unl]).argmax(axis=1)
+                    picks = with_stratified_picks(picks, predicted, unl, cfg.batch_size,
+                                                  seed * 1000 + r)
+                labeled = labeled + picks
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)
         if row["labels"] in BASELINE_AT:  # the simple baseline on the very same labels

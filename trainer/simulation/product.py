@@ -44,16 +44,17 @@ from trainer.simulation.inputs import (
     zero_shot_scorer,
 )
 from trainer.simulation.learners import (
+    STRATIFIED,
     ZERO_SHOT,
     cold_start_query,
     head_variant,
     scored_row,
     tfidf_row,
+    with_stratified_picks,
 )
 from trainer.simulation.report import FIELDS
 
-VERSION_SPACE, VERSION_RANKS, STRATIFIED = "ver", "vrank", "strat"
-STRATIFIED_SHARE = 0.5  # "+strat": the share of each batch drawn within predicted classes
+VERSION_SPACE, VERSION_RANKS = "ver", "vrank"
 RECIPE_FIELDS = ("model", "epochs", "max_length", "train_batch_size", "learning_rate",
                  "val_fraction", "max_steps")  # what a fine-tune learns depends on
 VERSION_STRATEGY = "margin"  # what pool scoring ranks by (strategy_names: the default's pool)
@@ -77,19 +78,6 @@ def product_variant(strategy: str) -> tuple[str, bool, bool, bool]:
     elif in_version_space or version_ranks or stratified:
         raise ValueError(f"{strategy}: random picks use no version and no head")
     return base, in_version_space, version_ranks, stratified
-
-
-def with_stratified_picks(picks: list[int], predicted: np.ndarray, unlabeled: np.ndarray,
-                          n: int, seed: int) -> list[int]:
-    """The first n - STRATIFIED_SHARE * n of the head's picks, then trainer.strategies'
-    class_samples of the other unlabeled rows (the product's with_class_samples, in batch
-    order). predicted: the head's class of each row of unlabeled."""
-    from trainer.strategies import class_samples
-
-    k = int(round(n * STRATIFIED_SHARE))
-    kept = list(picks[: n - k])
-    free = ~np.isin(unlabeled, kept)
-    return kept + class_samples(predicted[free], unlabeled[free], n - len(kept), seed)
 
 
 def scored_candidates(cfg: SimConfig, seed: int, labeled: list[int], pool_size: int,
