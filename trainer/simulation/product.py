@@ -7,16 +7,16 @@ point: the active version's macro-F1 on the evaluation rows (`<strategy>`), besi
 logistic regression on the same labels (`<strategy>:tfidf`).
 
 Strategies: "random" (random picks, fine-tunes on the same schedule) and the head strategies
-of run_head (e.g. "zero_shot+bal+st", the platform's default), whose head works on the base
-encoder's stored embeddings throughout (today's product), or, with the modifier "+ver", on
-the active version's own embeddings once there is one: of cfg.pool_subsample unlabeled
-candidates (what pool scoring embeds) and of the labeled items; the head then ranks those
-candidates only, with the strategy's post-cold-start rule (no zero-shot blend: the label
-descriptions live in the base encoder's space); with "+vrank", the active version's own
-ranking of those candidates (margin, as pool scoring ranks the queue) is labeled in order
-until the next fine-tune, the head only before the first version. Before the first version
-all are the same. "+strat" keeps the head on the base encoder and, after the cold start,
-takes half of each batch at random within the head's predicted classes
+of run_head (e.g. "zero_shot+bal+st", the platform's default before class samples), whose
+head works on the base encoder's stored embeddings throughout (the product), or, with the
+modifier "+ver", on the active version's own embeddings once there is one: of
+cfg.pool_subsample unlabeled candidates (what pool scoring embeds) and of the labeled items;
+the head then ranks those candidates only, with the strategy's post-cold-start rule (no
+zero-shot blend: the label descriptions live in the base encoder's space); with "+vrank", the
+active version's own ranking of those candidates (margin, as pool scoring ranks the queue) is
+labeled in order until the next fine-tune, the head only before the first version. Before the
+first version all are the same. "+strat" keeps the head on the base encoder and, after the
+cold start, takes half of each batch at random within the head's predicted classes
 (with_stratified_picks): the product's fast loop with its default class_sample_share, so
 "zero_shot+bal+st+strat" is the platform's default loop.
 
