@@ -308,6 +308,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+    CELERY_BROKER_TRANSPORT = "annotator.lib.broker:Transport"  # whole messages only
     _default_backend = f"db+sqlite:///{VAR_DIR / 'celery-results.sqlite3'}"
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
