@@ -17,6 +17,9 @@ clearest items by the label descriptions (trainer.zero_shot.confident_query), fr
 first item, and every model is the head blended with the scorer by the handover rule
 (zero_shot_weight: 1 with no label, 0.43 at 20); HeadFit.strategy says "zero_shot", then
 "<strategy>+zero_shot". Elsewhere the cold-start picks are k-means over the embeddings.
+Once trusted, project.class_sample_share of each queue are class samples (drawn at random
+within each class the model predicts; trainer.strategies.with_class_samples): uncertain picks
+alone taught English fine-tunes too narrow a neutral class (docs/bench/label_efficiency.md).
 
 A strategy sees at most FAST_LOOP_CANDIDATES unlabeled items (FAST_LOOP_DIVERSITY_CANDIDATES
 for the embedding-diversity ones), drawn at random (small-text SubsamplingQueryStrategy) or,
