@@ -106,9 +106,9 @@ class Project(models.Model):
     # 0.5 measured above 0 on both languages (docs/bench/label_efficiency.md, "+strat")
     class_sample_share = models.FloatField(
         default=0.5,
-        help_text="Once the head is trusted and predicts some class rarely, this share of each "
-        "re-ranked queue is drawn at random within each class the head predicts (typical "
-        "items of every class beside the uncertain ones; 0: uncertain picks only).",
+        help_text="Once the head is trusted, this share of each re-ranked queue is drawn at "
+        "random within each class the head predicts (typical items of every class beside "
+        "the uncertain ones; 0: uncertain picks only).",
     )
 
     # training

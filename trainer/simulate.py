@@ -136,9 +136,6 @@ def parse_args(argv=None) -> SimConfig:
     p.add_argument("--handover", type=float, default=None,
                    help="'zero_shot' strategies: labels at which the head's weight reaches "
                    "one half (default: trainer.zero_shot.HANDOVER_LABELS)")
-    p.add_argument("--class-samples-always", action="store_true",
-                   help="'+strat': class samples whatever the head's predicted classes (the "
-                   "product gates them on trainer.strategies.classes_uneven)")
     p.add_argument("--versus", default="",
                    help="comma-separated 'a:b' pairs: strategy a against b in the summary "
                    "(worst gap below, area under the curve)")
@@ -161,7 +158,6 @@ def parse_args(argv=None) -> SimConfig:
         trust_kappa=a.trust_kappa, head_candidates=a.head_candidates,
         finetune_at=[int(v) for v in _csv_list(a.finetune_at)],
         report_only=a.report_only, zero_shot_picks=a.zero_shot_picks, handover=a.handover,
-        class_sample_gate=not a.class_samples_always,
         versus=_csv_list(a.versus), area_to=a.area_to)
 
 

@@ -17,7 +17,6 @@ DEFAULT_STRATEGY = "margin"
 # Reasons recorded with every pick (Item.queue_reason / Annotation.picked_by).
 UNCERTAINTY, RANDOM_CONTROL, SEED, RANDOM = "uncertainty", "random_control", "seed", "random"
 CLASS_SAMPLE = "class_sample"  # drawn at random within one predicted class (with_class_samples)
-RARE_CLASS_SHARE = 0.5  # of an even share: a class predicted less often is rare (classes_uneven)
 
 
 class EmptyPoolError(ValueError):
@@ -433,19 +432,6 @@ def class_samples(predicted: np.ndarray, rows: np.ndarray, k: int, seed: int) ->
     groups = [rng.permutation(rows[predicted == c]).tolist() for c in np.unique(predicted)]
     turns = [int(i) for row in itertools.zip_longest(*groups) for i in row if i is not None]
     return turns[:k]
-
-
-def classes_uneven(predicted: np.ndarray, num_classes: int) -> bool:
-    """True when the model predicts some class for fewer than RARE_CLASS_SHARE / num_classes of
-    the rows. Class samples help there (an English shop's 77% positive reviews: uncertain picks
-    alone starve the rare classes) and only displace informative picks on even label sets (a
-    balanced two-class Chinese set); docs/bench/label_efficiency.md, "class samples where
-    the classes are uneven"."""
-    predicted = np.asarray(predicted, dtype=int)
-    if not len(predicted):
-        return False
-    counts = np.bincount(predicted, minlength=num_classes)
-    return bool(counts.min() < RARE_CLASS_SHARE * len(predicted) / num_classes)
 
 
 def with_class_samples(picks: list[Pick], predicted: np.ndarray, rows: np.ndarray,

@@ -18,9 +18,8 @@ first item, and every model is the head blended with the scorer by the handover 
 (zero_shot_weight: 1 with no label, 0.43 at 20); HeadFit.strategy says "zero_shot", then
 "<strategy>+zero_shot". Elsewhere the cold-start picks are k-means over the embeddings.
 Once trusted, project.class_sample_share of each queue are class samples (drawn at random
-within each class the model predicts; trainer.strategies.with_class_samples) while it predicts
-some class rarely (classes_uneven): uncertain picks alone taught English fine-tunes too narrow
-a neutral class, and on even classes cost the head its saving (docs/bench/label_efficiency.md).
+within each class the model predicts; trainer.strategies.with_class_samples): uncertain picks
+alone taught English fine-tunes too narrow a neutral class (docs/bench/label_efficiency.md).
 
 A strategy sees at most FAST_LOOP_CANDIDATES unlabeled items (FAST_LOOP_DIVERSITY_CANDIDATES
 for the embedding-diversity ones), drawn at random (small-text SubsamplingQueryStrategy) or,
@@ -174,16 +173,13 @@ def _fit(project: Project, x: np.ndarray, lab_rows: np.ndarray, y: np.ndarray):
 def _with_class_samples(project: Project, model, x: np.ndarray, lab_rows: np.ndarray, picks,
                         seed: int):
     """The project's class_sample_share of the picks drawn at random within the classes the
-    model predicts for at most FAST_LOOP_CANDIDATES open rows (a bounded re-rank); None where
-    it predicts every class often enough (trainer.strategies.classes_uneven)."""
-    from trainer.strategies import classes_uneven, with_class_samples
+    model predicts, of at most FAST_LOOP_CANDIDATES open rows (a bounded re-rank)."""
+    from trainer.strategies import with_class_samples
 
     rest = np.setdiff1d(np.arange(len(x)), lab_rows)
     rows = np.random.default_rng(seed).choice(
         rest, min(len(rest), settings.FAST_LOOP_CANDIDATES), replace=False)
     predicted = model.predict_proba(x[rows]).argmax(axis=1)
-    if not classes_uneven(predicted, len(project.label_names)):
-        return None
     return with_class_samples(list(picks), predicted, rows, project.class_sample_share, seed)
 
 
@@ -247,9 +243,8 @@ def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None 
                         if strategy in EMBEDDING_STRATEGIES else settings.FAST_LOOP_CANDIDATES),
             seed=seed)
         if not cold_start and strategy != "random" and project.class_sample_share:
-            sampled = _with_class_samples(project, model, x, lab_rows, picks, seed)
-            if sampled is not None:
-                picks, strategy = sampled, strategy + CLASS_SAMPLE_SUFFIX
+            picks = _with_class_samples(project, model, x, lab_rows, picks, seed)
+            strategy += CLASS_SAMPLE_SUFFIX
         strategy += BLENDED_SUFFIX if scorer is not None else ""
 
     fit = HeadFit(project=project, encoder=key, labels=labeled_now,

@@ -44,18 +44,6 @@ def pool(project):
     return [make_item(project, text, random_key=i / 100) for i, text in enumerate(texts)]
 
 
-@pytest.fixture
-def skewed_pool(project):
-    """Mostly positive, as a shop's reviews are: the head predicts two classes rarely."""
-    project.random_share = 0.0
-    project.fast_loop_every = 5
-    project.save()
-    counts = {"negative": 20, "neutral": 20, "positive": 120}
-    texts = [f"{WORDS[label]} item {i}" for label, n in counts.items() for i in range(n)]
-    return [make_item(project, text, random_key=(i * 37 % 160) / 160)
-            for i, text in enumerate(texts)]
-
-
 def _embed_all(project, on_commit):
     with mock.patch("annotator.tasks.embed_chunk_task.delay") as delay, on_commit(execute=True):
         result = pool_embed_start(project_id=project.pk)
@@ -120,25 +108,16 @@ def test_cold_start_spreads_then_the_head_ranks_by_uncertainty(
                                        annotation_count=0).order_by("-priority")[:5])
         _label(project, top, labeler, django_capture_on_commit_callbacks)
         fits.append(head_rerank(project_id=project.pk))
-    trusted = [f for f in fits if f.get("strategy") == "balanced_ties"]  # the default
+    trusted = [f for f in fits if f.get("strategy") == "balanced_ties+class_sample"]  # default
     assert trusted, fits  # consecutive heads agreed: uncertainty took over
     fit = HeadFit.objects.filter(project=project).first()
     assert fit.trusted and fit.labels == 30 and fit.kappa is None
     assert HeadFit.objects.filter(project=project, kappa__gte=0.8).exists()
     queue = list(Item.objects.filter(project=project, priority__isnull=False)
                  .order_by("-priority").values_list("queue_reason", flat=True))
-    assert set(queue) == {"uncertainty"}  # even classes: no class samples (classes_uneven)
-
-
-def test_on_skewed_classes_half_the_trusted_queue_are_class_samples(
-        project, skewed_pool, labeler, django_capture_on_commit_callbacks):
-    queue = _trusted_queue(project, labeler, django_capture_on_commit_callbacks)
-    assert HeadFit.objects.filter(project=project).first().strategy == \
-        "balanced_ties+class_sample"
-    reasons = [item.queue_reason for item in queue]
-    assert set(reasons) == {"uncertainty", "class_sample"}  # the two spread through the queue
-    assert abs(reasons.count("class_sample") - len(reasons) / 2) <= 1
-    assert set(reasons[:4]) == {"uncertainty", "class_sample"}
+    assert set(queue) == {"uncertainty", "class_sample"}  # the two spread through the queue
+    assert abs(queue.count("class_sample") - len(queue) / 2) <= 1
+    assert set(queue[:4]) == {"uncertainty", "class_sample"}
 
 
 def _trusted_queue(project, labeler, on_commit) -> list[Item]:
@@ -157,8 +136,7 @@ def _trusted_queue(project, labeler, on_commit) -> list[Item]:
 
 
 def test_class_samples_cover_every_predicted_class_and_carry_their_provenance(
-        project, skewed_pool, labeler, django_capture_on_commit_callbacks, settings):
-    settings.FAST_LOOP_QUEUE_SIZE = 20  # uncertain picks take no class's every open item
+        project, pool, labeler, django_capture_on_commit_callbacks):
     queue = _trusted_queue(project, labeler, django_capture_on_commit_callbacks)
     samples = [item for item in queue if item.queue_reason == "class_sample"]
     assert {item.head_label for item in samples} == set(WORDS)  # every class takes turns
@@ -174,7 +152,7 @@ def test_class_samples_cover_every_predicted_class_and_carry_their_provenance(
 
 
 def test_a_class_sample_share_of_zero_ranks_by_uncertainty_only(
-        project, skewed_pool, labeler, django_capture_on_commit_callbacks):
+        project, pool, labeler, django_capture_on_commit_callbacks):
     project.class_sample_share = 0.0
     queue = _trusted_queue(project, labeler, django_capture_on_commit_callbacks)
     assert {item.queue_reason for item in queue} == {"uncertainty"}

@@ -324,8 +324,7 @@ def test_with_few_labels_the_head_is_blended_then_ranks_once_trusted(pool, proje
         round(zero_shot_weight(n), 3) for n in labels]
     assert results[0]["zero_shot_weight"] == round(HANDOVER_LABELS / (HANDOVER_LABELS + 5), 3)
     assert results[0]["strategy"] == "zero_shot"  # no earlier fit to agree with
-    # trusted: the default strategy; of the 5 open items the head predicts one class
-    # rarely, so with class samples (classes_uneven)
+    # trusted: the default strategy, with class samples
     assert results[-1]["strategy"] == "balanced_ties+class_sample+zero_shot", results
     fit = HeadFit.objects.filter(project=project).first()
     assert fit.trusted and fit.strategy == "balanced_ties+class_sample+zero_shot"
@@ -339,8 +338,7 @@ def test_without_the_cold_start_the_fast_loop_ranks_as_before(pool, project, lab
     assert head_rerank(project_id=project.pk, force=True)["strategy"] == "embedding_kmeans"
     _label_top(project, labeler, 6)
     result = head_rerank(project_id=project.pk)
-    # 24 open items, even classes: no class samples
-    assert result["strategy"] == "balanced_ties" and result["zero_shot_weight"] == 0.0
+    assert result["strategy"] == "balanced_ties+class_sample" and result["zero_shot_weight"] == 0.0
 
 
 @pytest.mark.slow

@@ -142,25 +142,13 @@ def test_stratified_picks_keep_the_heads_first_and_take_every_class_in_turn():
 
     unlabeled = np.arange(100, 130)
     predicted = np.array([0] * 20 + [1] * 6 + [2] * 4)  # rows 100-119: class 0, ...
-    picks = with_stratified_picks([125, 101, 129, 110, 102, 103], predicted, unlabeled, 6, 3, 0)
+    picks = with_stratified_picks([125, 101, 129, 110, 102, 103], predicted, unlabeled, 6, 0)
     assert picks[:3] == [125, 101, 129]  # the head's first half, in its order
     rest = picks[3:]
     assert len(set(picks)) == 6 and not set(rest) & {125, 101, 129}
     assert sorted(predicted[np.searchsorted(unlabeled, rest)].tolist()) == [0, 1, 2]
     # a class with no row left is skipped; fewer rows than asked: all there are
-    assert len(with_stratified_picks([100], predicted[:2], unlabeled[:2], 2, 3, 0)) == 2
-    # even predicted classes: the head's picks alone, as the product (classes_uneven)
-    even = np.array([0, 1, 2] * 10)
-    assert with_stratified_picks([125, 101, 129, 110, 102, 103], even, unlabeled, 6, 3, 0) == [
-        125, 101, 129, 110, 102, 103]
-    always = with_stratified_picks([125, 101, 129, 110, 102, 103], even, unlabeled, 6, 3, 0,
-                                   gate=False)  # --class-samples-always
-    assert always[:3] == [125, 101, 129] and always[3:] != [110, 102, 103]
-    from trainer.simulate import parse_args
-
-    argv = ["--pool", "p.csv", "--eval", "e.csv"]
-    assert parse_args(argv).class_sample_gate
-    assert not parse_args([*argv, "--class-samples-always"]).class_sample_gate
+    assert len(with_stratified_picks([100], predicted[:2], unlabeled[:2], 2, 0)) == 2
 
 
 def test_variants_parse_and_unknown_ones_are_refused():

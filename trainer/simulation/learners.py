@@ -125,15 +125,12 @@ def head_variant(strategy: str) -> tuple[str, bool, bool, str]:
 
 
 def with_stratified_picks(picks: list[int], predicted: np.ndarray, unlabeled: np.ndarray,
-                          n: int, num_classes: int, seed: int, gate: bool = True) -> list[int]:
+                          n: int, seed: int) -> list[int]:
     """The first n - STRATIFIED_SHARE * n of the head's picks, then trainer.strategies'
     class_samples of the other unlabeled rows (the product's with_class_samples, in batch
-    order), where the head's predicted classes are uneven (classes_uneven, as the product;
-    gate False: always). predicted: the head's class of each row of unlabeled."""
-    from trainer.strategies import class_samples, classes_uneven
+    order). predicted: the head's class of each row of unlabeled."""
+    from trainer.strategies import class_samples
 
-    if gate and not classes_uneven(predicted, num_classes):
-        return list(picks)
     k = int(round(n * STRATIFIED_SHARE))
     kept = list(picks[: n - k])
     free = ~np.isin(unlabeled, kept)
@@ -223,8 +220,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
                 if stratified and phase != "diversity":
                     predicted = model.predict_proba(x_pool[unl]).argmax(axis=1)
                     picks = with_stratified_picks(picks, predicted, unl, cfg.batch_size,
-                                                  len(names), seed * 1000 + r,
-                                                  cfg.class_sample_gate)
+                                                  seed * 1000 + r)
                 labeled = labeled + picks
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)
