@@ -94,6 +94,25 @@ def test_ci_fails_when_a_browser_or_postgres_test_skips(tmp_path):
     assert "1 failed, 1 passed, 1 skipped, 1 xfailed, 1 error" in out
 
 
+def test_a_skip_for_this_machines_cpu_passes_and_is_listed(tmp_path):
+    source = f"""
+    import pytest
+
+    @pytest.mark.postgres
+    def test_needs_a_binary_this_cpu_lacks():
+        pytest.skip("{service_guard.CPU_SKIP} the bundled pgvector (SIGILL)")
+
+    @pytest.mark.postgres
+    def test_says_cpu_later():
+        pytest.skip("PostgreSQL missing; {service_guard.CPU_SKIP} nothing")
+    """
+    run = _pytest(tmp_path, source, require="1")
+    out = run.stdout + run.stderr
+    assert "1 failed, 1 skipped" in out  # only a reason that starts with it
+    assert "service tests this CPU cannot run" in out
+    assert "test_probe.py::test_needs_a_binary_this_cpu_lacks" in out
+
+
 @pytest.mark.parametrize("require", [None, "0"])
 def test_local_runs_may_skip_service_tests(tmp_path, require):
     run = _pytest(tmp_path, PROBE, require=require)
