@@ -149,6 +149,15 @@ def test_stratified_picks_keep_the_heads_first_and_take_every_class_in_turn():
     assert sorted(predicted[np.searchsorted(unlabeled, rest)].tolist()) == [0, 1, 2]
     # a class with no row left is skipped; fewer rows than asked: all there are
     assert len(with_stratified_picks([100], predicted[:2], unlabeled[:2], 2, 0)) == 2
+    # a quarter of the batch (--class-sample-share 0.25): the head keeps three of four
+    quarter = with_stratified_picks([125, 101, 129, 110, 102, 103, 104, 105], predicted,
+                                    unlabeled, 8, 0, share=0.25)
+    assert quarter[:6] == [125, 101, 129, 110, 102, 103] and len(set(quarter)) == 8
+    from trainer.simulate import parse_args
+
+    argv = ["--pool", "p.csv", "--eval", "e.csv"]
+    assert parse_args(argv).class_sample_share == 0.5  # the product's default
+    assert parse_args([*argv, "--class-sample-share", "0.25"]).class_sample_share == 0.25
 
 
 def test_variants_parse_and_unknown_ones_are_refused():

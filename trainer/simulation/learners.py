@@ -31,7 +31,6 @@ BASELINE_AT = (100, 200, 500, 1000)  # head learner: TF-IDF + LR on the same lab
 # evaluated model the zero-shot scorer blended with the head by the handover rule
 ZERO_SHOT = COLD_START_ZERO_SHOT  # the simulation's name of the platform's cold start
 STRATIFIED = "strat"  # modifier: the product's class samples after the cold start
-STRATIFIED_SHARE = 0.5  # "+strat": the share of each batch drawn within predicted classes
 
 
 def _initial_labels(cfg: SimConfig, pool_x: list[str], seed: int) -> list[int]:
@@ -125,13 +124,13 @@ def head_variant(strategy: str) -> tuple[str, bool, bool, str]:
 
 
 def with_stratified_picks(picks: list[int], predicted: np.ndarray, unlabeled: np.ndarray,
-                          n: int, seed: int) -> list[int]:
-    """The first n - STRATIFIED_SHARE * n of the head's picks, then trainer.strategies'
-    class_samples of the other unlabeled rows (the product's with_class_samples, in batch
-    order). predicted: the head's class of each row of unlabeled."""
+                          n: int, seed: int, share: float = 0.5) -> list[int]:
+    """The first n - share * n of the head's picks, then trainer.strategies' class_samples
+    of the other unlabeled rows (the product's with_class_samples, in batch order).
+    predicted: the head's class of each row of unlabeled."""
     from trainer.strategies import class_samples
 
-    k = int(round(n * STRATIFIED_SHARE))
+    k = int(round(n * share))
     kept = list(picks[: n - k])
     free = ~np.isin(unlabeled, kept)
     return kept + class_samples(predicted[free], unlabeled[free], n - len(kept), seed)
@@ -220,7 +219,7 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
                 if stratified and phase != "diversity":
                     predicted = model.predict_proba(x_pool[unl]).argmax(axis=1)
                     picks = with_stratified_picks(picks, predicted, unl, cfg.batch_size,
-                                                  seed * 1000 + r)
+                                                  seed * 1000 + r, cfg.class_sample_share)
                 labeled = labeled + picks
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)

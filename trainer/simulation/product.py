@@ -243,7 +243,8 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
                                                      candidates=cfg.head_candidates)]
                 if stratified and phase != "diversity":
                     predicted = model.predict_proba(x_pool[unl]).argmax(axis=1)
-                    picks = with_stratified_picks(picks, predicted, unl, n, seed * 1000 + r)
+                    picks = with_stratified_picks(picks, predicted, unl, n, seed * 1000 + r,
+                                                  cfg.class_sample_share)
                 labeled = labeled + picks
         r += 1
     with (runs / f"{strategy}-{seed}.csv").open("w", newline="") as f:
