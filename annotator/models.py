@@ -108,7 +108,8 @@ class Project(models.Model):
         default=0.5,
         help_text="Once the head is trusted, this share of each re-ranked queue is drawn at "
         "random within each class the head predicts (typical items of every class beside "
-        "the uncertain ones; 0: uncertain picks only).",
+        "the uncertain ones), half of it while the head predicts every class often; 0: "
+        "uncertain picks only.",
     )
 
     # training

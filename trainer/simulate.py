@@ -138,7 +138,11 @@ def parse_args(argv=None) -> SimConfig:
                    "one half (default: trainer.zero_shot.HANDOVER_LABELS)")
     p.add_argument("--class-sample-share", type=float, default=0.5,
                    help="'+strat': the share of each batch drawn at random within the head's "
-                   "predicted classes (the product's Project.class_sample_share)")
+                   "predicted classes (the product's Project.class_sample_share), halved "
+                   "while the head predicts every class often, as the product")
+    p.add_argument("--class-share-flat", action="store_true",
+                   help="'+strat': the same share whatever the predicted classes (the "
+                   "product before 2026-12-06)")
     p.add_argument("--versus", default="",
                    help="comma-separated 'a:b' pairs: strategy a against b in the summary "
                    "(worst gap below, area under the curve)")
@@ -161,7 +165,8 @@ def parse_args(argv=None) -> SimConfig:
         trust_kappa=a.trust_kappa, head_candidates=a.head_candidates,
         finetune_at=[int(v) for v in _csv_list(a.finetune_at)],
         report_only=a.report_only, zero_shot_picks=a.zero_shot_picks, handover=a.handover,
-        class_sample_share=a.class_sample_share, versus=_csv_list(a.versus), area_to=a.area_to)
+        class_sample_share=a.class_sample_share,
+        class_share_flat=a.class_share_flat, versus=_csv_list(a.versus), area_to=a.area_to)
 
 
 def main(argv=None) -> int:

@@ -434,6 +434,25 @@ def class_samples(predicted: np.ndarray, rows: np.ndarray, k: int, seed: int) ->
     return turns[:k]
 
 
+def classes_uneven(predicted: np.ndarray, num_classes: int) -> bool:
+    """Whether some class is predicted for fewer than half an even share of the rows (under
+    1/6 with three classes, 1/4 with two, or never): the case class-balanced picks are for,
+    a rare class that uncertain picks starve."""
+    predicted = np.asarray(predicted)
+    if not len(predicted):
+        return False
+    counts = np.bincount(predicted, minlength=num_classes)
+    return bool(counts.min() < len(predicted) / (2 * num_classes))
+
+
+def class_sample_share(predicted: np.ndarray, num_classes: int, share: float) -> float:
+    """The share of a queue given to class samples: `share` where the predicted classes are
+    uneven, half of it where they are even. On even classes class samples cost the head's
+    ranking labels; none at all let a fine-tune on the uncertain picks alone collapse
+    (docs/bench/label_efficiency.md, "half the share on even classes")."""
+    return share if classes_uneven(predicted, num_classes) else share / 2
+
+
 def with_class_samples(picks: list[Pick], predicted: np.ndarray, rows: np.ndarray,
                        share: float, seed: int) -> list[Pick]:
     """The first len(picks) - k picks (k = share of the batch), the other k class_samples of

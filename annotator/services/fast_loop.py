@@ -18,8 +18,11 @@ first item, and every model is the head blended with the scorer by the handover 
 (zero_shot_weight: 1 with no label, 0.43 at 20); HeadFit.strategy says "zero_shot", then
 "<strategy>+zero_shot". Elsewhere the cold-start picks are k-means over the embeddings.
 Once trusted, project.class_sample_share of each queue are class samples (drawn at random
-within each class the model predicts; trainer.strategies.with_class_samples): uncertain picks
-alone taught English fine-tunes too narrow a neutral class (docs/bench/label_efficiency.md).
+within each class the model predicts; trainer.strategies.with_class_samples), half that
+share while the model predicts every class often (class_sample_share): uncertain picks alone
+taught English fine-tunes too narrow a neutral class, and on even Chinese classes let a
+fine-tune collapse, while a full share there cost the head its ranking
+(docs/bench/label_efficiency.md).
 
 A strategy sees at most FAST_LOOP_CANDIDATES unlabeled items (FAST_LOOP_DIVERSITY_CANDIDATES
 for the embedding-diversity ones), drawn at random (small-text SubsamplingQueryStrategy) or,
@@ -172,15 +175,17 @@ def _fit(project: Project, x: np.ndarray, lab_rows: np.ndarray, y: np.ndarray):
 
 def _with_class_samples(project: Project, model, x: np.ndarray, lab_rows: np.ndarray, picks,
                         seed: int):
-    """The project's class_sample_share of the picks drawn at random within the classes the
-    model predicts, of at most FAST_LOOP_CANDIDATES open rows (a bounded re-rank)."""
-    from trainer.strategies import with_class_samples
+    """The project's class_sample_share of the picks (half of it on even predicted classes)
+    drawn at random within the classes the model predicts, of at most FAST_LOOP_CANDIDATES
+    open rows (a bounded re-rank)."""
+    from trainer.strategies import class_sample_share, with_class_samples
 
     rest = np.setdiff1d(np.arange(len(x)), lab_rows)
     rows = np.random.default_rng(seed).choice(
         rest, min(len(rest), settings.FAST_LOOP_CANDIDATES), replace=False)
     predicted = model.predict_proba(x[rows]).argmax(axis=1)
-    return with_class_samples(list(picks), predicted, rows, project.class_sample_share, seed)
+    share = class_sample_share(predicted, len(project.label_names), project.class_sample_share)
+    return with_class_samples(list(picks), predicted, rows, share, seed)
 
 
 def head_rerank(*, project_id: int, force: bool = False, queue_size: int | None = None) -> dict:

@@ -44,6 +44,18 @@ def pool(project):
     return [make_item(project, text, random_key=i / 100) for i, text in enumerate(texts)]
 
 
+@pytest.fixture
+def skewed_pool(project):
+    """Mostly positive, as a shop's reviews are: the head predicts two classes rarely."""
+    project.random_share = 0.0
+    project.fast_loop_every = 5
+    project.save()
+    counts = {"negative": 20, "neutral": 20, "positive": 120}
+    texts = [f"{WORDS[label]} item {i}" for label, n in counts.items() for i in range(n)]
+    return [make_item(project, text, random_key=(i * 37 % 160) / 160)
+            for i, text in enumerate(texts)]
+
+
 def _embed_all(project, on_commit):
     with mock.patch("annotator.tasks.embed_chunk_task.delay") as delay, on_commit(execute=True):
         result = pool_embed_start(project_id=project.pk)
@@ -116,8 +128,20 @@ def test_cold_start_spreads_then_the_head_ranks_by_uncertainty(
     queue = list(Item.objects.filter(project=project, priority__isnull=False)
                  .order_by("-priority").values_list("queue_reason", flat=True))
     assert set(queue) == {"uncertainty", "class_sample"}  # the two spread through the queue
-    assert abs(queue.count("class_sample") - len(queue) / 2) <= 1
-    assert set(queue[:4]) == {"uncertainty", "class_sample"}
+    # even classes: half the project's share (trainer.strategies.class_sample_share)
+    assert abs(queue.count("class_sample") - len(queue) / 4) <= 1
+    assert "class_sample" in queue[:5]
+
+
+def test_on_skewed_classes_the_whole_share_of_the_trusted_queue_are_class_samples(
+        project, skewed_pool, labeler, django_capture_on_commit_callbacks):
+    queue = _trusted_queue(project, labeler, django_capture_on_commit_callbacks)
+    assert HeadFit.objects.filter(project=project).first().strategy == \
+        "balanced_ties+class_sample"
+    reasons = [item.queue_reason for item in queue]
+    assert set(reasons) == {"uncertainty", "class_sample"}  # the two spread through the queue
+    assert abs(reasons.count("class_sample") - len(reasons) / 2) <= 1
+    assert set(reasons[:4]) == {"uncertainty", "class_sample"}
 
 
 def _trusted_queue(project, labeler, on_commit) -> list[Item]:

@@ -142,22 +142,28 @@ def test_stratified_picks_keep_the_heads_first_and_take_every_class_in_turn():
 
     unlabeled = np.arange(100, 130)
     predicted = np.array([0] * 20 + [1] * 6 + [2] * 4)  # rows 100-119: class 0, ...
-    picks = with_stratified_picks([125, 101, 129, 110, 102, 103], predicted, unlabeled, 6, 0)
+    proba = np.eye(3)[predicted]  # uneven: class 2 under half an even share
+    picks = with_stratified_picks([125, 101, 129, 110, 102, 103], proba, unlabeled, 6, 0)
     assert picks[:3] == [125, 101, 129]  # the head's first half, in its order
     rest = picks[3:]
     assert len(set(picks)) == 6 and not set(rest) & {125, 101, 129}
     assert sorted(predicted[np.searchsorted(unlabeled, rest)].tolist()) == [0, 1, 2]
     # a class with no row left is skipped; fewer rows than asked: all there are
-    assert len(with_stratified_picks([100], predicted[:2], unlabeled[:2], 2, 0)) == 2
-    # a quarter of the batch (--class-sample-share 0.25): the head keeps three of four
-    quarter = with_stratified_picks([125, 101, 129, 110, 102, 103, 104, 105], predicted,
-                                    unlabeled, 8, 0, share=0.25)
-    assert quarter[:6] == [125, 101, 129, 110, 102, 103] and len(set(quarter)) == 8
+    assert len(with_stratified_picks([100], proba[:2], unlabeled[:2], 2, 0)) == 2
+    # even predicted classes: half the share, as the product (class_sample_share) ...
+    even = np.eye(3)[[0, 1, 2] * 10]
+    head = [125, 101, 129, 110, 102, 103, 104, 105]
+    assert with_stratified_picks(head, even, unlabeled, 8, 0)[:6] == head[:6]
+    # ... unless flat (--class-share-flat)
+    flat = with_stratified_picks(head, even, unlabeled, 8, 0, flat=True)
+    assert flat[:4] == head[:4] and flat[4:] != head[4:]
     from trainer.simulate import parse_args
 
     argv = ["--pool", "p.csv", "--eval", "e.csv"]
     assert parse_args(argv).class_sample_share == 0.5  # the product's default
-    assert parse_args([*argv, "--class-sample-share", "0.25"]).class_sample_share == 0.25
+    assert not parse_args(argv).class_share_flat
+    config = parse_args([*argv, "--class-sample-share", "0.25", "--class-share-flat"])
+    assert config.class_sample_share == 0.25 and config.class_share_flat
 
 
 def test_variants_parse_and_unknown_ones_are_refused():

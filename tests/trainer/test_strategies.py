@@ -7,7 +7,9 @@ from trainer.strategies import (
     UNCERTAINTY,
     EmptyPoolError,
     Pick,
+    class_sample_share,
     class_samples,
+    classes_uneven,
     entropy,
     least_confidence,
     margin,
@@ -187,3 +189,18 @@ def test_with_class_samples_keeps_the_top_picks_and_spreads_the_samples():
     assert not set(samples) & {0, 1, 2} and {predicted[i] for i in samples} == {0, 1}
     assert with_class_samples(picks, predicted, rows, 0.0, seed=1) == picks
     assert with_class_samples(picks[:1], predicted, rows, 0.5, seed=1) == picks[:1]
+
+
+def test_classes_are_uneven_when_one_is_predicted_under_half_an_even_share():
+    assert classes_uneven(np.array([0] * 77 + [1] * 12 + [2] * 11), 3)  # a shop's reviews
+    assert not classes_uneven(np.array([0] * 52 + [1] * 48), 2)  # a balanced binary set
+    assert classes_uneven(np.array([0] * 10), 2)  # a class never predicted
+    assert not classes_uneven(np.array([0] * 26 + [1] * 74), 2)  # 26% of 2 classes: even enough
+    assert classes_uneven(np.array([0] * 24 + [1] * 76), 2)
+    assert not classes_uneven(np.array([], dtype=int), 3)
+
+
+def test_even_classes_get_half_the_class_sample_share():
+    assert class_sample_share(np.array([0] * 77 + [1] * 12 + [2] * 11), 3, 0.5) == 0.5
+    assert class_sample_share(np.array([0] * 52 + [1] * 48), 2, 0.5) == 0.25
+    assert class_sample_share(np.array([0] * 52 + [1] * 48), 2, 0.0) == 0.0

@@ -47,6 +47,7 @@ class SimConfig:
     # strategy on the zero-shot scorer blended with the head)
     handover: float | None = None  # "zero_shot": trainer.zero_shot's handover (None: default)
     class_sample_share: float = 0.5  # "+strat": of each batch (the product's default)
+    class_share_flat: bool = False  # "+strat": not halved on even predicted classes
     versus: list[str] = field(default_factory=list)  # "a:b" pairs compared in the summary
     area_to: int = 500  # the summary's area under the curve up to this many labels
 

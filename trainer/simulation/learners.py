@@ -123,13 +123,17 @@ def head_variant(strategy: str) -> tuple[str, bool, bool, str]:
         "balanced_ties" if "bal" in mods else "breaking_ties"
 
 
-def with_stratified_picks(picks: list[int], predicted: np.ndarray, unlabeled: np.ndarray,
-                          n: int, seed: int, share: float = 0.5) -> list[int]:
+def with_stratified_picks(picks: list[int], proba: np.ndarray, unlabeled: np.ndarray,
+                          n: int, seed: int, share: float = 0.5, flat: bool = False) -> list[int]:
     """The first n - share * n of the head's picks, then trainer.strategies' class_samples
-    of the other unlabeled rows (the product's with_class_samples, in batch order).
-    predicted: the head's class of each row of unlabeled."""
-    from trainer.strategies import class_samples
+    of the other unlabeled rows (the product's with_class_samples, in batch order); half the
+    share where the head predicts every class often (class_sample_share, as the product;
+    flat: the same share whatever the classes). proba: the head's, of each row of unlabeled."""
+    from trainer.strategies import class_sample_share, class_samples
 
+    predicted = proba.argmax(axis=1)
+    if not flat:
+        share = class_sample_share(predicted, proba.shape[1], share)
     k = int(round(n * share))
     kept = list(picks[: n - k])
     free = ~np.isin(unlabeled, kept)
@@ -217,9 +221,9 @@ def run_head(cfg: SimConfig, strategy: str, seed: int) -> Path:
                                    subsampling="anchor" if anchor else "random")
                 picks = [p.index for p in picks]
                 if stratified and phase != "diversity":
-                    predicted = model.predict_proba(x_pool[unl]).argmax(axis=1)
-                    picks = with_stratified_picks(picks, predicted, unl, cfg.batch_size,
-                                                  seed * 1000 + r, cfg.class_sample_share)
+                    picks = with_stratified_picks(
+                        picks, model.predict_proba(x_pool[unl]), unl, cfg.batch_size,
+                        seed * 1000 + r, cfg.class_sample_share, cfg.class_share_flat)
                 labeled = labeled + picks
         row["seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)

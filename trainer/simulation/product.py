@@ -242,9 +242,9 @@ def run_product(cfg: SimConfig, strategy: str, seed: int) -> Path:
                                                      seed=seed * 1000 + r,
                                                      candidates=cfg.head_candidates)]
                 if stratified and phase != "diversity":
-                    predicted = model.predict_proba(x_pool[unl]).argmax(axis=1)
-                    picks = with_stratified_picks(picks, predicted, unl, n, seed * 1000 + r,
-                                                  cfg.class_sample_share)
+                    picks = with_stratified_picks(
+                        picks, model.predict_proba(x_pool[unl]), unl, n, seed * 1000 + r,
+                        cfg.class_sample_share, cfg.class_share_flat)
                 labeled = labeled + picks
         r += 1
     with (runs / f"{strategy}-{seed}.csv").open("w", newline="") as f:
