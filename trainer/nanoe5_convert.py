@@ -279,7 +279,10 @@ def convert(out_dir: str | Path, source: str | Path | None = None) -> Path:
         type_vocab_size=h.type_vocab, layer_norm_eps=h.eps, hidden_act="gelu",
         pad_token_id=packed.special_ids["pad"], architectures=["BertModel"],
     )
-    model = BertModel(config, add_pooling_layer=False)
+    # BertModel draws random initial weights (all overwritten below); a fine-tune that seeds
+    # and then converts must not start from another random state than later runs
+    with torch.random.fork_rng(devices=[]):
+        model = BertModel(config, add_pooling_layer=False)
     state = {name: torch.from_numpy(np.ascontiguousarray(value))
              for name, value in bert_state_dict(packed).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)

